@@ -1,0 +1,4 @@
+"""`python -m bdemu` is `bdemu`."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""The `bdemu` command line: options -> Emulator, exit statuses, one-line errors."""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from . import __version__
+from .errors import BdemuError, UsageError
+
+RUN_SETTINGS = {"allow_interspersed_args": False, "help_option_names": ["-h", "--help"]}
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("b").removesuffix("i")
+    factor = units.get(text[-1:], 1)
+    try:
+        return int(text[:-1] if text[-1:] in units else text, 0) * factor
+    except ValueError:
+        raise UsageError(f"invalid size {text!r} (use e.g. 64M)") from None
+
+
+def guest_options(function):
+    """Options shared by `run` and `record` (SPEC section 3)."""
+    decorators = [
+        click.option("--plugin", "-p", "plugins", multiple=True, metavar="NAME[,key=value]...",
+                     help="Load a plugin: built-in name, file.py[:Class] or module:Class."),
+        click.option("--rootfs", metavar="DIR", help="The guest's / is DIR; nothing outside is reachable."),
+        click.option("--env", "env_set", multiple=True, metavar="K=V", help="Add or override a variable."),
+        click.option("--unset-env", "env_unset", multiple=True, metavar="K", help="Remove a variable."),
+        click.option("--cwd", metavar="DIR", help="The guest's working directory."),
+        click.option("--backdoor-pages", type=int, default=1, show_default=True,
+                     help="Size of the backdoor data window in 4 KiB pages (1..65536)."),
+        click.option("--backdoor-path", metavar="BASE", help="Serve the seed's user-mode files BASE-control/BASE-data."),
+        click.option("--max-insns", type=int, metavar="N", help="Stop after N instructions (exit 124)."),
+        click.option("--timeout", type=float, metavar="SECONDS", help="Stop after SECONDS of wall time (exit 124)."),
+        click.option("--max-memory", metavar="SIZE", help="Guest mmap/brk beyond SIZE fail with ENOMEM."),
+        click.option("--output", "-o", "output", metavar="FILE", help="Where plugin output goes (default: stderr)."),
+        click.option("--strict", is_flag=True, help="Unsupported syscalls stop the run (exit 125)."),
+        click.option("--debug", is_flag=True, help="Show Python tracebacks."),
+        click.argument("guest"),
+        click.argument("guest_args", nargs=-1, type=click.UNPROCESSED),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
+                   backdoor_path, max_memory, output, strict):
+    from .emulator import Emulator
+    from .plugin_loader import parse_spec
+
+    environment = dict(os.environ)
+    for pair in env_set:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env expects K=V, not {pair!r}")
+        environment[key] = value
+    for key in env_unset:
+        environment.pop(key, None)
+    if cwd is not None and rootfs is None and not os.path.isdir(cwd):
+        raise UsageError(f"--cwd {cwd!r} is not a directory")
+    specs = [parse_spec(text) for text in plugins]
+    emu = Emulator(guest, argv=[guest, *guest_args], env=environment, rootfs=rootfs,
+                   backdoor_pages=backdoor_pages, cwd=cwd, strict=strict, backdoor_path=backdoor_path,
+                   max_memory=_size(max_memory) if max_memory else None)
+    if output:
+        try:
+            emu.output = open(output, "w")
+        except OSError as error:
+            raise UsageError(f"cannot write --output {output!r}: {error.strerror}") from None
+    for name, options in specs:
+        emu.add_plugin(name, **options)
+    return emu
+
+
+def report(result) -> int:
+    if result.reason != "exit" and result.message:
+        print(f"bdemu: {result.message}", file=sys.stderr, flush=True)
+    return result.exit_code
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="bdemu", message="%(prog)s %(version)s")
+def cli() -> None:
+    """bdemu: run Linux ELF guests on Unicorn, trace them with plugins, let them call Python."""
+
+
+@cli.command(context_settings=RUN_SETTINGS)
+@guest_options
+def run(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages, backdoor_path,
+        max_insns, timeout, max_memory, output, strict, debug):
+    """Run GUEST with GUEST_ARGS and exit with its status."""
+    emu = build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
+                         backdoor_path, max_memory, output, strict)
+    _check_limits(max_insns, timeout)
+    result = emu.run(max_insns=max_insns, timeout=timeout)
+    _close_output(emu)
+    sys.exit(report(result))
+
+
+def _check_limits(max_insns, timeout) -> None:
+    if max_insns is not None and max_insns <= 0:
+        raise UsageError("--max-insns must be positive")
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be positive")
+
+
+def _close_output(emu) -> None:
+    output = getattr(emu, "output", None)
+    if output is not None and output not in (sys.stderr, sys.stdout):
+        output.close()
+
+
+@cli.command("plugins")
+def list_plugins():
+    """List the available plugins with their options."""
+    from .plugin_loader import available
+    for name, cls in available():
+        doc = (cls.__doc__ or "").strip().splitlines()
+        click.echo(f"{name:12} {doc[0] if doc else ''}")
+        for key, (kind, default, text) in cls.options.items():
+            click.echo(f"{'':14}{key}={kind.__name__} (default {default!r}): {text}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every failure becomes one `bdemu: ` line and an exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        return cli.main(args, prog_name="bdemu", standalone_mode=False) or 0
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 0
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.Abort:
+        print("bdemu: aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as error:
+        print(f"bdemu: {error.format_message()}", file=sys.stderr)
+        return 2
+    except BdemuError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"bdemu: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print("bdemu: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug in bdemu: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"bdemu: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 125

@@ -1,0 +1,59 @@
+"""AArch64 (ARMv8-A, little endian) Linux user mode."""
+from __future__ import annotations
+
+import capstone
+import unicorn
+from unicorn import arm64_const
+
+from bdemu.linux.tables.aarch64 import SYSCALLS
+
+from .base import Arch, RegisterAccess, SyscallABI
+from .x86_64 import _unicorn_registers
+
+
+def _set_tls(regs: RegisterAccess, value: int) -> None:
+    regs.set_reg("tpidr_el0", value)
+
+
+REGISTERS = {**_unicorn_registers(arm64_const, "UC_ARM64_REG_"),
+             "fp": arm64_const.UC_ARM64_REG_X29, "lr": arm64_const.UC_ARM64_REG_X30}
+
+# HWCAP_FP | ASIMD | AES | PMULL | SHA1 | SHA2 | CRC32 | ATOMICS: what Unicorn's "max" CPU implements.
+_HWCAP = 0x1FB
+
+ARCH = Arch(
+    name="aarch64",
+    bits=64,
+    byteorder="little",
+    elf_machine=183,  # EM_AARCH64
+    uc_arch=unicorn.UC_ARCH_ARM64,
+    uc_mode=unicorn.UC_MODE_ARM,
+    cs_arch=capstone.CS_ARCH_ARM64,
+    cs_mode=capstone.CS_MODE_ARM,
+    ks_arch=2,  # keystone KS_ARCH_ARM64
+    ks_mode=0,  # KS_MODE_LITTLE_ENDIAN
+    registers=REGISTERS,
+    general_registers=tuple(f"x{i}" for i in range(31)) + ("tpidr_el0",),
+    pc="pc",
+    sp="sp",
+    syscall=SyscallABI(number="x8", args=("x0", "x1", "x2", "x3", "x4", "x5"), result="x0",
+                       trap=("intr", 2)),  # EXCP_SWI
+    syscall_numbers=SYSCALLS,
+    # EXCP_UDEF, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT
+    fault_signals={1: 4, 3: 11, 4: 11, 7: 5},
+    uname_machine="aarch64",
+    platform="aarch64",
+    hwcap=_HWCAP,
+    hwcap2=0,
+    stat_layout="generic64",
+    stack_top=0x7FFFFFFFF000,
+    stack_size=8 << 20,
+    mmap_top=0x7FFFF7FFF000,
+    pie_base=0x555555554000,
+    backdoor_control_addr=0x7FFE00000000,
+    set_tls=_set_tls,
+    tls_register="tpidr_el0",
+    initial_registers={"fpcr": 0, "fpsr": 0},
+    variants={"open_flags": "arm", "clone": "tls_fourth"},
+    cpu_model=arm64_const.UC_CPU_ARM64_MAX,
+)

@@ -1,0 +1,102 @@
+"""The architecture description every other layer reads instead of branching on an ISA.
+
+One frozen `Arch` per ISA lives in `bdemu/cpu/<isa>.py`; `bdemu.cpu.registry`
+selects it from ELF header fields. Behaviour that differs per ISA and cannot
+be data (TLS set-up, how a trap is recognised) is a small function stored in
+the description, defined next to the table it belongs to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol
+
+
+class RegisterAccess(Protocol):
+    """What ISA hooks need from the emulator: read and write registers by name."""
+
+    def reg(self, name: str) -> int: ...
+
+    def set_reg(self, name: str, value: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class SyscallABI:
+    """How a syscall arrives and where its number, arguments and result live.
+
+    `trap` is either ("insn", unicorn instruction id) for a hookable
+    instruction, or ("intr", interrupt number) for an interrupt hook.
+    `error_flag` names a register that is set to 1 on error (MIPS `a3`), in
+    which case the result register holds the positive errno.
+    """
+
+    number: str
+    args: tuple[str, ...]
+    result: str
+    trap: tuple[str, int]
+    error_flag: str | None = None
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Everything bdemu needs to know about one ISA, as data."""
+
+    name: str
+    bits: int
+    byteorder: str
+    elf_machine: int
+    uc_arch: int
+    uc_mode: int
+    cs_arch: int
+    cs_mode: int
+    ks_arch: int
+    ks_mode: int
+    registers: Mapping[str, int]
+    general_registers: tuple[str, ...]
+    pc: str
+    sp: str
+    syscall: SyscallABI
+    syscall_numbers: Mapping[int, str]
+    #: Unicorn interrupt number -> the Linux signal its fault raises.
+    fault_signals: Mapping[int, int]
+    uname_machine: str
+    platform: str
+    hwcap: int
+    hwcap2: int
+    #: Layout of `struct stat` for fstat/newfstatat (see bdemu/linux/structs.py).
+    stat_layout: str
+    stack_top: int
+    stack_size: int
+    mmap_top: int
+    pie_base: int
+    #: The control page of the backdoor device; the data window follows it.
+    backdoor_control_addr: int
+    set_tls: Callable[[RegisterAccess, int], None]
+    #: The register that holds the thread pointer once `set_tls` ran.
+    tls_register: str
+    initial_registers: Mapping[str, int] = field(default_factory=dict)
+    #: Registers written through Unicorn before start-up that are not plain ints (e.g. x87 control word).
+    cpu_model: int | None = None
+    page_size: int = 4096
+    #: Per-ISA errno numbers that differ from the generic ones (MIPS), name -> number.
+    errno_overrides: Mapping[str, int] = field(default_factory=dict)
+    #: Named ABI variants where an ISA departs from the common Linux layout
+    #: (e.g. "open_flags": "arm"); the Linux layer looks them up by name.
+    variants: Mapping[str, str] = field(default_factory=dict)
+    map_anonymous: int = 0x20
+    #: Size of the kernel's `struct sigaction` and the offset of its handler field.
+    sigaction_size: int = 32
+    sigaction_handler_offset: int = 0
+    #: Linux signal numbers where this ISA differs from the common ones (MIPS), name -> number.
+    signal_overrides: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def word_size(self) -> int:
+        return self.bits // 8
+
+    @property
+    def word_mask(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
+    def syscall_by_name(self) -> dict[str, int]:
+        return {name: nr for nr, name in self.syscall_numbers.items()}

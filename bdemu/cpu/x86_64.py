@@ -1,0 +1,61 @@
+"""x86-64 (AMD64) Linux user mode."""
+from __future__ import annotations
+
+import capstone
+import unicorn
+from unicorn import x86_const
+
+from bdemu.linux.tables.x86_64 import SYSCALLS
+
+from .base import Arch, RegisterAccess, SyscallABI
+
+
+def _unicorn_registers(module, prefix: str) -> dict[str, int]:
+    """Lower-case register names (as Capstone prints them) -> Unicorn ids."""
+    return {name[len(prefix):].lower(): value for name, value in vars(module).items()
+            if name.startswith(prefix) and not name.endswith(("ENDING", "INVALID"))}
+
+
+def _set_tls(regs: RegisterAccess, value: int) -> None:
+    regs.set_reg("fs_base", value)
+
+
+REGISTERS = {**_unicorn_registers(x86_const, "UC_X86_REG_"), "pc": x86_const.UC_X86_REG_RIP,
+             "sp": x86_const.UC_X86_REG_RSP}
+
+ARCH = Arch(
+    name="x86_64",
+    bits=64,
+    byteorder="little",
+    elf_machine=62,  # EM_X86_64
+    uc_arch=unicorn.UC_ARCH_X86,
+    uc_mode=unicorn.UC_MODE_64,
+    cs_arch=capstone.CS_ARCH_X86,
+    cs_mode=capstone.CS_MODE_64,
+    ks_arch=4,  # keystone KS_ARCH_X86
+    ks_mode=8,  # KS_MODE_64
+    registers=REGISTERS,
+    general_registers=("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10",
+                       "r11", "r12", "r13", "r14", "r15", "fs_base", "gs_base"),
+    pc="rip",
+    sp="rsp",
+    syscall=SyscallABI(number="rax", args=("rdi", "rsi", "rdx", "r10", "r8", "r9"), result="rax",
+                       trap=("insn", x86_const.UC_X86_INS_SYSCALL)),
+    syscall_numbers=SYSCALLS,
+    # #DE, #DB, #BP, #OF, #BR, #UD, #NP, #SS, #GP, #PF, #MF, #AC, #XM
+    fault_signals={0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 11: 7, 12: 7, 13: 11, 14: 11,
+                   16: 8, 17: 7, 19: 8},
+    uname_machine="x86_64",
+    platform="x86_64",
+    hwcap=0x178BFBFF,
+    hwcap2=0x2,  # HWCAP2_FSGSBASE
+    stat_layout="x86_64",
+    stack_top=0x7FFFFFFFF000,
+    stack_size=8 << 20,
+    mmap_top=0x7FFFF7FFF000,
+    pie_base=0x555555554000,
+    backdoor_control_addr=0x7FFE00000000,
+    set_tls=_set_tls,
+    tls_register="fs_base",
+    initial_registers={"eflags": 0x202, "fpcw": 0x37F, "mxcsr": 0x1F80},
+)

@@ -1,0 +1,399 @@
+"""The Emulator: owns the Unicorn engine, the address space, the kernel and the plugins; runs the guest.
+
+Everything about one guest hangs off its Emulator, so two emulators in one
+process never see each other. Hook exceptions stop Unicorn and come back out
+of `emu_start` (the binding's policy), where the run loop turns them into a
+`RunResult`: one central place for every way a run can end.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, Uc, UcError
+import unicorn
+
+from . import loaders
+from .cpu import Arch
+from .errors import GuestNotFound, NotExecutable, PluginError, RunStopped, UsageError
+from .hooks import HookBus, Plugin
+from .linux.errors import ExecRequest, GuestExit, GuestSignal, SyscallError
+from .linux.fs import VirtualFS
+from .linux.kernel import Kernel
+from .memory import PROT_READ, PROT_WRITE, AddressSpace, page_down
+from .regs import RegisterFile
+
+SIGNAL_NAMES = {4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
+                11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
+_FAULT_ERRORS = {
+    unicorn.UC_ERR_READ_UNMAPPED: (11, "read of unmapped memory"),
+    unicorn.UC_ERR_WRITE_UNMAPPED: (11, "write to unmapped memory"),
+    unicorn.UC_ERR_FETCH_UNMAPPED: (11, "execution of unmapped memory"),
+    unicorn.UC_ERR_READ_PROT: (11, "read of protected memory"),
+    unicorn.UC_ERR_WRITE_PROT: (11, "write to protected memory"),
+    unicorn.UC_ERR_FETCH_PROT: (11, "execution of non-executable memory"),
+    unicorn.UC_ERR_INSN_INVALID: (4, "invalid instruction"),
+    unicorn.UC_ERR_READ_UNALIGNED: (7, "unaligned read"),
+    unicorn.UC_ERR_WRITE_UNALIGNED: (7, "unaligned write"),
+    unicorn.UC_ERR_FETCH_UNALIGNED: (7, "unaligned fetch"),
+    unicorn.UC_ERR_EXCEPTION: (4, "unhandled CPU exception"),
+}
+_ACCESS_NAMES = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
+                 unicorn.UC_MEM_FETCH_UNMAPPED: "fetch", unicorn.UC_MEM_READ_PROT: "read",
+                 unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "fetch"}
+
+
+@dataclass
+class RunResult:
+    """How a run ended. `exit_code` follows the exit-status table of `bdemu run`."""
+
+    exit_code: int
+    reason: str  # "exit", "signal", "limit", "error"
+    signal: int | None = None
+    message: str = ""
+    pc: int = 0
+    stdout: bytes | None = None
+    stderr: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Emulator:
+    """One guest program on one Unicorn engine."""
+
+    def __init__(self, path: str, argv: Sequence[str | bytes] | None = None,
+                 env: Mapping[str, str] | None = None, rootfs: str | None = None,
+                 backdoor_pages: int = 1, cwd: str | None = None, strict: bool = False,
+                 backdoor_path: str | None = None, max_memory: int | None = None) -> None:
+        if not 1 <= backdoor_pages <= 65536:
+            raise UsageError(f"--backdoor-pages must be between 1 and 65536, not {backdoor_pages}")
+        if rootfs is not None and not os.path.isdir(rootfs):
+            raise UsageError(f"rootfs {rootfs!r} is not a directory")
+        self.path = os.fsdecode(path)
+        if not os.path.lexists(self.path) or not os.path.exists(self.path):
+            raise GuestNotFound(f"{self.path}: no such file")
+        self.image = self._describe(self.path)
+        self.arch: Arch = self.image.arch
+        self.argv: list[bytes] = [os.fsencode(a) for a in (argv if argv is not None else [self.path])]
+        environment = dict(os.environ) if env is None else dict(env)
+        self.envp: list[bytes] = [os.fsencode(f"{k}={v}") for k, v in environment.items()]
+        self.backdoor_pages = backdoor_pages
+        self.backdoor_path = backdoor_path
+        self.hooks = HookBus()
+        self.modules: list[loaders.LoadedImage] = []
+        self._warnings: list[str] = []
+        self._stop_reason: str | None = None
+        self._fault: tuple[str, int] | None = None
+        self.uc = Uc(self.arch.uc_arch, self.arch.uc_mode)
+        if self.arch.cpu_model is not None:
+            self.uc.ctl_set_cpu_model(self.arch.cpu_model)
+        self.regs = RegisterFile(self.uc, self.arch)
+        self.memory = AddressSpace(self.uc, self.arch.mmap_top, max_memory)
+        guest_cwd = os.path.abspath(cwd) if cwd else os.getcwd()
+        self.vfs = VirtualFS(rootfs, guest_cwd if rootfs is None else "/")
+        if rootfs is not None and cwd:
+            self.vfs.cwd = self.vfs.absolute(cwd)
+        self.kernel = Kernel(self, self.arch, self.vfs, strict)
+        from .devices import BackdoorDevice
+        self.device = BackdoorDevice(self, backdoor_pages)
+        self._load(self.path, self.argv, self.envp, self._guest_path_of(self.path))
+        self._install_core_hooks()
+
+    # -- public API --------------------------------------------------------------------------------
+    @property
+    def pc(self) -> int:
+        return self.regs.reg("pc" if "pc" in self.arch.registers else self.arch.pc)
+
+    def reg(self, name: str) -> int:
+        try:
+            return self.regs.reg(name.lower())
+        except KeyError:
+            raise UsageError(f"unknown register {name!r} for {self.arch.name}") from None
+
+    def set_reg(self, name: str, value: int) -> None:
+        try:
+            self.regs.set_reg(name.lower(), value)
+        except KeyError:
+            raise UsageError(f"unknown register {name!r} for {self.arch.name}") from None
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(address, size))
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self.uc.mem_write(address, bytes(data))
+
+    def add_plugin(self, plugin: Plugin | str | type, **options: Any) -> Plugin:
+        """Add a plugin by instance, class, built-in name, `file.py[:Class]` or `module:Class`."""
+        from .plugin_loader import instantiate
+        instance = instantiate(plugin, options)
+        self.hooks.add(instance)
+        return instance
+
+    def warn(self, message: str) -> None:
+        self._warnings.append(message)
+        print(f"bdemu: warning: {message}", file=sys.stderr, flush=True)
+
+    def run(self, max_insns: int | None = None, timeout: float | None = None,
+            capture_output: bool = False, input: bytes | None = None) -> RunResult:
+        """Run the guest to its end (or a limit) and return how it ended."""
+        stdio, captured = self._stdio(capture_output, input)
+        self.kernel.open_stdio(stdio)
+        for fd in set(stdio) - {0, 1, 2}:
+            os.close(fd)
+        result = None
+        try:
+            self._install_plugin_hooks()
+            self.hooks.call("on_start", self)
+            self.device.start()
+            result = self._loop(max_insns, timeout)
+        except RunStopped as error:
+            result = RunResult(125, "error", message=str(error), pc=self._safe_pc())
+        finally:
+            if result is None:
+                result = RunResult(125, "error", message="interrupted", pc=self._safe_pc())
+            if self.kernel.is_child:
+                self._end_child(result)
+            self.kernel.fds.close_all()
+            if captured:
+                result.stdout, result.stderr = (self._drain(f) for f in captured)
+        try:
+            self.hooks.call("on_exit", self, result)
+        except RunStopped as error:
+            result.exit_code, result.reason, result.message = 125, "error", str(error)
+        return result
+
+    # -- loading -----------------------------------------------------------------------------------
+    def _describe(self, host_path: str) -> loaders.ElfImage:
+        try:
+            return loaders.read_elf(host_path)
+        except loaders.NotExecutable as error:
+            raise NotExecutable(f"{host_path}: {error}") from None
+        except PermissionError:
+            raise NotExecutable(f"{host_path}: permission denied") from None
+        except OSError as error:
+            raise NotExecutable(f"{host_path}: {error.strerror}") from None
+
+    def _guest_path_of(self, host_path: str) -> str:
+        return self.vfs.guest_path_of_host(os.path.abspath(host_path))
+
+    def _load(self, host_path: str, argv: list[bytes], envp: list[bytes], guest_path: str) -> None:
+        arch = self.arch
+        image = self._describe(host_path)
+        self.device.reserve(self.memory)
+        write = self.uc.mem_write
+        base = arch.pie_base - page_down(image.span[0]) if image.is_pie else None
+        try:
+            main = loaders.load_image(self.memory, write, image, base)
+            self.modules = [main]
+            entry, interp_base = main.entry, 0
+            if image.interpreter:
+                interp_host = self.vfs.host_path(image.interpreter)
+                interp = loaders.load_image(self.memory, write, self._describe(interp_host))
+                self.modules.append(interp)
+                entry, interp_base = interp.entry, interp.base
+        except (SyscallError, OSError) as error:
+            raise NotExecutable(f"{host_path}: cannot load: {error}") from None
+        self.memory.set_brk_start(main.end)
+        stack_low = arch.stack_top - arch.stack_size
+        self.memory.map(stack_low, arch.stack_size, PROT_READ | PROT_WRITE, "[stack]")
+        layout = loaders.StackLayout(
+            argv=argv, envp=envp, execfn=os.fsencode(guest_path), platform=arch.platform,
+            phdr=main.phdr, phent=image.phentsize, phnum=image.phnum, entry=main.entry,
+            interp_base=interp_base, hwcap=arch.hwcap, hwcap2=arch.hwcap2, page_size=arch.page_size)
+        sp, block = loaders.build_stack(layout, arch.stack_top, arch.word_size, arch.byteorder)
+        write(sp, block)
+        for name in arch.general_registers:
+            self.regs.set_reg(name, 0)
+        for name, value in arch.initial_registers.items():
+            self.regs.set_reg(name, value)
+        self.regs.set_reg(arch.sp, sp)
+        self._start_pc = entry
+        self.regs.set_reg(arch.pc, entry)
+        self.kernel.exe_guest_path = guest_path
+        self.kernel.exe_host_path = os.path.abspath(host_path)
+        self.device.attach(self.memory)
+
+    def check_exec(self, host_path: str) -> None:
+        """Raise SyscallError unless execve of `host_path` can replace this image."""
+        import errno
+        with open(host_path, "rb") as handle:
+            head = handle.read(256)
+        if head.startswith(b"#!"):
+            interpreter = head[2:].split(b"\n")[0].strip().split(None, 1)
+            if not interpreter:
+                raise SyscallError(errno.ENOEXEC)
+            host_path = self.vfs.host_path(os.fsdecode(interpreter[0]))
+        try:
+            image = loaders.read_elf(host_path)
+        except (loaders.NotExecutable, OSError):
+            raise SyscallError(errno.ENOEXEC) from None
+        if image.arch is not self.arch:
+            raise SyscallError(errno.ENOEXEC)
+
+    def _exec(self, request: ExecRequest) -> None:
+        host, argv = request.host_path, list(request.argv)
+        guest = request.path
+        with open(host, "rb") as handle:
+            head = handle.read(256)
+        if head.startswith(b"#!"):
+            words = head[2:].split(b"\n")[0].strip().split(None, 1)
+            interpreter = os.fsdecode(words[0])
+            argv = [words[0], *words[1:], os.fsencode(guest), *argv[1:]]
+            guest, host = self.vfs.absolute(interpreter), self.vfs.host_path(interpreter)
+        self.kernel.fds.close_on_exec()
+        self.kernel.signals.reset_for_exec()
+        self.memory.clear()
+        self.argv, self.envp = argv, list(request.envp)
+        self._load(host, argv, request.envp, guest)
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def _install_core_hooks(self) -> None:
+        abi = self.arch.syscall
+        self._syscall_args = self.regs.batch_reader((abi.number, *abi.args))
+        self._result_id = self.regs.id_of(abi.result)
+        self._error_flag_id = self.regs.id_of(abi.error_flag) if abi.error_flag else None
+        kind, number = abi.trap
+        if kind == "insn":
+            self.uc.hook_add(UC_HOOK_INSN, self._on_syscall_insn, None, 1, 0, number)
+        self._syscall_intno = number if kind == "intr" else None
+        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
+
+    def _install_plugin_hooks(self) -> None:
+        self._syscall_observers = self.hooks.methods("on_syscall")
+        self._syscall_return_observers = self.hooks.methods("on_syscall_return")
+        from .hookinstall import install_plugin_hooks
+        self._plugin_hook_handles = install_plugin_hooks(self)
+
+    def _on_syscall_insn(self, uc, _user_data) -> None:
+        self._syscall()
+
+    def _on_interrupt(self, uc, intno: int, _user_data) -> None:
+        if intno == self._syscall_intno:
+            self._syscall()
+            return
+        handled = self.device.on_interrupt(intno)
+        if handled:
+            return
+        signal = self.arch.fault_signals.get(intno, 4)
+        raise GuestSignal(signal, f"CPU exception {intno}")
+
+    def _on_invalid_memory(self, uc, access: int, address: int, size: int, value: int, _user) -> bool:
+        self._fault = (_ACCESS_NAMES.get(access, "access"), address)
+        return False
+
+    def _syscall(self) -> None:
+        values = self._syscall_args()
+        number, args = values[0], values[1:]
+        observers = self._syscall_observers
+        if observers:
+            for method in observers:
+                self.hooks.guarded(method, "on_syscall", self, number, tuple(args))
+        result = self.kernel.dispatch(number, args)
+        if self._syscall_return_observers:
+            for method in self._syscall_return_observers:
+                self.hooks.guarded(method, "on_syscall_return", self, number, result)
+        if self._error_flag_id is not None:
+            failed = -4096 < result < 0
+            self.regs.write_id(self._error_flag_id, int(failed))
+            result = -result if failed else result
+        self.regs.write_id(self._result_id, result)
+
+    # -- processes -------------------------------------------------------------------------------
+    def become_child(self) -> None:
+        """In a forked guest child: stop feeding plugins, write nothing to the parent's outputs."""
+        self.kernel.is_child = True
+        self.hooks.detached = True
+        self._syscall_observers = self._syscall_return_observers = ()
+        self._stop_reason = "detach"
+        self.uc.emu_stop()
+
+    def _end_child(self, result: RunResult) -> None:
+        """A guest child process ends like the guest did: same exit status, or the same signal."""
+        self.kernel.flush_host_stdio()
+        if result.reason == "signal" and result.signal:
+            import resource
+            import signal as host_signal
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            host_signal.signal(result.signal, host_signal.SIG_DFL)
+            host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, [result.signal])
+            os.kill(os.getpid(), result.signal)
+        os._exit(result.exit_code & 0xFF)
+
+    # -- the run loop ------------------------------------------------------------------------------
+    def _loop(self, max_insns: int | None, timeout: float | None) -> RunResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        until = self.arch.word_mask
+        while True:
+            self._stop_reason = None
+            self._fault = None
+            timeout_us = 0
+            if deadline is not None:
+                timeout_us = max(1, int((deadline - time.monotonic()) * 1e6))
+            try:
+                self.uc.emu_start(self._resume_pc(), until, timeout_us, max_insns or 0)
+            except GuestExit as done:
+                return RunResult(done.status, "exit", pc=self._safe_pc())
+            except GuestSignal as killed:
+                return self._signal_result(killed.signal, killed.detail)
+            except ExecRequest as request:
+                self._exec(request)
+                continue
+            except RunStopped as error:
+                return RunResult(125, "error", message=str(error), pc=self._safe_pc())
+            except UcError as error:
+                signal, what = _FAULT_ERRORS.get(error.errno, (11, str(error)))
+                detail = what
+                if self._fault is not None:
+                    access, address = self._fault
+                    detail = f"{what} ({access} at {address:#x})"
+                return self._signal_result(signal, detail)
+            except KeyboardInterrupt:
+                return RunResult(130, "signal", signal=2, message="interrupted", pc=self._safe_pc())
+            reason = self._stop_reason
+            if reason in ("detach", "resume"):
+                if reason == "detach":
+                    from .hookinstall import remove_plugin_hooks
+                    remove_plugin_hooks(self)
+                continue
+            what = "instruction limit" if max_insns else "timeout"
+            return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
+
+    def _resume_pc(self) -> int:
+        return self.regs.reg(self.arch.pc)
+
+    def _signal_result(self, signal: int, detail: str) -> RunResult:
+        name = SIGNAL_NAMES.get(signal, f"signal {signal}")
+        pc = self._safe_pc()
+        return RunResult(128 + signal, "signal", signal=signal,
+                         message=f"guest killed by {name} at pc {pc:#x}: {detail}", pc=pc)
+
+    def _safe_pc(self) -> int:
+        try:
+            return self.regs.reg(self.arch.pc)
+        except Exception:
+            return 0
+
+    # -- stdio -------------------------------------------------------------------------------------
+    def _stdio(self, capture: bool, data: bytes | None):
+        stdin = 0
+        if data is not None:
+            handle = tempfile.TemporaryFile()
+            handle.write(data)
+            handle.seek(0)
+            stdin = os.dup(handle.fileno())
+            handle.close()
+        if not capture:
+            return (stdin, 1, 2), None
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        return (stdin, os.dup(out.fileno()), os.dup(err.fileno())), (out, err)
+
+    @staticmethod
+    def _drain(handle) -> bytes:
+        handle.seek(0)
+        data = handle.read()
+        handle.close()
+        return data

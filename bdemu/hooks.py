@@ -1,0 +1,136 @@
+"""The plugin API (`Plugin`, the hook specification) and the hook bus that feeds it.
+
+Only the hooks some plugin overrides are installed in Unicorn, one Unicorn
+hook per event kind, fanning out over a prebuilt tuple of bound methods. A
+plugin that overrides none of the per-instruction hooks adds no
+per-instruction cost.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import PluginError, UsageError
+
+if TYPE_CHECKING:
+    from .emulator import Emulator, RunResult
+
+
+class Plugin:
+    """Base class of every plugin. Override the `on_*` hooks you need; the rest cost nothing.
+
+    Options: declare them as class attribute `options = {"name": (type, default, "help")}`;
+    `--plugin NAME,key=value` and `add_plugin(NAME, key=value)` pass them as keyword
+    arguments to `__init__`, converted to the declared type.
+    """
+
+    #: Short name (defaults to the module or class name).
+    name: ClassVar[str] = ""
+    #: Declared options: name -> (type, default, help).
+    options: ClassVar[dict[str, tuple[type, Any, str]]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        for key, (kind, default, _) in type(self).options.items():
+            setattr(self, key, options.pop(key, default))
+        if options:
+            raise UsageError(f"plugin {self.plugin_name()}: unknown option {sorted(options)[0]!r}")
+
+    @classmethod
+    def plugin_name(cls) -> str:
+        return cls.name or cls.__name__.lower()
+
+    def on_start(self, emu: "Emulator") -> None:
+        """Once, after loading and before the guest's first instruction."""
+
+    def on_block(self, emu: "Emulator", address: int, size: int) -> None:
+        """Before each basic block runs (registers live). Costs a Python call per block."""
+
+    def on_block_batch(self, emu: "Emulator", pcs, sizes) -> None:
+        """Executed blocks in order, in batches (numpy arrays). Cheap: gathered natively."""
+
+    def on_insn(self, emu: "Emulator", address: int, size: int) -> None:
+        """Before each instruction (registers live). Exact, and the most expensive hook."""
+
+    def on_mem_read(self, emu: "Emulator", address: int, size: int) -> None:
+        """Before each guest memory read."""
+
+    def on_mem_write(self, emu: "Emulator", address: int, size: int, value: int) -> None:
+        """Before each guest memory write, with the value being written."""
+
+    def on_syscall(self, emu: "Emulator", number: int, args: tuple[int, ...]) -> None:
+        """Before a syscall runs; `args` are the six raw argument registers."""
+
+    def on_syscall_return(self, emu: "Emulator", number: int, result: int) -> None:
+        """After a syscall ran, with its raw result (negative errno on failure)."""
+
+    def on_backdoor_init(self, emu: "Emulator", data_size: int) -> None:
+        """Once, before the first guest instruction: the backdoor data window's size."""
+
+    def on_backdoor(self, emu: "Emulator", cmd: int, data: memoryview) -> None:
+        """A guest wrote the 8-byte command register; `data` is the live data window."""
+
+    def on_backdoor_i8(self, emu: "Emulator", i8: int) -> int | None:
+        """Instruction interface, type 0. The return value (low 32 bits) goes to the guest."""
+
+    def on_backdoor_i8_v32(self, emu: "Emulator", i8: int, v32: int) -> int | None:
+        """Instruction interface, type 1. The return value (low 32 bits) goes to the guest."""
+
+    def on_exit(self, emu: "Emulator", result: "RunResult") -> None:
+        """Once, after the run ended for any reason. Report here."""
+
+
+HOOK_NAMES: tuple[str, ...] = tuple(name for name in vars(Plugin) if name.startswith("on_"))
+
+
+def overrides(plugin: Plugin, hook: str) -> bool:
+    return getattr(type(plugin), hook) is not getattr(Plugin, hook)
+
+
+def check_plugin(plugin: Plugin) -> None:
+    """Reject unknown `on_*` names and hooks whose signature cannot take the hook's arguments."""
+    for name, member in inspect.getmembers(type(plugin)):
+        if not name.startswith("on_") or not callable(member):
+            continue
+        if name not in HOOK_NAMES:
+            raise UsageError(f"plugin {plugin.plugin_name()}: unknown hook {name!r}")
+        expected = inspect.signature(getattr(Plugin, name))
+        try:
+            inspect.signature(member).bind(*expected.parameters)
+        except TypeError:
+            raise UsageError(f"plugin {plugin.plugin_name()}: hook {name} has the wrong signature, "
+                             f"expected {name}{expected}") from None
+
+
+class HookBus:
+    """Holds the plugins of one emulator and the bound methods each event fans out to."""
+
+    def __init__(self) -> None:
+        self.plugins: list[Plugin] = []
+        self.detached = False
+
+    def add(self, plugin: Plugin) -> None:
+        check_plugin(plugin)
+        self.plugins.append(plugin)
+
+    def methods(self, hook: str) -> tuple:
+        """Bound methods of the plugins that override `hook`, in registration order."""
+        if self.detached:
+            return ()
+        return tuple(getattr(p, hook) for p in self.plugins if overrides(p, hook))
+
+    def call(self, hook: str, emu: "Emulator", *args: Any) -> Any:
+        """Call `hook` on every plugin that overrides it; a raised exception stops the run (125)."""
+        result = None
+        for method in self.methods(hook):
+            result = self.guarded(method, hook, emu, *args)
+        return result
+
+    def guarded(self, method, hook: str, emu: "Emulator", *args: Any) -> Any:
+        try:
+            return method(emu, *args)
+        except PluginError:
+            raise
+        except Exception as error:
+            plugin = method.__self__.plugin_name()
+            raise PluginError(f"plugin {plugin} raised in {hook} at pc {emu.pc:#x}: "
+                              f"{type(error).__name__}: {error}") from error

@@ -1,0 +1,40 @@
+"""How syscall handlers end a run or fail: exceptions the kernel's dispatcher understands."""
+from __future__ import annotations
+
+import errno as _errno
+
+
+class SyscallError(Exception):
+    """Return -errno to the guest from anywhere inside a handler."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(_errno.errorcode.get(code, str(code)))
+        self.code = code
+
+
+class GuestExit(Exception):
+    """The guest called exit/exit_group."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class GuestSignal(Exception):
+    """The guest was killed by a signal (a fault, or a signal it sent itself)."""
+
+    def __init__(self, signal: int, detail: str = "") -> None:
+        super().__init__(signal, detail)
+        self.signal = signal
+        self.detail = detail
+
+
+class ExecRequest(Exception):
+    """execve succeeded its checks: the run loop replaces the image."""
+
+    def __init__(self, path: str, host_path: str, argv: list[bytes], envp: list[bytes]) -> None:
+        super().__init__(path)
+        self.path = path
+        self.host_path = host_path
+        self.argv = argv
+        self.envp = envp

@@ -1,0 +1,93 @@
+"""The guest's file descriptor table: guest fd numbers -> host fds (plus virtual nodes).
+
+Guest fds are our own numbers, so bdemu's own files (plugin output, trace
+databases) never collide with the guest's, and a guest that closes fd 2
+cannot take bdemu's error channel with it. Host fds are real, so pipes and
+forked children share them through the host kernel.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+
+from .errors import SyscallError
+
+MAX_FDS = 1024
+
+
+@dataclass
+class OpenFile:
+    host_fd: int
+    guest_path: str
+    cloexec: bool = False
+    #: A virtual node behind this fd (for mmap of device windows), or None.
+    node: object | None = None
+    dir_entries: list | None = field(default=None, repr=False)
+    dir_position: int = 0
+
+
+class FdTable:
+    def __init__(self) -> None:
+        self._files: dict[int, OpenFile] = {}
+
+    def __contains__(self, fd: int) -> bool:
+        return fd in self._files
+
+    def items(self):
+        return list(self._files.items())
+
+    def get(self, fd: int) -> OpenFile:
+        try:
+            return self._files[fd]
+        except KeyError:
+            raise SyscallError(errno.EBADF) from None
+
+    def lowest_free(self, minimum: int = 0) -> int:
+        fd = max(minimum, 0)
+        while fd in self._files:
+            fd += 1
+        if fd >= MAX_FDS:
+            raise SyscallError(errno.EMFILE)
+        return fd
+
+    def install(self, file: OpenFile, minimum: int = 0) -> int:
+        fd = self.lowest_free(minimum)
+        self._files[fd] = file
+        return fd
+
+    def place(self, fd: int, file: OpenFile) -> None:
+        """Put `file` at exactly `fd`, closing what was there (dup2 semantics)."""
+        if not 0 <= fd < MAX_FDS:
+            raise SyscallError(errno.EBADF)
+        old = self._files.pop(fd, None)
+        self._files[fd] = file
+        if old is not None:
+            _close_quietly(old.host_fd)
+
+    def close(self, fd: int) -> None:
+        file = self._files.pop(fd, None)
+        if file is None:
+            raise SyscallError(errno.EBADF)
+        _close_quietly(file.host_fd)
+
+    def duplicate(self, fd: int, minimum: int = 0, cloexec: bool = False) -> int:
+        source = self.get(fd)
+        copy = OpenFile(os.dup(source.host_fd), source.guest_path, cloexec, source.node)
+        return self.install(copy, minimum)
+
+    def close_on_exec(self) -> None:
+        for fd, file in list(self._files.items()):
+            if file.cloexec:
+                self.close(fd)
+
+    def close_all(self) -> None:
+        for fd in list(self._files):
+            self.close(fd)
+
+
+def _close_quietly(host_fd: int) -> None:
+    try:
+        os.close(host_fd)
+    except OSError:
+        pass

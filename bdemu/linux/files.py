@@ -1,0 +1,321 @@
+"""File descriptor syscalls: open, read, write, seek, dup, pipe, fcntl, ioctl."""
+from __future__ import annotations
+
+import errno
+import fcntl as host_fcntl
+import os
+import stat
+import struct
+import termios
+
+from .errors import SyscallError
+from .fds import OpenFile
+from .fs import VirtualDir, VirtualFile
+from .registry import syscall
+
+AT_FDCWD = -100
+IOV_MAX = 1024
+MAX_IO = 1 << 28
+
+#: Linux open(2) flag values shared by most ISAs; `Arch.variants["open_flags"]` selects others.
+GENERIC_OPEN_FLAGS = {
+    "O_CREAT": 0o100, "O_EXCL": 0o200, "O_NOCTTY": 0o400, "O_TRUNC": 0o1000, "O_APPEND": 0o2000,
+    "O_NONBLOCK": 0o4000, "O_DSYNC": 0o10000, "O_DIRECT": 0o40000, "O_LARGEFILE": 0o100000,
+    "O_DIRECTORY": 0o200000, "O_NOFOLLOW": 0o400000, "O_NOATIME": 0o1000000,
+    "O_CLOEXEC": 0o2000000, "O_PATH": 0o10000000, "O_SYNC": 0o4010000,
+}
+ARM_OPEN_FLAGS = {**GENERIC_OPEN_FLAGS, "O_DIRECTORY": 0o40000, "O_NOFOLLOW": 0o100000,
+                  "O_DIRECT": 0o200000, "O_LARGEFILE": 0o400000}
+MIPS_OPEN_FLAGS = {**GENERIC_OPEN_FLAGS, "O_APPEND": 0x8, "O_DSYNC": 0x10, "O_NONBLOCK": 0x80,
+                   "O_CREAT": 0x100, "O_TRUNC": 0x200, "O_EXCL": 0x400, "O_NOCTTY": 0x800,
+                   "O_LARGEFILE": 0x2000, "O_DIRECT": 0x8000, "O_SYNC": 0x4010}
+OPEN_FLAG_SETS = {"generic": GENERIC_OPEN_FLAGS, "arm": ARM_OPEN_FLAGS, "mips": MIPS_OPEN_FLAGS}
+_HOST = {name: getattr(os, name, 0) for name in GENERIC_OPEN_FLAGS}
+
+
+def open_flags(k) -> dict[str, int]:
+    return OPEN_FLAG_SETS[k.arch.variants.get("open_flags", "generic")]
+
+
+def host_open_flags(k, guest_flags: int) -> int:
+    flags = guest_flags & 3
+    for name, value in open_flags(k).items():
+        if guest_flags & value == value:
+            flags |= _HOST[name]
+    return flags
+
+
+def guest_open_flags(k, host_flags: int) -> int:
+    flags = host_flags & 3
+    for name, value in open_flags(k).items():
+        if _HOST[name] and host_flags & _HOST[name] == _HOST[name]:
+            flags |= value
+    return flags
+
+
+def dir_base(k, dirfd: int) -> str | None:
+    dirfd = k.signed32(dirfd)
+    if dirfd == AT_FDCWD:
+        return None
+    return k.fds.get(dirfd).guest_path
+
+
+def open_path(k, dirfd: int, path_address: int, flags: int, mode: int) -> int:
+    path = k.read_path(path_address)
+    base = dir_base(k, dirfd)
+    table = open_flags(k)
+    follow = not flags & table["O_NOFOLLOW"]
+    host, node = k.vfs.resolve(path, base, follow)
+    guest = k.vfs.absolute(path, base)
+    cloexec = bool(flags & table["O_CLOEXEC"])
+    if node is not None:
+        return k.fds.install(OpenFile(_open_node(k, node, guest, flags), guest, cloexec, node))
+    host_flags = host_open_flags(k, flags) | os.O_CLOEXEC
+    fd = os.open(host, host_flags, mode & 0o7777 & ~k.vfs.umask)
+    return k.fds.install(OpenFile(fd, guest, cloexec))
+
+
+def _open_node(k, node, guest: str, flags: int) -> int:
+    if isinstance(node, VirtualDir):
+        if flags & 3:
+            raise SyscallError(errno.EISDIR)
+        return os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if isinstance(node, VirtualFile):
+        fd = os.memfd_create("bdemu" + guest.replace("/", "-"), os.MFD_CLOEXEC)
+        os.write(fd, node.content())
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+    raise SyscallError(errno.ENOENT)
+
+
+@syscall("dirfd", "path", "oflags", "mode")
+def sys_openat(k, dirfd, path, flags, mode):
+    return open_path(k, dirfd, path, flags, mode)
+
+
+@syscall("path", "oflags", "mode")
+def sys_open(k, path, flags, mode):
+    return open_path(k, AT_FDCWD, path, flags, mode)
+
+
+@syscall("path", "mode")
+def sys_creat(k, path, mode):
+    table = open_flags(k)
+    return open_path(k, AT_FDCWD, path, table["O_CREAT"] | table["O_TRUNC"] | 1, mode)
+
+
+@syscall("fd")
+def sys_close(k, fd):
+    k.fds.close(k.signed32(fd))
+    return 0
+
+
+@syscall("fd", "buf_out", "size")
+def sys_read(k, fd, buf, count):
+    data = os.read(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO))
+    k.write(buf, data)
+    return len(data)
+
+
+@syscall("fd", "buf_in", "size")
+def sys_write(k, fd, buf, count):
+    file = k.fds.get(k.signed32(fd))
+    return os.write(file.host_fd, k.read(buf, min(count, MAX_IO)))
+
+
+@syscall("fd", "buf_out", "size", "off")
+def sys_pread64(k, fd, buf, count, offset):
+    data = os.pread(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO), offset)
+    k.write(buf, data)
+    return len(data)
+
+
+@syscall("fd", "buf_in", "size", "off")
+def sys_pwrite64(k, fd, buf, count, offset):
+    return os.pwrite(k.fds.get(k.signed32(fd)).host_fd, k.read(buf, min(count, MAX_IO)), offset)
+
+
+def _iovecs(k, address: int, count: int) -> list[tuple[int, int]]:
+    if count > IOV_MAX:
+        raise SyscallError(errno.EINVAL)
+    raw = k.read(address, count * 2 * k.word)
+    words = [int.from_bytes(raw[i:i + k.word], k.byteorder) for i in range(0, len(raw), k.word)]
+    return list(zip(words[0::2], words[1::2]))
+
+
+@syscall("fd", "iov", "int")
+def sys_readv(k, fd, iov, count):
+    file = k.fds.get(k.signed32(fd))
+    total = 0
+    for base, length in _iovecs(k, iov, count):
+        if not length:
+            continue
+        data = os.read(file.host_fd, min(length, MAX_IO))
+        k.write(base, data)
+        total += len(data)
+        if len(data) < length:
+            break
+    return total
+
+
+@syscall("fd", "iov", "int")
+def sys_writev(k, fd, iov, count):
+    file = k.fds.get(k.signed32(fd))
+    data = b"".join(k.read(base, min(length, MAX_IO)) for base, length in _iovecs(k, iov, count))
+    return os.write(file.host_fd, data) if data else 0
+
+
+@syscall("fd", "off", "int")
+def sys_lseek(k, fd, offset, whence):
+    file = k.fds.get(k.signed32(fd))
+    if file.dir_entries is not None or _is_dir(file):
+        file.dir_position = 0 if k.signed(offset) == 0 else file.dir_position
+        file.dir_entries = None if k.signed(offset) == 0 else file.dir_entries
+        return 0
+    return os.lseek(file.host_fd, k.signed(offset), whence)
+
+
+@syscall("fd", "uint", "uint", "ptr", "int")
+def sys__llseek(k, fd, high, low, result, whence):
+    file = k.fds.get(k.signed32(fd))
+    position = os.lseek(file.host_fd, k.signed((high << 32) | low) if k.word == 8 else
+                        ((high << 32) | low) - ((1 << 64) if high & 0x80000000 else 0), whence)
+    k.write(result, struct.pack("<q" if k.byteorder == "little" else ">q", position))
+    return 0
+
+
+def _is_dir(file: OpenFile) -> bool:
+    try:
+        return stat.S_ISDIR(os.fstat(file.host_fd).st_mode)
+    except OSError:
+        return False
+
+
+@syscall("fd")
+def sys_dup(k, fd):
+    return k.fds.duplicate(k.signed32(fd))
+
+
+@syscall("fd", "fd")
+def sys_dup2(k, old, new):
+    old, new = k.signed32(old), k.signed32(new)
+    source = k.fds.get(old)
+    if old == new:
+        return new
+    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, False, source.node))
+    return new
+
+
+@syscall("fd", "fd", "oflags")
+def sys_dup3(k, old, new, flags):
+    old, new = k.signed32(old), k.signed32(new)
+    if old == new:
+        raise SyscallError(errno.EINVAL)
+    source = k.fds.get(old)
+    cloexec = bool(flags & open_flags(k)["O_CLOEXEC"])
+    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, cloexec, source.node))
+    return new
+
+
+def _pipe(k, address: int, flags: int) -> int:
+    table = open_flags(k)
+    read_end, write_end = os.pipe2(os.O_CLOEXEC | (os.O_NONBLOCK if flags & table["O_NONBLOCK"] else 0))
+    cloexec = bool(flags & table["O_CLOEXEC"])
+    fds = [k.fds.install(OpenFile(read_end, "pipe:", cloexec)),
+           k.fds.install(OpenFile(write_end, "pipe:", cloexec))]
+    k.write(address, b"".join(fd.to_bytes(4, k.byteorder) for fd in fds))
+    return 0
+
+
+@syscall("ptr", "oflags")
+def sys_pipe2(k, address, flags):
+    return _pipe(k, address, flags)
+
+
+@syscall("ptr")
+def sys_pipe(k, address):
+    return _pipe(k, address, 0)
+
+
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
+
+
+@syscall("fd", "int", "hex", names=("fcntl64",))
+def sys_fcntl(k, fd, command, argument):
+    fd = k.signed32(fd)
+    file = k.fds.get(fd)
+    if command in (F_DUPFD, F_DUPFD_CLOEXEC):
+        return k.fds.duplicate(fd, argument, command == F_DUPFD_CLOEXEC)
+    if command == F_GETFD:
+        return int(file.cloexec)
+    if command == F_SETFD:
+        file.cloexec = bool(argument & 1)
+        return 0
+    if command == F_GETFL:
+        return guest_open_flags(k, host_fcntl.fcntl(file.host_fd, host_fcntl.F_GETFL))
+    if command == F_SETFL:
+        host_fcntl.fcntl(file.host_fd, host_fcntl.F_SETFL, host_open_flags(k, argument))
+        return 0
+    if command in (5, 6, 7, 36, 37, 38):  # F_GETLK, F_SETLK(W) and their OFD forms: advisory, allow
+        return 0
+    raise SyscallError(errno.EINVAL)
+
+
+TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP, FIONREAD = (
+    0x5401, 0x5402, 0x5403, 0x5404, 0x5413, 0x5414, 0x540F, 0x541B)
+
+
+@syscall("fd", "hex", "ptr")
+def sys_ioctl(k, fd, request, argument):
+    file = k.fds.get(k.signed32(fd))
+    request &= 0xFFFFFFFF
+    if not os.isatty(file.host_fd):
+        if request == FIONREAD:
+            k.write_int(argument, len(os.read(file.host_fd, 0)))
+            return 0
+        raise SyscallError(errno.ENOTTY)
+    if request == TCGETS:
+        k.write(argument, host_fcntl.ioctl(file.host_fd, termios.TCGETS, bytes(60)))
+        return 0
+    if request in (TCSETS, TCSETSW, TCSETSF):
+        host_fcntl.ioctl(file.host_fd, {TCSETS: termios.TCSETS, TCSETSW: termios.TCSETSW,
+                                        TCSETSF: termios.TCSETSF}[request], k.read(argument, 60))
+        return 0
+    if request == TIOCGWINSZ:
+        k.write(argument, host_fcntl.ioctl(file.host_fd, termios.TIOCGWINSZ, bytes(8)))
+        return 0
+    if request == TIOCGPGRP:
+        k.write_int(argument, os.tcgetpgrp(file.host_fd))
+        return 0
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("fd", "fd", "ptr", "size", names=("sendfile64",))
+def sys_sendfile(k, out_fd, in_fd, offset_address, count):
+    source = k.fds.get(k.signed32(in_fd))
+    target = k.fds.get(k.signed32(out_fd))
+    count = min(count, MAX_IO)
+    if offset_address:
+        offset = int.from_bytes(k.read(offset_address, 8), k.byteorder)
+        data = os.pread(source.host_fd, count, offset)
+        k.write(offset_address, (offset + len(data)).to_bytes(8, k.byteorder))
+    else:
+        data = os.read(source.host_fd, count)
+    return os.write(target.host_fd, data) if data else 0
+
+
+@syscall("fd", "off")
+def sys_ftruncate(k, fd, length):
+    os.ftruncate(k.fds.get(k.signed32(fd)).host_fd, length)
+    return 0
+
+
+@syscall("fd", names=("fdatasync", "syncfs"))
+def sys_fsync(k, fd):
+    k.fds.get(k.signed32(fd))
+    return 0
+
+
+@syscall("int", "int", "int")
+def sys_socket(k, domain, kind, protocol):
+    raise SyscallError(errno.EACCES)

@@ -1,0 +1,324 @@
+"""Path and metadata syscalls: stat, getdents, access, readlink, cwd, create/remove/rename."""
+from __future__ import annotations
+
+import errno
+import os
+import stat as statmod
+
+from .errors import SyscallError
+from .files import AT_FDCWD, dir_base
+from .fs import VirtualDir, VirtualFile, VirtualLink
+from .registry import syscall
+from .structs import dirent64, dirent_type, pack_stat, pack_statx
+
+AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH = 0x100, 0x200, 0x400, 0x1000
+
+
+def _virtual_stat(node) -> os.stat_result:
+    if isinstance(node, VirtualDir):
+        mode, size = statmod.S_IFDIR | 0o555, 0
+    elif isinstance(node, VirtualLink):
+        mode, size = statmod.S_IFLNK | 0o777, 0
+    else:
+        mode, size = statmod.S_IFREG | 0o444, 4096
+    return os.stat_result((mode, 0, 0, 1, 0, 0, size, 0, 0, 0))
+
+
+def stat_path(k, dirfd: int, path_address: int, flags: int) -> os.stat_result:
+    if flags & AT_EMPTY_PATH and (path_address == 0 or not k.read_cstring(path_address)):
+        return os.fstat(k.fds.get(k.signed32(dirfd)).host_fd)
+    path = k.read_path(path_address)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    host, node = k.vfs.resolve(path, dir_base(k, dirfd), follow)
+    if node is not None:
+        return _virtual_stat(node)
+    return os.stat(host, follow_symlinks=follow)
+
+
+def _write_stat(k, address: int, st: os.stat_result) -> int:
+    k.write(address, pack_stat(k.arch.stat_layout, st, k.byteorder))
+    return 0
+
+
+@syscall("fd", "ptr", names=("fstat64",))
+def sys_fstat(k, fd, address):
+    return _write_stat(k, address, os.fstat(k.fds.get(k.signed32(fd)).host_fd))
+
+
+@syscall("dirfd", "path", "ptr", "hex", names=("fstatat64",))
+def sys_newfstatat(k, dirfd, path, address, flags):
+    return _write_stat(k, address, stat_path(k, dirfd, path, flags))
+
+
+@syscall("path", "ptr", names=("stat64",))
+def sys_stat(k, path, address):
+    return _write_stat(k, address, stat_path(k, AT_FDCWD, path, 0))
+
+
+@syscall("path", "ptr", names=("lstat64",))
+def sys_lstat(k, path, address):
+    return _write_stat(k, address, stat_path(k, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW))
+
+
+@syscall("dirfd", "path", "hex", "hex", "ptr")
+def sys_statx(k, dirfd, path, flags, mask, address):
+    k.write(address, pack_statx(stat_path(k, dirfd, path, flags), k.byteorder))
+    return 0
+
+
+@syscall("fd", "buf_out", "size")
+def sys_getdents64(k, fd, address, size):
+    file = k.fds.get(k.signed32(fd))
+    if file.dir_entries is None:
+        file.dir_entries = _list_directory(k, file)
+        file.dir_position = 0
+    out = bytearray()
+    while file.dir_position < len(file.dir_entries):
+        ino, kind, name = file.dir_entries[file.dir_position]
+        record = dirent64(ino, file.dir_position + 1, kind, name, k.byteorder)
+        if len(out) + len(record) > size:
+            if not out:
+                raise SyscallError(errno.EINVAL)
+            break
+        out += record
+        file.dir_position += 1
+    k.write(address, bytes(out))
+    return len(out)
+
+
+def _list_directory(k, file) -> list[tuple[int, int, bytes]]:
+    entries = [(1, 4, b"."), (1, 4, b"..")]
+    names: set[str] = set()
+    if not isinstance(file.node, VirtualDir):
+        if not statmod.S_ISDIR(os.fstat(file.host_fd).st_mode):
+            raise SyscallError(errno.ENOTDIR)
+        for entry in os.scandir(file.host_fd):
+            names.add(entry.name)
+            try:
+                kind = dirent_type(entry.stat(follow_symlinks=False).st_mode)
+            except OSError:
+                kind = 0
+            entries.append((entry.inode(), kind, os.fsencode(entry.name)))
+    for name in sorted(k.vfs.virtual_entries(file.guest_path) - names):
+        node = k.vfs.node(file.guest_path.rstrip("/") + "/" + name)
+        kind = 4 if isinstance(node, VirtualDir) else 10 if isinstance(node, VirtualLink) else 8
+        entries.append((abs(hash(name)) & 0xFFFFFFFF or 1, kind, name.encode()))
+    return entries
+
+
+def _access(k, dirfd: int, path_address: int, mode: int, flags: int) -> int:
+    path = k.read_path(path_address)
+    host, node = k.vfs.resolve(path, dir_base(k, dirfd), not flags & AT_SYMLINK_NOFOLLOW)
+    if node is not None:
+        if mode & 2 and isinstance(node, VirtualFile) and node.mappable is None:
+            raise SyscallError(errno.EACCES)
+        return 0
+    if not os.access(host, mode & 7, follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW):
+        raise SyscallError(errno.EACCES if os.path.lexists(host) else errno.ENOENT)
+    return 0
+
+
+@syscall("path", "int")
+def sys_access(k, path, mode):
+    return _access(k, AT_FDCWD, path, mode, 0)
+
+
+@syscall("dirfd", "path", "int")
+def sys_faccessat(k, dirfd, path, mode):
+    return _access(k, dirfd, path, mode, 0)
+
+
+@syscall("dirfd", "path", "int", "hex")
+def sys_faccessat2(k, dirfd, path, mode, flags):
+    return _access(k, dirfd, path, mode, flags)
+
+
+def _readlink(k, dirfd: int, path_address: int, buf: int, size: int) -> int:
+    path = k.read_path(path_address)
+    guest = k.vfs.absolute(path, dir_base(k, dirfd))
+    fd_prefix = "/proc/self/fd/"
+    if guest.startswith(fd_prefix) and guest[len(fd_prefix):].isdigit():
+        target = k.fds.get(int(guest[len(fd_prefix):])).guest_path
+    else:
+        host, node = k.vfs.resolve(path, dir_base(k, dirfd), follow=False)
+        if isinstance(node, VirtualLink):
+            target = node.target()
+        elif node is not None:
+            raise SyscallError(errno.EINVAL)
+        else:
+            target = os.readlink(host)
+    data = os.fsencode(target)[:size]
+    k.write(buf, data)
+    return len(data)
+
+
+@syscall("path", "buf_out", "size")
+def sys_readlink(k, path, buf, size):
+    return _readlink(k, AT_FDCWD, path, buf, size)
+
+
+@syscall("dirfd", "path", "buf_out", "size")
+def sys_readlinkat(k, dirfd, path, buf, size):
+    return _readlink(k, dirfd, path, buf, size)
+
+
+@syscall("buf_out", "size")
+def sys_getcwd(k, buf, size):
+    data = os.fsencode(k.vfs.cwd) + b"\0"
+    if len(data) > size:
+        raise SyscallError(errno.ERANGE)
+    k.write(buf, data)
+    return len(data)
+
+
+def change_directory(k, guest: str) -> int:
+    host, node = k.vfs.resolve(guest)
+    if node is None and not os.path.isdir(host):
+        raise SyscallError(errno.ENOTDIR if os.path.exists(host) else errno.ENOENT)
+    if node is not None and not isinstance(node, VirtualDir):
+        raise SyscallError(errno.ENOTDIR)
+    if node is None and not os.access(host, os.X_OK):
+        raise SyscallError(errno.EACCES)
+    k.vfs.cwd = k.vfs.guest_path_of_host(host) if node is None else guest
+    return 0
+
+
+@syscall("path")
+def sys_chdir(k, path):
+    return change_directory(k, k.vfs.absolute(k.read_path(path)))
+
+
+@syscall("fd")
+def sys_fchdir(k, fd):
+    return change_directory(k, k.fds.get(k.signed32(fd)).guest_path)
+
+
+def _host(k, dirfd: int, path_address: int, follow: bool = False) -> str:
+    return k.vfs.host_path(k.read_path(path_address), dir_base(k, dirfd), follow)
+
+
+@syscall("dirfd", "path", "hex")
+def sys_unlinkat(k, dirfd, path, flags):
+    host = _host(k, dirfd, path)
+    (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(host)
+    return 0
+
+
+@syscall("path")
+def sys_unlink(k, path):
+    os.unlink(_host(k, AT_FDCWD, path))
+    return 0
+
+
+@syscall("path")
+def sys_rmdir(k, path):
+    os.rmdir(_host(k, AT_FDCWD, path))
+    return 0
+
+
+@syscall("dirfd", "path", "mode")
+def sys_mkdirat(k, dirfd, path, mode):
+    os.mkdir(_host(k, dirfd, path), mode & 0o7777 & ~k.vfs.umask)
+    return 0
+
+
+@syscall("path", "mode")
+def sys_mkdir(k, path, mode):
+    os.mkdir(_host(k, AT_FDCWD, path), mode & 0o7777 & ~k.vfs.umask)
+    return 0
+
+
+@syscall("dirfd", "path", "dirfd", "path", "hex")
+def sys_renameat2(k, olddir, old, newdir, new, flags):
+    if flags & 1 and os.path.lexists(_host(k, newdir, new)):  # RENAME_NOREPLACE
+        raise SyscallError(errno.EEXIST)
+    os.rename(_host(k, olddir, old), _host(k, newdir, new))
+    return 0
+
+
+@syscall("dirfd", "path", "dirfd", "path")
+def sys_renameat(k, olddir, old, newdir, new):
+    return sys_renameat2(k, olddir, old, newdir, new, 0)
+
+
+@syscall("path", "path")
+def sys_rename(k, old, new):
+    return sys_renameat2(k, AT_FDCWD, old, AT_FDCWD, new, 0)
+
+
+@syscall("path", "dirfd", "path")
+def sys_symlinkat(k, target, dirfd, path):
+    os.symlink(k.read_path(target), _host(k, dirfd, path))
+    return 0
+
+
+@syscall("path", "path")
+def sys_symlink(k, target, path):
+    return sys_symlinkat(k, target, AT_FDCWD, path)
+
+
+@syscall("dirfd", "path", "dirfd", "path", "hex")
+def sys_linkat(k, olddir, old, newdir, new, flags):
+    os.link(_host(k, olddir, old, bool(flags & AT_SYMLINK_FOLLOW)), _host(k, newdir, new),
+            follow_symlinks=False)
+    return 0
+
+
+@syscall("path", "path")
+def sys_link(k, old, new):
+    return sys_linkat(k, AT_FDCWD, old, AT_FDCWD, new, 0)
+
+
+@syscall("mode")
+def sys_umask(k, mask):
+    old, k.vfs.umask = k.vfs.umask, mask & 0o777
+    return old
+
+
+@syscall("dirfd", "path", "mode")
+def sys_fchmodat(k, dirfd, path, mode):
+    os.chmod(_host(k, dirfd, path, True), mode & 0o7777)
+    return 0
+
+
+@syscall("path", "mode")
+def sys_chmod(k, path, mode):
+    return sys_fchmodat(k, AT_FDCWD, path, mode)
+
+
+@syscall("fd", "mode")
+def sys_fchmod(k, fd, mode):
+    os.fchmod(k.fds.get(k.signed32(fd)).host_fd, mode & 0o7777)
+    return 0
+
+
+@syscall("dirfd", "path", "int", "int", "hex")
+def sys_fchownat(k, dirfd, path, uid, gid, flags):
+    os.chown(_host(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW), k.signed32(uid), k.signed32(gid),
+             follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
+    return 0
+
+
+@syscall("fd", "int", "int")
+def sys_fchown(k, fd, uid, gid):
+    os.fchown(k.fds.get(k.signed32(fd)).host_fd, k.signed32(uid), k.signed32(gid))
+    return 0
+
+
+@syscall("path", "off")
+def sys_truncate(k, path, length):
+    os.truncate(_host(k, AT_FDCWD, path, True), length)
+    return 0
+
+
+@syscall("dirfd", "path", "ptr", "hex")
+def sys_utimensat(k, dirfd, path, times, flags):
+    host = (os.readlink(f"/proc/self/fd/{k.fds.get(k.signed32(dirfd)).host_fd}")
+            if path == 0 else _host(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW))
+    if times:
+        raw = k.read(times, 4 * k.word)
+        words = [int.from_bytes(raw[i:i + k.word], k.byteorder) for i in range(0, len(raw), k.word)]
+        os.utime(host, ns=(words[0] * 10**9 + words[1], words[2] * 10**9 + words[3]))
+    else:
+        os.utime(host)
+    return 0

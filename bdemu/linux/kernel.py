@@ -1,0 +1,167 @@
+"""The Linux user-mode kernel of one guest: dispatch by number, shared state, guest memory helpers.
+
+Dispatch is a dict from syscall number to a bound handler built once from the
+ISA's number table and the name registry (bdemu/linux/registry.py), so the
+hot path is one lookup and one call.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import TYPE_CHECKING, Callable
+
+from unicorn import UcError
+
+from ..cpu import Arch
+from . import clock, files, fsops, mm, process, signals  # noqa: F401  (registers handlers)
+from .errors import SyscallError
+from .fds import FdTable, OpenFile
+from .fs import VirtualFile, VirtualFS, VirtualLink
+from .registry import HANDLERS, Handler
+
+if TYPE_CHECKING:
+    from ..emulator import Emulator
+
+
+class Kernel:
+    """Syscall state and dispatch for one guest process."""
+
+    def __init__(self, emu: "Emulator", arch: Arch, vfs: VirtualFS, strict: bool = False) -> None:
+        self.emu = emu
+        self.arch = arch
+        self.vfs = vfs
+        self.strict = strict
+        self.fds = FdTable()
+        self.byteorder = arch.byteorder
+        self.word = arch.word_size
+        self._sign_bit = 1 << (arch.bits - 1)
+        self._full = 1 << arch.bits
+        self.signals = signals.SignalState()
+        self.exe_guest_path = ""
+        self.exe_host_path = ""
+        self.warned: set[int] = set()
+        self.children: set[int] = set()
+        self.is_child = False
+        self.table: dict[int, tuple[Callable[..., int], int, Handler]] = {}
+        for number, name in arch.syscall_numbers.items():
+            handler = HANDLERS.get(name)
+            if handler is not None:
+                self.table[number] = (handler.function, len(handler.args), handler)
+        self._install_proc_nodes()
+
+    # -- set-up -------------------------------------------------------------------------------
+    def open_stdio(self, host_fds: tuple[int, int, int]) -> None:
+        for guest_fd, host_fd in enumerate(host_fds):
+            self.fds.place(guest_fd, OpenFile(os.dup(host_fd), f"/dev/fd/{guest_fd}"))
+
+    def _install_proc_nodes(self) -> None:
+        vfs = self.vfs
+        vfs.add_node("/proc/self/exe", VirtualLink(lambda: self.exe_guest_path))
+        vfs.add_node("/proc/self/maps", VirtualFile(lambda: self.emu.memory.maps_text().encode()))
+        vfs.add_node("/proc/self/cmdline", VirtualFile(lambda: b"".join(a + b"\0" for a in self.emu.argv)))
+
+    # -- values -------------------------------------------------------------------------------
+    def signed(self, value: int) -> int:
+        return value - self._full if value & self._sign_bit else value
+
+    def signed32(self, value: int) -> int:
+        value &= 0xFFFFFFFF
+        return value - (1 << 32) if value & 0x80000000 else value
+
+    # -- guest memory ---------------------------------------------------------------------------
+    def read(self, address: int, size: int) -> bytes:
+        if size == 0:
+            return b""
+        try:
+            return bytes(self.emu.uc.mem_read(address, size))
+        except UcError:
+            raise SyscallError(errno.EFAULT) from None
+
+    def write(self, address: int, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            self.emu.uc.mem_write(address, bytes(data))
+        except UcError:
+            raise SyscallError(errno.EFAULT) from None
+
+    def read_word(self, address: int) -> int:
+        return int.from_bytes(self.read(address, self.word), self.byteorder)
+
+    def write_word(self, address: int, value: int) -> None:
+        self.write(address, (value & (self._full - 1)).to_bytes(self.word, self.byteorder))
+
+    def write_int(self, address: int, value: int, size: int = 4) -> None:
+        self.write(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, self.byteorder))
+
+    def read_cstring(self, address: int, limit: int = 4096) -> bytes:
+        if address == 0:
+            raise SyscallError(errno.EFAULT)
+        out = bytearray()
+        while len(out) < limit:
+            chunk = 4096 - (address & 4095)
+            data = self.read(address, min(chunk, 256))
+            nul = data.find(b"\0")
+            if nul >= 0:
+                return bytes(out + data[:nul])
+            out += data
+            address += len(data)
+        raise SyscallError(errno.ENAMETOOLONG)
+
+    def read_path(self, address: int) -> str:
+        return os.fsdecode(self.read_cstring(address))
+
+    def read_string_array(self, address: int) -> list[bytes]:
+        items = []
+        while address:
+            pointer = self.read_word(address)
+            if pointer == 0:
+                break
+            items.append(self.read_cstring(pointer, 1 << 20))
+            address += self.word
+            if len(items) > 65536:
+                raise SyscallError(errno.E2BIG)
+        return items
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def dispatch(self, number: int, args: list[int]) -> int:
+        """Run syscall `number`; returns the raw result (negative errno on failure)."""
+        entry = self.table.get(number)
+        if entry is None:
+            return self.unknown(number)
+        function, count, _ = entry
+        try:
+            return function(self, *args[:count])
+        except SyscallError as error:
+            return -error.code
+        except OSError as error:
+            return -(error.errno or errno.EIO)
+
+    def name_of(self, number: int) -> str:
+        return self.arch.syscall_numbers.get(number, f"syscall_{number}")
+
+    def handler_of(self, number: int) -> Handler | None:
+        entry = self.table.get(number)
+        return entry[2] if entry else None
+
+    def unknown(self, number: int) -> int:
+        if self.strict:
+            from ..errors import StrictError
+            raise StrictError(f"unsupported syscall {self.name_of(number)} ({number})")
+        if number not in self.warned:
+            self.warned.add(number)
+            self.emu.warn(f"unsupported syscall {self.name_of(number)} ({number}) returns ENOSYS")
+        return -errno.ENOSYS
+
+    def warn_once(self, key: str, message: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)  # type: ignore[arg-type]
+            self.emu.warn(message)
+
+    def flush_host_stdio(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass

@@ -1,0 +1,127 @@
+"""Memory syscalls: brk, mmap (anonymous, file-backed, device windows), munmap, mprotect, mremap."""
+from __future__ import annotations
+
+import errno
+import os
+
+from ..memory import PAGE, OutOfMemory, page_up
+from .errors import SyscallError
+from .registry import syscall
+
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x1, 0x2, 0x10
+MAP_FIXED_NOREPLACE = 0x100000
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MADV_DONTNEED = 4
+
+
+@syscall("ptr")
+def sys_brk(k, address):
+    return k.emu.memory.brk(address)
+
+
+def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
+    space = k.emu.memory
+    anonymous = flags & k.arch.map_anonymous
+    if length == 0 or offset % PAGE or length > k.arch.word_mask - PAGE:
+        raise SyscallError(errno.EINVAL)
+    size = page_up(length)
+    file = None if anonymous else k.fds.get(k.signed32(fd))
+    fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)
+    if fixed:
+        if address % PAGE:
+            raise SyscallError(errno.EINVAL)
+        if flags & MAP_FIXED_NOREPLACE and not space.is_free(address, address + size):
+            raise SyscallError(errno.EEXIST)
+        if not space.is_free(address, address + size) and any(
+                r.device for r in space.regions if r.start < address + size and address < r.end):
+            raise SyscallError(errno.EINVAL)
+    else:
+        try:
+            address = space.find_free(size, address)
+        except OutOfMemory:
+            raise SyscallError(errno.ENOMEM) from None
+    mappable = getattr(file.node, "mappable", None) if file is not None else None
+    if mappable is not None:
+        return mappable.map_into(k.emu, address, size, prot, offset)
+    name = file.guest_path if file is not None else ""
+    try:
+        space.map(address, size, prot & 7, name, offset)
+    except OutOfMemory:
+        raise SyscallError(errno.ENOMEM) from None
+    if file is not None:
+        data = os.pread(file.host_fd, length, offset)
+        if data:
+            k.emu.uc.mem_write(address, data)
+    return address
+
+
+@syscall("ptr", "size", "prot", "mflags", "fd", "off")
+def sys_mmap(k, address, length, prot, flags, fd, offset):
+    return do_mmap(k, address, length, prot, flags, fd, offset)
+
+
+@syscall("ptr", "size", "prot", "mflags", "fd", "off")
+def sys_mmap2(k, address, length, prot, flags, fd, page_offset):
+    return do_mmap(k, address, length, prot, flags, fd, page_offset * PAGE)
+
+
+@syscall("ptr", "size")
+def sys_munmap(k, address, length):
+    if address % PAGE or length == 0:
+        raise SyscallError(errno.EINVAL)
+    k.emu.memory.unmap(address, length)
+    return 0
+
+
+@syscall("ptr", "size", "prot")
+def sys_mprotect(k, address, length, prot):
+    if address % PAGE:
+        raise SyscallError(errno.EINVAL)
+    if not k.emu.memory.protect(address, length, prot & 7):
+        raise SyscallError(errno.ENOMEM)
+    return 0
+
+
+@syscall("ptr", "size", "size", "hex", "ptr")
+def sys_mremap(k, old, old_size, new_size, flags, new_address):
+    space = k.emu.memory
+    if old % PAGE or new_size == 0:
+        raise SyscallError(errno.EINVAL)
+    old_size, new_size = page_up(old_size), page_up(new_size)
+    region = space.find(old)
+    if region is None or not space.is_mapped(old, old + old_size):
+        raise SyscallError(errno.EFAULT)
+    if new_size <= old_size and not flags & MREMAP_FIXED:
+        if new_size < old_size:
+            space.unmap(old + new_size, old_size - new_size)
+        return old
+    if not flags & MREMAP_FIXED and space.is_free(old + old_size, old + new_size):
+        try:
+            space.map(old + old_size, new_size - old_size, region.perms, region.name)
+        except OutOfMemory:
+            raise SyscallError(errno.ENOMEM) from None
+        return old
+    if not flags & MREMAP_MAYMOVE:
+        raise SyscallError(errno.ENOMEM)
+    try:
+        target = new_address if flags & MREMAP_FIXED else space.find_free(new_size)
+        data = bytes(k.emu.uc.mem_read(old, min(old_size, new_size)))
+        space.map(target, new_size, region.perms, region.name)
+    except OutOfMemory:
+        raise SyscallError(errno.ENOMEM) from None
+    k.emu.uc.mem_write(target, data)
+    space.unmap(old, old_size)
+    return target
+
+
+@syscall("ptr", "size", "int")
+def sys_madvise(k, address, length, advice):
+    if advice == MADV_DONTNEED and length:
+        space = k.emu.memory
+        size = page_up(length)
+        if space.is_mapped(address, address + size):
+            for region in space.regions:
+                lo, hi = max(address, region.start), min(address + size, region.end)
+                if lo < hi and not region.device:
+                    k.emu.uc.mem_write(lo, bytes(hi - lo))
+    return 0

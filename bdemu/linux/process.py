@@ -1,0 +1,366 @@
+"""Process syscalls: identity, limits, exit, fork/clone, execve, wait, kill.
+
+Guest processes are host processes: fork/vfork/clone without CLONE_VM fork
+bdemu itself, and the child goes on emulating a copy of everything. Plugins
+observe the first process only; a child detaches them and never writes into
+the parent's outputs.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import struct
+
+from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
+from .registry import syscall
+from .structs import utsname
+
+CLONE_VM, CLONE_VFORK, CLONE_THREAD, CLONE_SETTLS = 0x100, 0x4000, 0x10000, 0x80000
+CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x100000, 0x200000, 0x1000000
+RLIM_INFINITY = (1 << 64) - 1
+
+
+@syscall("int", names=("exit_group",))
+def sys_exit(k, status):
+    raise GuestExit(status & 0xFF)
+
+
+@syscall(names=("gettid",))
+def sys_getpid(k):
+    return os.getpid()
+
+
+@syscall()
+def sys_getppid(k):
+    return os.getppid()
+
+
+for _name, _function in (("getuid", os.getuid), ("geteuid", os.geteuid), ("getgid", os.getgid),
+                         ("getegid", os.getegid)):
+    def _make(function):
+        def handler(k):
+            return function()
+        return handler
+    syscall(names=(_name, _name + "32"))(_make(_function))
+
+
+def _set_ids(k, *ids: int) -> int:
+    current = {os.getuid(), os.geteuid(), os.getgid(), os.getegid()}
+    for value in ids:
+        value = k.signed32(value)
+        if value != -1 and value not in current and os.geteuid() != 0:
+            raise SyscallError(errno.EPERM)
+    return 0
+
+
+@syscall("int", names=("setgid", "setfsuid", "setfsgid", "setuid32", "setgid32"))
+def sys_setuid(k, uid):
+    return _set_ids(k, uid)
+
+
+@syscall("int", "int", names=("setregid", "setreuid32", "setregid32"))
+def sys_setreuid(k, real, effective):
+    return _set_ids(k, real, effective)
+
+
+@syscall("int", "int", "int", names=("setresgid", "setresuid32", "setresgid32"))
+def sys_setresuid(k, real, effective, saved):
+    return _set_ids(k, real, effective, saved)
+
+
+@syscall("ptr", "ptr", "ptr", names=("getresuid32",))
+def sys_getresuid(k, real, effective, saved):
+    for address in (real, effective, saved):
+        k.write_int(address, os.geteuid())
+    return 0
+
+
+@syscall("ptr", "ptr", "ptr", names=("getresgid32",))
+def sys_getresgid(k, real, effective, saved):
+    for address in (real, effective, saved):
+        k.write_int(address, os.getegid())
+    return 0
+
+
+@syscall("int", "ptr", names=("getgroups32",))
+def sys_getgroups(k, size, address):
+    groups = os.getgroups()
+    if size:
+        if size < len(groups):
+            raise SyscallError(errno.EINVAL)
+        k.write(address, b"".join(g.to_bytes(4, k.byteorder) for g in groups))
+    return len(groups)
+
+
+@syscall("int", "ptr", names=("setgroups32",))
+def sys_setgroups(k, size, address):
+    return 0 if os.geteuid() == 0 else -errno.EPERM
+
+
+@syscall("ptr")
+def sys_uname(k, address):
+    k.write(address, utsname(k.arch.uname_machine))
+    return 0
+
+
+def _rlimit(k, resource_id: int) -> tuple[int, int]:
+    try:
+        soft, hard = resource.getrlimit(resource_id)
+    except (ValueError, OSError):
+        raise SyscallError(errno.EINVAL) from None
+    return tuple(RLIM_INFINITY if v == resource.RLIM_INFINITY else v for v in (soft, hard))
+
+
+@syscall("int", "int", "ptr", "ptr")
+def sys_prlimit64(k, pid, resource_id, new, old):
+    if old:
+        soft, hard = _rlimit(k, resource_id)
+        k.write(old, struct.pack("<QQ" if k.byteorder == "little" else ">QQ", soft, hard))
+    return 0
+
+
+@syscall("int", "ptr", names=("ugetrlimit",))
+def sys_getrlimit(k, resource_id, address):
+    soft, hard = _rlimit(k, resource_id)
+    mask = k.arch.word_mask
+    k.write(address, b"".join(min(v, mask).to_bytes(k.word, k.byteorder) for v in (soft, hard)))
+    return 0
+
+
+@syscall("int", "ptr")
+def sys_setrlimit(k, resource_id, address):
+    return 0
+
+
+@syscall("ptr")
+def sys_set_tid_address(k, address):
+    return os.getpid()
+
+
+@syscall("ptr", "size")
+def sys_set_robust_list(k, head, length):
+    return 0
+
+
+@syscall("ptr", "size", "hex", "hex")
+def sys_rseq(k, address, length, flags, signature):
+    raise SyscallError(errno.ENOSYS)
+
+
+@syscall("int", "size", "ptr")
+def sys_sched_getaffinity(k, pid, size, address):
+    if size < k.word:
+        raise SyscallError(errno.EINVAL)
+    mask = sum(1 << cpu for cpu in os.sched_getaffinity(0) if cpu < 8 * k.word)
+    k.write(address, mask.to_bytes(k.word, k.byteorder))
+    return k.word
+
+
+@syscall()
+def sys_sched_yield(k):
+    return 0
+
+
+@syscall("ptr")
+def sys_sysinfo(k, address):
+    word = k.word
+    uptime = int(float(open("/proc/uptime").read().split()[0]))
+    pages = os.sysconf("SC_PHYS_PAGES")
+    fields = [uptime, 0, 0, 0, pages * 4096, pages * 2048, 0, 0, 0, 0]
+    data = b"".join(v.to_bytes(word, k.byteorder) for v in fields[:8])
+    data += (1).to_bytes(2, k.byteorder) + bytes(2 if word == 4 else 6)
+    data += b"".join(v.to_bytes(word, k.byteorder) for v in (0, 0)) + (1).to_bytes(4, k.byteorder)
+    k.write(address, data.ljust(64 if word == 4 else 112, b"\0"))
+    return 0
+
+
+@syscall("int", "hex", "hex", "hex", "hex")
+def sys_prctl(k, option, a2, a3, a4, a5):
+    if option in (15, 16):  # PR_SET_NAME, PR_GET_NAME
+        if option == 16:
+            k.write(a2, b"bdemu-guest\0".ljust(16, b"\0"))
+        return 0
+    if option in (38, 39, 1, 2, 4, 3):  # NO_NEW_PRIVS, PDEATHSIG, DUMPABLE
+        return 0
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("int")
+def sys_getpgid(k, pid):
+    return os.getpgid(pid)
+
+
+@syscall()
+def sys_getpgrp(k):
+    return os.getpgrp()
+
+
+@syscall("int", "int")
+def sys_setpgid(k, pid, pgid):
+    os.setpgid(pid, pgid)
+    return 0
+
+
+@syscall("int")
+def sys_getsid(k, pid):
+    return os.getsid(pid)
+
+
+@syscall()
+def sys_setsid(k):
+    return os.setsid()
+
+
+@syscall("int", "ptr")
+def sys_getrusage(k, who, address):
+    k.write(address, bytes(18 * k.word if k.word == 8 else 72))
+    return 0
+
+
+# -- processes ---------------------------------------------------------------------------------
+def fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int) -> int:
+    if flags & CLONE_THREAD or (flags & CLONE_VM and not flags & CLONE_VFORK):
+        k.warn_once("threads", "threads (clone with CLONE_VM) are not supported yet: clone returns ENOSYS")
+        raise SyscallError(errno.ENOSYS)
+    k.flush_host_stdio()
+    pid = os.fork()
+    if pid:
+        k.children.add(pid)
+        if flags & CLONE_PARENT_SETTID and parent_tid:
+            k.write_int(parent_tid, pid)
+        return pid
+    k.emu.become_child()
+    if stack:
+        k.emu.set_reg("sp", stack)
+    if flags & CLONE_SETTLS:
+        k.arch.set_tls(k.emu, tls)
+    if flags & CLONE_CHILD_SETTID and child_tid:
+        k.write_int(child_tid, os.getpid())
+    return 0
+
+
+@syscall()
+def sys_fork(k):
+    return fork_process(k, 0, 0, 0, 0, 0)
+
+
+@syscall()
+def sys_vfork(k):
+    return fork_process(k, 0, 0, 0, 0, 0)
+
+
+@syscall("hex", "ptr", "ptr", "ptr", "ptr")
+def sys_clone(k, flags, stack, parent_tid, a4, a5):
+    if k.arch.variants.get("clone") == "tls_fourth":
+        tls, child_tid = a4, a5
+    else:
+        child_tid, tls = a4, a5
+    return fork_process(k, flags, stack, parent_tid, child_tid, tls)
+
+
+@syscall("path", "ptr", "ptr")
+def sys_execve(k, path, argv, envp):
+    guest = k.read_path(path)
+    arguments = k.read_string_array(argv)
+    environment = k.read_string_array(envp)
+    host = k.vfs.host_path(guest)
+    if not os.path.exists(host):
+        raise SyscallError(errno.ENOENT)
+    if os.path.isdir(host) or not os.access(host, os.X_OK):
+        raise SyscallError(errno.EACCES)
+    k.emu.check_exec(host)
+    raise ExecRequest(k.vfs.absolute(guest), host, arguments, environment)
+
+
+@syscall("dirfd", "path", "ptr", "ptr", "hex")
+def sys_execveat(k, dirfd, path, argv, envp, flags):
+    raise SyscallError(errno.ENOSYS)
+
+
+def _wait(k, pid: int, options: int) -> tuple[int, int]:
+    try:
+        return os.waitpid(pid, options & 0xFFFFFFFF & ~0x40000000)
+    except ChildProcessError:
+        raise SyscallError(errno.ECHILD) from None
+
+
+@syscall("int", "ptr", "hex", "ptr")
+def sys_wait4(k, pid, status_address, options, rusage):
+    child, status = _wait(k, k.signed32(pid), options)
+    if child and status_address:
+        k.write_int(status_address, status)
+    if rusage:
+        k.write(rusage, bytes(18 * k.word if k.word == 8 else 72))
+    return child
+
+
+@syscall("int", "int", "ptr", "hex", "ptr")
+def sys_waitid(k, idtype, ident, infop, options, rusage):
+    idtype_map = {0: os.P_ALL, 1: os.P_PID, 2: os.P_PGID}
+    if idtype not in idtype_map:
+        raise SyscallError(errno.EINVAL)
+    try:
+        result = os.waitid(idtype_map[idtype], ident, options & 0xFFFFFFFF)
+    except ChildProcessError:
+        raise SyscallError(errno.ECHILD) from None
+    if infop:
+        info = bytearray(128)
+        if result is not None:
+            end = "<" if k.byteorder == "little" else ">"
+            struct.pack_into(end + "iii", info, 0, 17, 0, result.si_code)  # SIGCHLD
+            offset = 16 if k.word == 8 else 12
+            struct.pack_into(end + "iIi", info, offset, result.si_pid, result.si_uid, result.si_status)
+        k.write(infop, bytes(info))
+    return 0
+
+
+def signal_self(k, signal: int) -> int:
+    """A signal the guest sends to itself: ignored, recorded, or fatal per its disposition."""
+    if signal == 0:
+        return 0
+    if not 0 < signal < 65:
+        raise SyscallError(errno.EINVAL)
+    action = k.signals.disposition(signal)
+    if action == "ignore":
+        return 0
+    if action == "handler":
+        k.warn_once(f"signal{signal}", f"signal {signal} has a guest handler; delivery is not supported yet")
+        return 0
+    raise GuestSignal(signal, "sent by the guest to itself")
+
+
+@syscall("int", "signal")
+def sys_kill(k, pid, signal):
+    pid = k.signed32(pid)
+    if pid in (0, os.getpid()) or (pid == -1 and not k.children):
+        return signal_self(k, signal)
+    os.kill(pid, signal)
+    return 0
+
+
+@syscall("int", "int", "signal")
+def sys_tgkill(k, tgid, tid, signal):
+    return sys_tkill(k, tid, signal)
+
+
+@syscall("int", "signal")
+def sys_tkill(k, tid, signal):
+    if k.signed32(tid) == os.getpid():
+        return signal_self(k, signal)
+    os.kill(k.signed32(tid), signal)
+    return 0
+
+
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+
+
+@syscall("hex", "ptr")
+def sys_arch_prctl(k, code, address):
+    if code == ARCH_SET_FS:
+        k.arch.set_tls(k.emu, address)
+        return 0
+    if code == ARCH_GET_FS:
+        k.write_word(address, k.emu.reg(k.arch.tls_register))
+        return 0
+    raise SyscallError(errno.EINVAL)

@@ -1,0 +1,1 @@
+"""Generated per-ISA syscall number tables (number -> name)."""

@@ -1,0 +1,1 @@
+"""Trace recording and reading (bdemu record / show / export)."""
