@@ -7,6 +7,7 @@ of `emu_start` (the binding's policy), where the run loop turns them into a
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import tempfile
@@ -22,10 +23,10 @@ from .cpu import Arch
 from .errors import GuestNotFound, NotExecutable, PluginError, RunStopped, UsageError
 from .hooks import HookBus, Plugin
 from .linux.errors import ExecRequest, GuestExit, GuestSignal, SyscallError
-from .linux.fs import VirtualFS
+from .linux.fs import VirtualFile, VirtualFS
 from .linux.kernel import Kernel
 from .memory import PROT_READ, PROT_WRITE, AddressSpace, page_down
-from .regs import RegisterFile
+from .regs import INTERRUPT_HOOK, SYSCALL_INSN_HOOK, RegisterFile, add_raw_hook
 
 SIGNAL_NAMES = {4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
                 11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
@@ -83,9 +84,11 @@ class Emulator:
         self.backdoor_pages = backdoor_pages
         self.backdoor_path = backdoor_path
         self.hooks = HookBus()
+        self.output = sys.stderr  # where plugins write their reports (the CLI's --output)
         self.modules: list[loaders.LoadedImage] = []
         self._warnings: list[str] = []
         self._stop_reason: str | None = None
+        self._stop_signal: int | None = None
         self._fault: tuple[str, int] | None = None
         self.uc = Uc(self.arch.uc_arch, self.arch.uc_mode)
         if self.arch.cpu_model is not None:
@@ -98,7 +101,9 @@ class Emulator:
             self.vfs.cwd = self.vfs.absolute(cwd)
         self.kernel = Kernel(self, self.arch, self.vfs, strict)
         from .devices import BackdoorDevice
-        self.device = BackdoorDevice(self, backdoor_pages)
+        self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
+        for guest_path, content, mappable in self.device.nodes():
+            self.vfs.add_node(self.vfs.absolute(guest_path), VirtualFile(content, mappable))
         self._load(self.path, self.argv, self.envp, self._guest_path_of(self.path))
         self._install_core_hooks()
 
@@ -132,6 +137,31 @@ class Emulator:
         self.hooks.add(instance)
         return instance
 
+    def disassemble(self, address: int, size: int) -> tuple:
+        """Instructions of the guest code at [address, address+size), decoded once and cached.
+
+        Each is `(address, size, bytes, mnemonic, op_str)`; see bdemu/decode.py.
+        """
+        decoder = self.__dict__.get("_decoder")
+        if decoder is None:
+            from .decode import BlockDecoder
+            decoder = self._decoder = BlockDecoder(self.arch, self.uc)
+        return decoder.block(address, size)
+
+    def syscall_name(self, number: int) -> str:
+        """The syscall's name on this ISA (`syscall_<n>` if unknown)."""
+        return self.kernel.name_of(number)
+
+    def syscall_signature(self, number: int) -> tuple[str, ...] | None:
+        """Argument kinds of the syscall (bdemu/linux/registry.py ARG_KINDS), None if unsupported."""
+        handler = self.kernel.handler_of(number)
+        return handler.args if handler is not None else None
+
+    def request_stop(self, signal: int) -> None:
+        """End the run as if bdemu got host signal `signal` (exit 128+signal). Safe from any thread."""
+        self._stop_signal = signal
+        self.uc.emu_stop()
+
     def warn(self, message: str) -> None:
         self._warnings.append(message)
         print(f"bdemu: warning: {message}", file=sys.stderr, flush=True)
@@ -160,6 +190,8 @@ class Emulator:
             if captured:
                 result.stdout, result.stderr = (self._drain(f) for f in captured)
         try:
+            from .hookinstall import drain_plugin_hooks
+            drain_plugin_hooks(self)
             self.hooks.call("on_exit", self, result)
         except RunStopped as error:
             result.exit_code, result.reason, result.message = 125, "error", str(error)
@@ -252,14 +284,17 @@ class Emulator:
     # -- hooks ------------------------------------------------------------------------------------
     def _install_core_hooks(self) -> None:
         abi = self.arch.syscall
-        self._syscall_args = self.regs.batch_reader((abi.number, *abi.args))
+        self._number_id = self.regs.id_of(abi.number)
+        self._arg_ids = tuple(self.regs.id_of(name) for name in abi.args)
         self._result_id = self.regs.id_of(abi.result)
         self._error_flag_id = self.regs.id_of(abi.error_flag) if abi.error_flag else None
+        self._raw_hooks: list = []
         kind, number = abi.trap
         if kind == "insn":
-            self.uc.hook_add(UC_HOOK_INSN, self._on_syscall_insn, None, 1, 0, number)
+            add_raw_hook(self.uc, UC_HOOK_INSN, SYSCALL_INSN_HOOK, self._syscall, self._raw_hooks,
+                         ctypes.c_int(number))
         self._syscall_intno = number if kind == "intr" else None
-        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        add_raw_hook(self.uc, UC_HOOK_INTR, INTERRUPT_HOOK, self._on_interrupt, self._raw_hooks)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
     def _install_plugin_hooks(self) -> None:
@@ -268,10 +303,7 @@ class Emulator:
         from .hookinstall import install_plugin_hooks
         self._plugin_hook_handles = install_plugin_hooks(self)
 
-    def _on_syscall_insn(self, uc, _user_data) -> None:
-        self._syscall()
-
-    def _on_interrupt(self, uc, intno: int, _user_data) -> None:
+    def _on_interrupt(self, intno: int) -> None:
         if intno == self._syscall_intno:
             self._syscall()
             return
@@ -286,13 +318,29 @@ class Emulator:
         return False
 
     def _syscall(self) -> None:
-        values = self._syscall_args()
-        number, args = values[0], values[1:]
+        """The syscall trap: read the number and only the arguments its handler takes."""
+        read = self.regs.read_gpr
+        number = read(self._number_id)
+        kernel = self.kernel
+        entry = kernel.table.get(number)
         observers = self._syscall_observers
         if observers:
+            args = [read(i) for i in self._arg_ids]
             for method in observers:
                 self.hooks.guarded(method, "on_syscall", self, number, tuple(args))
-        result = self.kernel.dispatch(number, args)
+        if entry is None:
+            result = kernel.unknown(number)
+        else:
+            function, count, _ = entry
+            try:
+                if count == 0:
+                    result = function(kernel)
+                else:
+                    result = function(kernel, *[read(i) for i in self._arg_ids[:count]])
+            except SyscallError as error:
+                result = -error.code
+            except OSError as error:
+                result = -(error.errno or 5)
         if self._syscall_return_observers:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
@@ -328,6 +376,8 @@ class Emulator:
         deadline = None if timeout is None else time.monotonic() + timeout
         until = self.arch.word_mask
         while True:
+            if self._stop_signal:
+                return self._stopped_by_host()
             self._stop_reason = None
             self._fault = None
             timeout_us = 0
@@ -353,6 +403,8 @@ class Emulator:
                 return self._signal_result(signal, detail)
             except KeyboardInterrupt:
                 return RunResult(130, "signal", signal=2, message="interrupted", pc=self._safe_pc())
+            if self._stop_signal:
+                return self._stopped_by_host()
             reason = self._stop_reason
             if reason in ("detach", "resume"):
                 if reason == "detach":
@@ -361,6 +413,11 @@ class Emulator:
                 continue
             what = "instruction limit" if max_insns else "timeout"
             return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
+
+    def _stopped_by_host(self) -> RunResult:
+        name = SIGNAL_NAMES.get(self._stop_signal, f"signal {self._stop_signal}")
+        return RunResult(128 + self._stop_signal, "signal", signal=self._stop_signal,
+                         message=f"stopped by {name}", pc=self._safe_pc())
 
     def _resume_pc(self) -> int:
         return self.regs.reg(self.arch.pc)

@@ -1,9 +1,18 @@
-"""Install the Unicorn hooks that the loaded plugins need, and only those."""
+"""Install the Unicorn hooks that the loaded plugins need, and only those.
+
+One Unicorn hook per event kind, fanning out over a prebuilt tuple of bound
+methods. Hot events that plugins take in bulk (`on_block_batch`,
+`on_block_counts`, `on_mem_batch`) are gathered by C hooks from
+`bdemu._native` into numpy arrays; the Python-per-event hooks (`on_block`,
+`on_insn`, `on_mem_read`, `on_mem_write`) stay for plugins that need live
+registers. `drain_plugin_hooks` delivers what is still buffered at the end of
+a run, before `on_exit`.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_READ_AFTER, UC_HOOK_MEM_WRITE
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -12,6 +21,8 @@ if TYPE_CHECKING:
 def install_plugin_hooks(emu: "Emulator") -> list[int]:
     """One Unicorn hook per event kind that some plugin overrides, fanning out to all of them."""
     bus, uc, handles = emu.hooks, emu.uc, []
+    emu._native_hooks = []
+    emu._native_drains = []
 
     def fan_out(hook: str):
         methods = bus.methods(hook)
@@ -44,10 +55,63 @@ def install_plugin_hooks(emu: "Emulator") -> list[int]:
     if write is not None:
         handles.append(uc.hook_add(UC_HOOK_MEM_WRITE,
                                    lambda _uc, _access, address, size, value, _u: write(address, size, value)))
+    _install_native(emu, fan_out)
     return handles
 
 
+def _install_native(emu: "Emulator", fan_out) -> None:
+    """The C hooks behind the batch hooks; their state objects are kept on `emu` for the run."""
+    wants = {hook: fan_out(hook) for hook in ("on_block_batch", "on_block_counts", "on_mem_batch")}
+    if not any(wants.values()):
+        return
+    from . import _native
+    uc = emu.uc
+    batch = wants["on_block_batch"]
+    if batch is not None:
+        stream = _native.BlockStream(uc, batch)
+        emu._native_hooks.append((_native.add_hook(uc, UC_HOOK_BLOCK, _native.BLOCK_BUFFER, stream.state), stream))
+        emu._native_drains.append(stream.drain)
+    counts = wants["on_block_counts"]
+    if counts is not None:
+        counter = _native.BlockCounter(uc)
+        emu._native_hooks.append((_native.add_hook(uc, UC_HOOK_BLOCK, _native.BLOCK_COUNT, counter.state), counter))
+        emu._native_drains.append(lambda: counts(*counter.snapshot()))
+    memory = wants["on_mem_batch"]
+    if memory is not None:
+        pc_reg = emu.arch.registers[emu.arch.pc]
+        stream = _native.MemStream(uc, memory, _native.reg_read_address(), pc_reg)
+        kinds = UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE
+        emu._native_hooks.append((_native.add_hook(uc, kinds, _native.MEM_BUFFER, stream.state), stream))
+        emu._native_drains.append(stream.drain)
+
+
+def drain_streams(emu: "Emulator") -> None:
+    """Deliver the blocks and memory accesses buffered so far, mid-run (repeatable).
+
+    For plugins that must order a live event (a syscall, a backdoor call) after
+    the blocks that ran before it: the trace recorder calls this first.
+    """
+    for _handle, state in getattr(emu, "_native_hooks", ()):
+        drain = getattr(state, "drain", None)
+        if drain is not None:
+            drain()
+
+
+def drain_plugin_hooks(emu: "Emulator") -> None:
+    """Deliver every batch still buffered (end of run, before `on_exit`); each is delivered once."""
+    drains, emu._native_drains = getattr(emu, "_native_drains", []), []
+    for drain in drains:
+        drain()
+
+
 def remove_plugin_hooks(emu: "Emulator") -> None:
+    """Remove every plugin hook and drop buffered events (a forked child reports nothing)."""
     for handle in getattr(emu, "_plugin_hook_handles", []):
         emu.uc.hook_del(handle)
     emu._plugin_hook_handles = []
+    if getattr(emu, "_native_hooks", None):
+        from . import _native
+        for handle, _state in emu._native_hooks:
+            _native.remove_hook(emu.uc, handle)
+    emu._native_hooks = []
+    emu._native_drains = []

@@ -14,19 +14,24 @@ from unicorn.unicorn_py3.unicorn import uclib
 from .cpu import Arch
 
 _u64 = ctypes.c_uint64
+#: libunicorn again, without argtypes: calls skip ctypes' per-argument conversion.
+_raw = ctypes.CDLL(uclib._name)
 
 
 class RegisterFile:
     """Name-based register access for one Unicorn engine (64-bit-or-less registers)."""
 
     def __init__(self, uc, arch: Arch) -> None:
-        self._handle = uc._uch
+        self._uch = uc._uch
+        self._handle = ctypes.c_void_p(uc._uch.value)
         self._ids = arch.registers
         self._mask = arch.word_mask
         self._buffer = _u64()
         self._ref = ctypes.byref(self._buffer)
-        self._read = uclib.uc_reg_read
-        self._write = uclib.uc_reg_write
+        self._read = _raw.uc_reg_read
+        self._write = _raw.uc_reg_write
+        #: Read a full-width general register (no buffer clearing needed on 64-bit ISAs).
+        self.read_gpr = self._read_full if arch.bits == 64 else self.read_id
 
     def id_of(self, name: str) -> int:
         return self._ids[name]
@@ -36,6 +41,10 @@ class RegisterFile:
         buffer.value = 0
         self._read(self._handle, reg_id, self._ref)
         return buffer.value
+
+    def _read_full(self, reg_id: int) -> int:
+        self._read(self._handle, reg_id, self._ref)
+        return self._buffer.value
 
     def write_id(self, reg_id: int, value: int) -> None:
         self._buffer.value = value & 0xFFFFFFFFFFFFFFFF
@@ -48,7 +57,7 @@ class RegisterFile:
         self.write_id(self._ids[name], value)
 
     def batch_reader(self, names: Sequence[str]) -> "BatchReader":
-        return BatchReader(self._handle, [self._ids[n] for n in names])
+        return BatchReader(self._uch, [self._ids[n] for n in names])
 
 
 class BatchReader:
@@ -71,3 +80,34 @@ class BatchReader:
         ctypes.memset(values, 0, 8 * self._count)
         self._fn(self._handle, self._ids_ptr, self._ptrs_ptr, self._count)
         return values[:]
+
+
+def add_raw_hook(uc, hook_type: int, prototype, callback, keep: list, *extra) -> int:
+    """Register `callback` with `uc_hook_add` directly, skipping the binding's wrapper layers.
+
+    The binding's policy is kept: an exception stops the engine and is re-raised
+    by `emu_start`. `keep` holds the ctypes function object for the engine's life.
+    """
+    def guarded(*args):
+        try:
+            return callback(*args[1:-1])
+        except BaseException as error:  # noqa: B036 - re-raised by emu_start
+            if uc._hook_exception is None:
+                uc._hook_exception = error
+            uc.emu_stop()
+
+    function = prototype(guarded)
+    handle = ctypes.c_size_t()
+    status = uclib.uc_hook_add(uc._uch, ctypes.byref(handle), hook_type,
+                               ctypes.cast(function, ctypes.c_void_p), None,
+                               ctypes.c_uint64(1), ctypes.c_uint64(0), *extra)
+    if status:
+        from unicorn import UcError
+        raise UcError(status)
+    keep.append(function)
+    return handle.value
+
+
+#: Hook prototypes with the engine handle as a plain pointer (no conversion cost).
+SYSCALL_INSN_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+INTERRUPT_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)

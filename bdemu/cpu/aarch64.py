@@ -7,7 +7,7 @@ from unicorn import arm64_const
 
 from bdemu.linux.tables.aarch64 import SYSCALLS
 
-from .base import Arch, RegisterAccess, SyscallABI
+from .base import Arch, BackdoorInsn, RegisterAccess, SyscallABI
 from .x86_64 import _unicorn_registers
 
 
@@ -56,4 +56,8 @@ ARCH = Arch(
     initial_registers={"fpcr": 0, "fpsr": 0},
     variants={"open_flags": "arm", "clone": "tls_fourth"},
     cpu_model=arm64_const.UC_CPU_ARM64_MAX,
+    # `udf #0xbd01` (permanently undefined): raises EXCP_UDEF (interrupt 1) with pc at the instruction.
+    backdoor_insn=BackdoorInsn(trap=("intr", 1), leaf="x0", value="x1", results=("x0", "x1", "x2", "x3"),
+                               name="udf #0xbd01",
+                               encoding=(0x0000BD01).to_bytes(4, "little")),
 )

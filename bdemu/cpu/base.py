@@ -37,6 +37,28 @@ class SyscallABI:
 
 
 @dataclass(frozen=True)
+class BackdoorInsn:
+    """The backdoor's instruction interface on one ISA (SPEC 2), as data.
+
+    The guest puts `0x40001000 | type << 8 | i8` in `leaf` and v32 in
+    `value`, then runs the instruction; afterwards `results` hold
+    (return value, 0, 0, 0), as CPUID's EAX, EBX, ECX, EDX do. `trap` is
+    ("insn", unicorn instruction id) for an instruction Unicorn hooks (x86
+    CPUID), or ("intr", interrupt number) for a reserved encoding that raises
+    an exception: then `encoding` is its bytes, checked at the faulting pc,
+    and the guest resumes `len(encoding)` bytes further on.
+    """
+
+    trap: tuple[str, int]
+    leaf: str
+    value: str
+    results: tuple[str, str, str, str]
+    #: How error messages name the instruction ("CPUID").
+    name: str = ""
+    encoding: bytes = b""
+
+
+@dataclass(frozen=True)
 class Arch:
     """Everything bdemu needs to know about one ISA, as data."""
 
@@ -88,6 +110,8 @@ class Arch:
     sigaction_handler_offset: int = 0
     #: Linux signal numbers where this ISA differs from the common ones (MIPS), name -> number.
     signal_overrides: Mapping[str, int] = field(default_factory=dict)
+    #: The backdoor's instruction interface (None: this ISA has none yet).
+    backdoor_insn: BackdoorInsn | None = None
 
     @property
     def word_size(self) -> int:

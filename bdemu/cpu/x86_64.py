@@ -7,7 +7,7 @@ from unicorn import x86_const
 
 from bdemu.linux.tables.x86_64 import SYSCALLS
 
-from .base import Arch, RegisterAccess, SyscallABI
+from .base import Arch, BackdoorInsn, RegisterAccess, SyscallABI
 
 
 def _unicorn_registers(module, prefix: str) -> dict[str, int]:
@@ -58,4 +58,6 @@ ARCH = Arch(
     set_tls=_set_tls,
     tls_register="fs_base",
     initial_registers={"eflags": 0x202, "fpcw": 0x37F, "mxcsr": 0x1F80},
+    backdoor_insn=BackdoorInsn(trap=("insn", x86_const.UC_X86_INS_CPUID), leaf="rax", value="rcx",
+                               results=("rax", "rbx", "rcx", "rdx"), name="CPUID"),
 )

@@ -1,0 +1,83 @@
+"""The instruction interface: (type, i8, v32) through one instruction per ISA (SPEC 2).
+
+x86 uses CPUID: Unicorn's CPUID hook runs before the instruction and its
+return value decides whether the real CPUID still runs (non-zero: skip), so
+only leaves 0x40000000 and 0x40001xxx are answered here and every other leaf
+reaches Unicorn's own CPUID untouched. Other ISAs use a reserved,
+permanently undefined encoding (`Arch.backdoor_insn.encoding`): it raises
+the CPU's undefined-instruction exception, which arrives through the
+emulator's interrupt hook that exists anyway, so no per-instruction hook is
+installed. Any other undefined instruction still ends in SIGILL.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..cpu.base import BackdoorInsn
+from ..errors import RunStopped
+from . import _raw
+
+if TYPE_CHECKING:
+    from .backdoor import BackdoorDevice
+
+SIGNATURE_LEAF = 0x40000000
+BASE_LEAF = 0x40001000
+SIGNATURE = b"bdemu-bdoor1"
+_SIGNATURE_REGS = tuple(int.from_bytes(SIGNATURE[i:i + 4], "little") for i in (0, 4, 8))
+
+
+class InvalidBackdoorRequest(RunStopped):
+    """The guest asked for an instruction-interface type that does not exist (exit 125)."""
+
+
+class InstructionInterface:
+    def __init__(self, device: "BackdoorDevice", spec: BackdoorInsn) -> None:
+        emu = device.emu
+        self.device, self.spec, self.emu = device, spec, emu
+        regs = emu.regs
+        self._read = regs.read_id
+        self._leaf_id, self._value_id = regs.id_of(spec.leaf), regs.id_of(spec.value)
+        self._pc_id = regs.id_of(emu.arch.pc)
+        self._write_results = _raw.RegisterWriter(emu.uc, [regs.id_of(r) for r in spec.results])
+        kind, number = spec.trap
+        self.intno = number if kind == "intr" else None
+        if kind == "insn":
+            self._cpuid_cb = _raw.CPUID_HOOK(_raw.guard(emu.uc, self._on_cpuid, 1))
+            _raw.add_cpuid_hook(emu.uc, self._cpuid_cb, number)
+
+    def _on_cpuid(self, _uc, _user) -> int:
+        leaf = self._read(self._leaf_id) & 0xFFFFFFFF
+        if leaf & 0xFFFFF000 == BASE_LEAF or leaf == SIGNATURE_LEAF:
+            self._answer(leaf)
+            return 1
+        return 0
+
+    def on_interrupt(self, intno: int) -> bool:
+        """The reserved encoding's exception: answer it and resume after the instruction."""
+        if intno != self.intno:
+            return False
+        encoding = self.spec.encoding
+        pc = self._read(self._pc_id)
+        try:
+            if bytes(self.emu.uc.mem_read(pc, len(encoding))) != encoding:
+                return False
+        except Exception:
+            return False
+        self._answer(self._read(self._leaf_id) & 0xFFFFFFFF)
+        self.emu.regs.write_id(self._pc_id, pc + len(encoding))
+        return True
+
+    def _answer(self, leaf: int) -> None:
+        if leaf == SIGNATURE_LEAF:
+            self._write_results(BASE_LEAF, *_SIGNATURE_REGS)
+            return
+        kind = (leaf >> 8) & 0xF
+        if leaf & 0xFFFFF000 != BASE_LEAF or kind > 1:
+            raise InvalidBackdoorRequest(
+                f"invalid backdoor request: {self.spec.name or 'instruction'} leaf {leaf:#x} "
+                f"(type {kind}) at pc {self._read(self._pc_id):#x}")
+        if kind == 0:
+            result = self.device.call_i8(leaf & 0xFF)
+        else:
+            result = self.device.call_i8_v32(leaf & 0xFF, self._read(self._value_id) & 0xFFFFFFFF)
+        self._write_results(result & 0xFFFFFFFF, 0, 0, 0)

@@ -1,0 +1,115 @@
+"""The DuckDB side of recording: tables created up front, rows appended in Arrow batches.
+
+Inserting into DuckDB releases the GIL, and so does Unicorn while the guest
+runs, so a writer thread turns queued column batches into Arrow tables and
+inserts them while the guest keeps running. The queue is bounded: if the
+guest produces events faster than DuckDB stores them, the recorder waits
+instead of growing without limit. Every batch is committed when inserted, so
+a file opened after any kind of stop holds everything flushed before it.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Any, Mapping
+
+from .schema import TABLES, arrow_schema, ddl
+
+_STOP = object()
+
+
+class TraceWriter:
+    """Owns one trace file: `append(table, columns)` from the recorder, `close()` at the end."""
+
+    def __init__(self, path: str, threaded: bool = True) -> None:
+        import duckdb
+        self.path = os.fspath(path)
+        for stale in (self.path, self.path + ".wal"):
+            if os.path.exists(stale):
+                os.remove(stale)
+        self.con = duckdb.connect(self.path)
+        for table in TABLES:
+            self.con.execute(ddl(table))
+        self._schemas = {table: arrow_schema(table) for table in TABLES}
+        self.rows: dict[str, int] = {table: 0 for table in TABLES}
+        self._error: BaseException | None = None
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._queue = queue.Queue(maxsize=8)
+            self._thread = threading.Thread(target=self._drain, name="bdemu-trace-writer", daemon=True)
+            self._thread.start()
+
+    def append(self, table: str, columns: Mapping[str, Any]) -> None:
+        """Queue rows for `table`: column name -> numpy array or list, all the same length."""
+        self._check()
+        count = len(next(iter(columns.values())))
+        if not count:
+            return
+        self.rows[table] += count
+        if self._queue is None:
+            self._insert(table, columns)
+        else:
+            self._queue.put((table, columns))
+
+    def set_meta(self, values: Mapping[str, str]) -> None:
+        """Replace `meta` rows (synchronously, after everything queued before)."""
+        self.sync()
+        for key, value in values.items():
+            self.con.execute("DELETE FROM meta WHERE key = ?", [key])
+            self.con.execute("INSERT INTO meta VALUES (?, ?)", [key, str(value)])
+
+    def sync(self) -> None:
+        """Wait until every queued batch is in the database."""
+        if self._queue is not None:
+            self._queue.join()
+        self._check()
+
+    def size(self) -> int:
+        total = 0
+        for name in (self.path, self.path + ".wal"):
+            try:
+                total += os.path.getsize(name)
+            except OSError:
+                pass
+        return total
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        try:
+            self._check()
+        finally:
+            self.con.execute("CHECKPOINT")
+            self.con.close()
+
+    # -- internals --------------------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise RuntimeError(f"cannot write trace {self.path!r}: {error}") from error
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is _STOP:
+                    return
+                if self._error is None:
+                    self._insert(*item)
+            except BaseException as error:  # reported to the recorder on its next call
+                self._error = error
+            finally:
+                self._queue.task_done()
+
+    def _insert(self, table: str, columns: Mapping[str, Any]) -> None:
+        import pyarrow as pa
+        batch = pa.Table.from_pydict(dict(columns), schema=self._schemas[table])
+        self.con.register("_bdemu_batch", batch)
+        try:
+            self.con.execute(f'INSERT INTO "{table}" SELECT * FROM _bdemu_batch')
+        finally:
+            self.con.unregister("_bdemu_batch")

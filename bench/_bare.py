@@ -1,0 +1,84 @@
+"""The bare-Unicorn baseline shared by the benchmarks: same image, same stack, same process.
+
+`bare_unicorn_seconds` loads the guest with bdemu (so memory, stack and
+registers are identical), then replaces every hook with one minimal inline
+syscall handler and times `emu_start` alone.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, Uc
+from unicorn.x86_const import UC_X86_INS_SYSCALL
+
+from bdemu import Emulator
+
+
+class _Exit(Exception):
+    pass
+
+
+def _fresh_copy(emu: Emulator) -> Uc:
+    """A new engine holding a copy of the loaded guest's memory and registers, and no hooks."""
+    arch = emu.arch
+    uc = Uc(arch.uc_arch, arch.uc_mode)
+    if arch.cpu_model is not None:
+        uc.ctl_set_cpu_model(arch.cpu_model)
+    for start, end, perms in emu.uc.mem_regions():
+        uc.mem_map(start, end - start + 1, perms)
+        uc.mem_write(start, bytes(emu.uc.mem_read(start, end - start + 1)))
+    for name in (*arch.general_registers, arch.sp, arch.pc, *arch.initial_registers):
+        uc.reg_write(arch.registers[name], emu.reg(name))
+    return uc
+
+
+def bare_unicorn_seconds(path: str, argv: list[str] | None = None) -> float:
+    emu = Emulator(path, argv=argv or [path], env={})
+    arch = emu.arch
+    uc = _fresh_copy(emu)
+    abi = arch.syscall
+    ids = {name: arch.registers[name] for name in (abi.number, abi.result, *abi.args)}
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    names = arch.syscall_numbers
+
+    def syscall(uc, *_):
+        name = names.get(uc.reg_read(ids[abi.number]), "")
+        if name in ("exit", "exit_group"):
+            raise _Exit()
+        if name == "write":
+            uc.reg_write(ids[abi.result], uc.reg_read(ids[abi.args[2]]))
+        elif name == "writev":
+            uc.reg_write(ids[abi.result], 1)
+        else:
+            uc.reg_write(ids[abi.result], 0)
+
+    kind, number = abi.trap
+    if kind == "insn":
+        uc.hook_add(UC_HOOK_INSN, syscall, None, 1, 0, UC_X86_INS_SYSCALL)
+    else:
+        uc.hook_add(UC_HOOK_INTR, lambda uc, intno, _u: syscall(uc) if intno == number else uc.emu_stop())
+    start = time.perf_counter()
+    try:
+        uc.emu_start(emu.reg(arch.pc), arch.word_mask)
+    except _Exit:
+        pass
+    elapsed = time.perf_counter() - start
+    os.close(devnull)
+    return elapsed
+
+
+def bdemu_seconds(path: str, argv: list[str] | None = None, plugins=()) -> float:
+    """Wall time of Emulator.run() (output captured), plugins added by name or instance."""
+    emu = Emulator(path, argv=argv or [path], env={})
+    for plugin in plugins:
+        if isinstance(plugin, tuple):
+            emu.add_plugin(plugin[0], **plugin[1])
+        else:
+            emu.add_plugin(plugin)
+    start = time.perf_counter()
+    result = emu.run(capture_output=True)
+    elapsed = time.perf_counter() - start
+    if result.exit_code != 0:
+        raise RuntimeError(f"guest failed: {result}")
+    return elapsed
