@@ -23,8 +23,10 @@ def _size(text: str) -> int:
         raise UsageError(f"invalid size {text!r} (use e.g. 64M)") from None
 
 
-def guest_options(function):
-    """Options shared by `run` and `record` (SPEC section 3)."""
+def guest_options(function=None, *, output_flags=("--output", "-o")):
+    """Options shared by `run` and `record` (SPEC section 3). `record` keeps `-o` for its TRACE."""
+    if function is None:
+        return lambda f: guest_options(f, output_flags=output_flags)
     decorators = [
         click.option("--plugin", "-p", "plugins", multiple=True, metavar="NAME[,key=value]...",
                      help="Load a plugin: built-in name, file.py[:Class] or module:Class."),
@@ -38,7 +40,7 @@ def guest_options(function):
         click.option("--max-insns", type=int, metavar="N", help="Stop after N instructions (exit 124)."),
         click.option("--timeout", type=float, metavar="SECONDS", help="Stop after SECONDS of wall time (exit 124)."),
         click.option("--max-memory", metavar="SIZE", help="Guest mmap/brk beyond SIZE fail with ENOMEM."),
-        click.option("--output", "-o", "output", metavar="FILE", help="Where plugin output goes (default: stderr)."),
+        click.option(*output_flags, "output", metavar="FILE", help="Where plugin output goes (default: stderr)."),
         click.option("--strict", is_flag=True, help="Unsupported syscalls stop the run (exit 125)."),
         click.option("--debug", is_flag=True, help="Show Python tracebacks."),
         click.argument("guest"),
@@ -101,6 +103,47 @@ def run(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pa
     result = emu.run(max_insns=max_insns, timeout=timeout)
     _close_output(emu)
     sys.exit(report(result))
+
+
+@cli.command(context_settings=RUN_SETTINGS)
+@click.option("-o", "--trace", "trace", required=True, metavar="TRACE", help="The trace file to write (DuckDB).")
+@click.option("--insns", is_flag=True, help="Also record every instruction.")
+@click.option("--mem", is_flag=True, help="Also record every memory access (per-event hooks: slower).")
+@click.option("--regs", is_flag=True, help="Also record register changes per instruction (for Tenet; implies --insns).")
+@click.option("--no-blocks", is_flag=True, help="Do not record the blocks table.")
+@click.option("--data-bytes", type=int, default=4096, show_default=True, metavar="N",
+              help="Bytes of the backdoor data window kept per call.")
+@guest_options(output_flags=("--output", "--plugin-output"))
+def record(trace, insns, mem, regs, no_blocks, data_bytes, plugins, max_insns, timeout, debug, **guest):
+    """Run GUEST like `run` and record what it did into the DuckDB file TRACE."""
+    from .plugin_loader import parse_spec
+    from .trace.commands import record as record_trace
+    _check_limits(max_insns, timeout)
+    specs = [parse_spec(text) for text in plugins]
+    emu, result = record_trace(lambda: build_emulator(plugins=(), **guest), specs, trace, max_insns, timeout,
+                               insns=insns or regs, mem=mem, regs=regs, no_blocks=no_blocks,
+                               data_bytes=data_bytes)
+    _close_output(emu)
+    sys.exit(report(result))
+
+
+@cli.command()
+@click.argument("trace")
+@click.option("--top", type=int, default=10, show_default=True, help="How many of the hottest blocks to list.")
+def show(trace, top):
+    """Summarize a trace: guest, how it ended, counts, hottest blocks, syscalls."""
+    from .trace.commands import show as show_trace
+    show_trace(trace, top)
+
+
+@cli.command()
+@click.argument("trace")
+@click.option("--format", "fmt", required=True, type=click.Choice(["drcov", "tenet", "parquet", "chrome"]))
+@click.option("-o", "--output", "out", required=True, metavar="OUT", help="File (directory for parquet).")
+def export(trace, fmt, out):
+    """Convert a trace for other tools: drcov (Lighthouse), tenet, parquet, chrome (Perfetto)."""
+    from .trace.commands import export as export_trace
+    export_trace(trace, fmt, out)
 
 
 def _check_limits(max_insns, timeout) -> None:

@@ -162,6 +162,11 @@ class Emulator:
         self._stop_signal = signal
         self.uc.emu_stop()
 
+    def open_flag_values(self) -> Mapping[str, int]:
+        """The guest's `O_*` flag values by name (they differ between ISAs), for decoding."""
+        from .linux.files import open_flags
+        return open_flags(self.kernel)
+
     def warn(self, message: str) -> None:
         self._warnings.append(message)
         print(f"bdemu: warning: {message}", file=sys.stderr, flush=True)
@@ -275,6 +280,8 @@ class Emulator:
             interpreter = os.fsdecode(words[0])
             argv = [words[0], *words[1:], os.fsencode(guest), *argv[1:]]
             guest, host = self.vfs.absolute(interpreter), self.vfs.host_path(interpreter)
+        from .hookinstall import before_exec
+        before_exec(self)
         self.kernel.fds.close_on_exec()
         self.kernel.signals.reset_for_exec()
         self.memory.clear()
@@ -340,7 +347,7 @@ class Emulator:
             except SyscallError as error:
                 result = -error.code
             except OSError as error:
-                result = -(error.errno or 5)
+                result = kernel.host_error(error)
         if self._syscall_return_observers:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)

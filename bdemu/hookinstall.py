@@ -97,6 +97,14 @@ def drain_streams(emu: "Emulator") -> None:
             drain()
 
 
+def before_exec(emu: "Emulator") -> None:
+    """The old image is about to go: deliver its buffered events while its code is still mapped."""
+    for _handle, state in getattr(emu, "_native_hooks", []):
+        if hasattr(state, "drain"):
+            state.drain()
+    emu.__dict__.pop("_decoder", None)
+
+
 def drain_plugin_hooks(emu: "Emulator") -> None:
     """Deliver every batch still buffered (end of run, before `on_exit`); each is delivered once."""
     drains, emu._native_drains = getattr(emu, "_native_drains", []), []

@@ -11,8 +11,8 @@ class _Lines(dict):
         super().__init__()
         self.emu, self.start, self.stop, self.show_bytes = emu, start, stop, show_bytes
 
-    def __missing__(self, key: int) -> bytes:
-        pc, size = key & 0xFFFF_FFFF_FFFF, key >> 48
+    def __missing__(self, key) -> bytes:
+        pc, size = key if isinstance(key, tuple) else (key & 0xFFFF_FFFF_FFFF, key >> 48)
         lines = [line(insn, self.show_bytes) for insn in self.emu.disassemble(pc, size)
                  if self.start <= insn.address < self.stop]
         text = self[key] = "".join(f"{text}\n" for text in lines).encode()
@@ -60,7 +60,7 @@ class Trace(Plugin):
             return
         keys = (pcs | (sizes.astype(pcs.dtype) << 48)).tolist()
         if pcs.max(initial=0) >> 48:
-            keys = [p | (s << 48) if p < 1 << 48 else self._wide(p, s) for p, s in zip(pcs.tolist(), sizes.tolist())]
+            keys = [(p, s) if p >> 48 else p | (s << 48) for p, s in zip(pcs.tolist(), sizes.tolist())]
         chunk = b"".join(map(self._cache.__getitem__, keys))
         if self.limit:
             count = chunk.count(b"\n")
@@ -70,16 +70,6 @@ class Trace(Plugin):
                 count = keep
             self.lines += count
         self._stream.write(chunk)
-
-    def _wide(self, pc: int, size: int) -> int:
-        """Blocks above 2**48 (rare) get their own cache entries under a unique negative key."""
-        key = -(pc * 65536 + size)
-        if key not in self._cache:
-            self._cache[key] = "".join(f"{line(i, self.bytes)}\n" for i in self._emu_insns(pc, size)).encode()
-        return key
-
-    def _emu_insns(self, pc, size):
-        return [i for i in self._cache.emu.disassemble(pc, size) if self.start <= i.address < self.stop]
 
     def on_insn(self, emu, address, size) -> None:
         values = tuple(emu.reg(name) for name in self._names)

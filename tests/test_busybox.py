@@ -9,6 +9,7 @@ and a failed fetch fails the test rather than skipping it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 
@@ -21,15 +22,26 @@ CASES = json.loads((ROOT / "tests" / "busybox_cases.json").read_text())
 BUSYBOX_ISAS = [isa for isa in ISAS if (EXPECTED / "busybox" / f"{isa}.json").exists()]
 
 
+@functools.cache
+def _fetch(isa: str) -> str:
+    """Run the fetch script once per ISA; returns "" on success, else what went wrong."""
+    try:
+        done = subprocess.run(["sh", str(FETCH), isa], cwd=ROOT, capture_output=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    if done.returncode != 0:
+        return f"status {done.returncode}:\n{done.stdout.decode()}{done.stderr.decode()}"
+    return ""
+
+
 def _busybox(isa: str) -> str:
     """The busybox binary for `isa` (relative to the repo root), fetched on first use."""
     relative = f"tests/.cache/busybox/{isa}/busybox"
     if not (ROOT / relative).exists():
-        done = subprocess.run([str(FETCH), isa], cwd=ROOT, capture_output=True, timeout=900)
-        if done.returncode != 0 or not (ROOT / relative).exists():
-            pytest.fail(f"could not fetch busybox-static for {isa} with {FETCH.name} "
-                        f"(status {done.returncode}):\n{done.stdout.decode()}{done.stderr.decode()}",
-                        pytrace=False)
+        problem = _fetch(isa)
+        if problem or not (ROOT / relative).exists():
+            pytest.fail(f"busybox-static for {isa} is missing and {FETCH.relative_to(ROOT)} "
+                        f"could not fetch it: {problem or 'no binary after the fetch'}", pytrace=False)
     return relative
 
 

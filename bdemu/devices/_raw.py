@@ -9,9 +9,9 @@ stops, and `emu_start` re-raises it.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 
-from unicorn import UC_HOOK_INSN, UC_HOOK_MEM_WRITE, UcError
+from unicorn import UC_HOOK_INSN, UcError
 from unicorn.unicorn_py3.unicorn import uclib
 
 _void_p, _u64, _uint = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint
@@ -26,17 +26,11 @@ def _check(status: int) -> None:
         raise UcError(status)
 
 
-def guard(uc, function, failed=None):
-    """`function` with the binding's policy: on exception remember it, stop the engine, return `failed`."""
-    def guarded(*args):
-        try:
-            return function(*args)
-        except BaseException as error:  # noqa: B036 - re-raised by emu_start
-            if uc._hook_exception is None:
-                uc._hook_exception = error
-            uc.emu_stop()
-            return failed
-    return guarded
+def fail(uc, error: BaseException) -> None:
+    """The binding's policy for an exception in a callback: remember it, stop; emu_start re-raises it."""
+    if uc._hook_exception is None:
+        uc._hook_exception = error
+    uc.emu_stop()
 
 
 def mmio_map(uc, address: int, size: int, read_cb, write_cb) -> None:
@@ -57,37 +51,48 @@ def add_cpuid_hook(uc, cpuid_cb, insn_id: int) -> int:
     return add_hook(uc, UC_HOOK_INSN, cpuid_cb, 1, 0, ctypes.c_int(insn_id))
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-#: A C function that ignores its arguments: a memory hook that costs no Python call.
-_NOOP = ctypes.cast(_libc.abs, _void_p)
-
-
-def sync_pc_on_writes(uc, begin: int, end: int) -> int:
-    """Make the pc exact during MMIO writes to [begin, end].
-
-    Unicorn updates the guest pc before a memory access only when a memory
-    hook covers it; without one, an MMIO callback sees the pc of the block's
-    start. A hook whose callback is a C no-op (libc `abs`, harmless with the
-    hook's arguments under the C calling conventions) buys the exact pc with
-    no Python on the way.
-    """
-    return add_hook(uc, UC_HOOK_MEM_WRITE, _NOOP, begin, end)
+#: libunicorn without argtypes: calls with prepared ctypes objects skip per-argument conversion.
+_lib = ctypes.CDLL(uclib._name)
 
 
 class RegisterWriter:
-    """Writes a fixed list of registers with one `uc_reg_write_batch` call."""
+    """Writes a fixed list of registers with one `uc_reg_write_batch` call.
+
+    `values` is a ctypes array: set its items, then call `write()`.
+    """
 
     def __init__(self, uc, reg_ids) -> None:
         count = len(reg_ids)
-        self._handle, self._count = uc._uch, count
         self._ids = (ctypes.c_int32 * count)(*reg_ids)
-        self._values = (_u64 * count)()
-        base = ctypes.addressof(self._values)
+        self.values = (_u64 * count)()
+        base = ctypes.addressof(self.values)
         self._pointers = (_void_p * count)(*[base + 8 * i for i in range(count)])
-        self._fn = uclib.uc_reg_write_batch
-        self._ids_ptr = ctypes.cast(self._ids, ctypes.POINTER(ctypes.c_int32))
-        self._ptrs_ptr = ctypes.cast(self._pointers, ctypes.POINTER(_void_p))
+        self.write = functools.partial(_lib.uc_reg_write_batch, _void_p(uc._uch.value), self._ids,
+                                       self._pointers, ctypes.c_int(count))
 
-    def __call__(self, *values: int) -> None:
-        self._values[:] = values
-        self._fn(self._handle, self._ids_ptr, self._ptrs_ptr, self._count)
+
+class RegisterReader:
+    """Reads a fixed list of registers (full width) with one `uc_reg_read_batch` call into `values`."""
+
+    def __init__(self, uc, reg_ids) -> None:
+        count = len(reg_ids)
+        self._ids = (ctypes.c_int32 * count)(*reg_ids)
+        self.values = (_u64 * count)()
+        base = ctypes.addressof(self.values)
+        self._pointers = (_void_p * count)(*[base + 8 * i for i in range(count)])
+        self.read = functools.partial(_lib.uc_reg_read_batch, _void_p(uc._uch.value), self._ids,
+                                      self._pointers, ctypes.c_int(count))
+
+
+class CodeReader:
+    """Reads `size` bytes of guest memory without the binding's conversions (None if unmapped)."""
+
+    def __init__(self, uc, size: int) -> None:
+        self._buffer = ctypes.create_string_buffer(size)
+        self._read = functools.partial(_lib.uc_mem_read, _void_p(uc._uch.value))
+        self._size = ctypes.c_size_t(size)
+
+    def __call__(self, address: int) -> bytes | None:
+        if self._read(_u64(address), self._buffer, self._size):
+            return None
+        return self._buffer.raw

@@ -36,7 +36,6 @@ class BackdoorDevice:
         self.data_size = pages * PAGE
         self.data = DataWindow(self.data_size)
         self.registers = ControlRegisters(emu.uc, self.data_size, emu.arch.byteorder, self.call)
-        self.calls = 0
         self._on_backdoor: tuple = ()
         self._on_i8: tuple = ()
         self._on_i8_v32: tuple = ()
@@ -61,7 +60,25 @@ class BackdoorDevice:
         self._on_backdoor = hooks.methods("on_backdoor")
         self._on_i8 = hooks.methods("on_backdoor_i8")
         self._on_i8_v32 = hooks.methods("on_backdoor_i8_v32")
+        self.registers.invoke = self._fast_call() or self.call
         hooks.call("on_backdoor_init", self.emu, self.data_size)
+
+    def _fast_call(self):
+        """`call` specialised for the usual single `on_backdoor` plugin (the MMIO hot path)."""
+        if len(self._on_backdoor) != 1:
+            return None
+        method, emu, view, hooks = self._on_backdoor[0], self.emu, self.data.view, self.emu.hooks
+
+        def call(cmd: int) -> None:
+            if hooks.detached:
+                return
+            try:
+                method(emu, cmd, view)
+            except RunStopped:
+                raise
+            except Exception as error:
+                raise self._plugin_error(method, "on_backdoor", f"cmd {cmd:#x}", error) from error
+        return call
 
     def on_interrupt(self, intno: int) -> bool:
         return self.insn is not None and self.insn.on_interrupt(intno)
@@ -77,16 +94,16 @@ class BackdoorDevice:
 
     def control_file_bytes(self) -> bytes:
         """What `read` of the user-mode control file shows: DATA_SIZE, then CMD, in page 0."""
-        head = self.data_size.to_bytes(8, self.emu.arch.byteorder) + bytes(self.registers.cmd)
+        head = self.data_size.to_bytes(8, self.emu.arch.byteorder) + self.registers.cmd_bytes()
         return head + bytes(2 * PAGE - len(head))
 
     # -- calls into the plugins -----------------------------------------------------------------
     def call(self, cmd: int) -> None:
         """The guest completed the command register: every `on_backdoor` runs, in order."""
-        self.calls += 1
-        emu, view = self.emu, self.data.view
+        emu = self.emu
         if emu.hooks.detached:
             return
+        view = self.data.view
         for method in self._on_backdoor:
             try:
                 method(emu, cmd, view)
@@ -96,24 +113,34 @@ class BackdoorDevice:
                 raise self._plugin_error(method, "on_backdoor", f"cmd {cmd:#x}", error) from error
 
     def call_i8(self, i8: int) -> int:
-        return self._call_insn(self._on_i8, "on_backdoor_i8", (i8,), f"i8 {i8:#x}")
-
-    def call_i8_v32(self, i8: int, v32: int) -> int:
-        return self._call_insn(self._on_i8_v32, "on_backdoor_i8_v32", (i8, v32), f"i8 {i8:#x} v32 {v32:#x}")
-
-    def _call_insn(self, methods: tuple, hook: str, args: tuple, what: str) -> int:
-        """The last plugin that returns a value decides the guest's result (0 if none does)."""
-        self.calls += 1
-        result = 0
-        if self.emu.hooks.detached:
+        """Type 0 of the instruction interface; the last plugin returning a value decides (0 if none)."""
+        emu, result = self.emu, 0
+        if emu.hooks.detached:
             return result
-        for method in methods:
+        for method in self._on_i8:
             try:
-                value = method(self.emu, *args)
+                value = method(emu, i8)
             except RunStopped:
                 raise
             except Exception as error:
-                raise self._plugin_error(method, hook, what, error) from error
+                raise self._plugin_error(method, "on_backdoor_i8", f"i8 {i8:#x}", error) from error
+            if value is not None:
+                result = int(value)
+        return result
+
+    def call_i8_v32(self, i8: int, v32: int) -> int:
+        """Type 1 of the instruction interface; the last plugin returning a value decides (0 if none)."""
+        emu, result = self.emu, 0
+        if emu.hooks.detached:
+            return result
+        for method in self._on_i8_v32:
+            try:
+                value = method(emu, i8, v32)
+            except RunStopped:
+                raise
+            except Exception as error:
+                raise self._plugin_error(method, "on_backdoor_i8_v32", f"i8 {i8:#x} v32 {v32:#x}",
+                                         error) from error
             if value is not None:
                 result = int(value)
         return result

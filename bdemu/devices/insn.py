@@ -35,49 +35,60 @@ class InstructionInterface:
         emu = device.emu
         self.device, self.spec, self.emu = device, spec, emu
         regs = emu.regs
-        self._read = regs.read_id
-        self._leaf_id, self._value_id = regs.id_of(spec.leaf), regs.id_of(spec.value)
         self._pc_id = regs.id_of(emu.arch.pc)
-        self._write_results = _raw.RegisterWriter(emu.uc, [regs.id_of(r) for r in spec.results])
+        # leaf, v32, pc in one batch read
+        self._inputs = _raw.RegisterReader(emu.uc, [regs.id_of(spec.leaf), regs.id_of(spec.value), self._pc_id])
+        self._results = _raw.RegisterWriter(emu.uc, [regs.id_of(r) for r in spec.results])
         kind, number = spec.trap
         self.intno = number if kind == "intr" else None
         if kind == "insn":
-            self._cpuid_cb = _raw.CPUID_HOOK(_raw.guard(emu.uc, self._on_cpuid, 1))
+            self._cpuid_cb = _raw.CPUID_HOOK(self._on_cpuid)
             _raw.add_cpuid_hook(emu.uc, self._cpuid_cb, number)
+        else:
+            self._code = _raw.CodeReader(emu.uc, len(spec.encoding))
 
     def _on_cpuid(self, _uc, _user) -> int:
-        leaf = self._read(self._leaf_id) & 0xFFFFFFFF
-        if leaf & 0xFFFFF000 == BASE_LEAF or leaf == SIGNATURE_LEAF:
-            self._answer(leaf)
+        """Non-zero: the leaf was answered here and Unicorn's CPUID does not run."""
+        try:
+            self._inputs.read()
+            leaf = self._inputs.values[0] & 0xFFFFFFFF
+            if leaf & 0xFFFFF000 == BASE_LEAF or leaf == SIGNATURE_LEAF:
+                self._answer(leaf)
+                return 1
+            return 0
+        except BaseException as error:  # noqa: B036 - the binding's policy, see _raw.fail
+            _raw.fail(self.emu.uc, error)
             return 1
-        return 0
 
     def on_interrupt(self, intno: int) -> bool:
         """The reserved encoding's exception: answer it and resume after the instruction."""
         if intno != self.intno:
             return False
+        self._inputs.read()
+        pc = self._inputs.values[2]
         encoding = self.spec.encoding
-        pc = self._read(self._pc_id)
-        try:
-            if bytes(self.emu.uc.mem_read(pc, len(encoding))) != encoding:
-                return False
-        except Exception:
+        if self._code(pc) != encoding:
             return False
-        self._answer(self._read(self._leaf_id) & 0xFFFFFFFF)
+        self._answer(self._inputs.values[0] & 0xFFFFFFFF)
         self.emu.regs.write_id(self._pc_id, pc + len(encoding))
         return True
 
     def _answer(self, leaf: int) -> None:
-        if leaf == SIGNATURE_LEAF:
-            self._write_results(BASE_LEAF, *_SIGNATURE_REGS)
-            return
+        values = self._results.values
         kind = (leaf >> 8) & 0xF
-        if leaf & 0xFFFFF000 != BASE_LEAF or kind > 1:
+        if leaf & 0xFFFFF000 == BASE_LEAF and kind <= 1:
+            if kind:
+                result = self.device.call_i8_v32(leaf & 0xFF, self._inputs.values[1] & 0xFFFFFFFF)
+            else:
+                result = self.device.call_i8(leaf & 0xFF)
+            values[0] = result & 0xFFFFFFFF
+            if values[1]:
+                values[1] = values[2] = values[3] = 0
+        elif leaf == SIGNATURE_LEAF:
+            values[0] = BASE_LEAF
+            values[1], values[2], values[3] = _SIGNATURE_REGS
+        else:
             raise InvalidBackdoorRequest(
                 f"invalid backdoor request: {self.spec.name or 'instruction'} leaf {leaf:#x} "
-                f"(type {kind}) at pc {self._read(self._pc_id):#x}")
-        if kind == 0:
-            result = self.device.call_i8(leaf & 0xFF)
-        else:
-            result = self.device.call_i8_v32(leaf & 0xFF, self._read(self._value_id) & 0xFFFFFFFF)
-        self._write_results(result & 0xFFFFFFFF, 0, 0, 0)
+                f"(type {kind}) at pc {self._inputs.values[2]:#x}")
+        self._results.write()

@@ -89,6 +89,11 @@ class VirtualFS:
         node = self._nodes.get(guest)
         if isinstance(node, VirtualLink) and follow:
             return self.resolve(node.target(), follow=True)
+        if isinstance(node, VirtualDir):
+            # A real directory keeps its own entries; the virtual ones are listed on top of them.
+            host = guest if self.rootfs is None else self._confined(guest, follow)
+            if os.path.isdir(host):
+                return host, None
         if node is not None:
             return guest, node
         if self.rootfs is None:

@@ -1,9 +1,11 @@
 """Path and metadata syscalls: stat, getdents, access, readlink, cwd, create/remove/rename."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import stat as statmod
+import struct
 
 from .errors import SyscallError
 from .files import AT_FDCWD, dir_base
@@ -11,6 +13,7 @@ from .fs import VirtualDir, VirtualFile, VirtualLink
 from .registry import syscall
 from .structs import dirent64, dirent_type, pack_stat, pack_statx
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH = 0x100, 0x200, 0x400, 0x1000
 
 
@@ -21,7 +24,9 @@ def _virtual_stat(node) -> os.stat_result:
         mode, size = statmod.S_IFLNK | 0o777, 0
     else:
         mode, size = statmod.S_IFREG | 0o444, 4096
-    return os.stat_result((mode, 0, 0, 1, 0, 0, size, 0, 0, 0))
+    extra = {"st_atime_ns": 0, "st_mtime_ns": 0, "st_ctime_ns": 0, "st_blksize": 4096,
+             "st_blocks": 0, "st_rdev": 0}
+    return os.stat_result((mode, 0, 0, 1, os.getuid(), os.getgid(), size, 0, 0, 0), extra)
 
 
 def stat_path(k, dirfd: int, path_address: int, flags: int) -> os.stat_result:
@@ -322,3 +327,38 @@ def sys_utimensat(k, dirfd, path, times, flags):
     else:
         os.utime(host)
     return 0
+
+
+_HOST_STATFS = struct.Struct("@2l5Q2i3l4l")
+
+
+def _host_statfs(function, argument) -> tuple:
+    """statfs(2)/fstatfs(2) of the host (os.statvfs lacks f_type, which df and find need)."""
+    buffer = ctypes.create_string_buffer(_HOST_STATFS.size)
+    if function(argument, buffer) != 0:
+        raise SyscallError(ctypes.get_errno())
+    return _HOST_STATFS.unpack(buffer.raw)
+
+
+def _write_statfs(k, address: int, values: tuple) -> int:
+    """`struct statfs` of the generic ABIs: every field a long except f_fsid's two ints."""
+    mask = k.arch.word_mask
+    words = [v & mask if i < 2 else min(v, mask) for i, v in enumerate(values[:7])]
+    tail = [min(v, mask) for v in values[9:]]
+    end = "<" if k.byteorder == "little" else ">"
+    kind = "Q" if k.word == 8 else "I"
+    k.write(address, struct.pack(f"{end}7{kind}2i7{kind}", *words, *values[7:9], *tail))
+    return 0
+
+
+@syscall("path", "ptr")
+def sys_statfs(k, path, address):
+    host, node = k.vfs.resolve(k.read_path(path))
+    if node is not None:  # bdemu's own /proc and /sys nodes: report the host's filesystem there
+        host = "/" + host.split("/")[1] if os.path.isdir("/" + host.split("/")[1]) else "/"
+    return _write_statfs(k, address, _host_statfs(_LIBC.statfs, os.fsencode(host)))
+
+
+@syscall("fd", "ptr")
+def sys_fstatfs(k, fd, address):
+    return _write_statfs(k, address, _host_statfs(_LIBC.fstatfs, k.fds.get(k.signed32(fd)).host_fd))

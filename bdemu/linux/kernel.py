@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from unicorn import UcError
 
 from ..cpu import Arch
-from . import clock, files, fsops, mm, process, signals  # noqa: F401  (registers handlers)
+from . import clock, files, fsops, mm, poll, process, signals  # noqa: F401  (registers handlers)
 from .errors import SyscallError
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
@@ -136,7 +136,14 @@ class Kernel:
         except SyscallError as error:
             return -error.code
         except OSError as error:
-            return -(error.errno or errno.EIO)
+            return self.host_error(error)
+
+    def host_error(self, error: OSError) -> int:
+        """A host call failed: -errno for the guest; a broken pipe also raises SIGPIPE, as Linux does."""
+        code = error.errno or errno.EIO
+        if code == errno.EPIPE:
+            process.signal_self(self, 13)
+        return -code
 
     def name_of(self, number: int) -> str:
         return self.arch.syscall_numbers.get(number, f"syscall_{number}")

@@ -7,6 +7,7 @@ the parent's outputs.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import resource
@@ -19,6 +20,7 @@ from .structs import utsname
 CLONE_VM, CLONE_VFORK, CLONE_THREAD, CLONE_SETTLS = 0x100, 0x4000, 0x10000, 0x80000
 CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x100000, 0x200000, 0x1000000
 RLIM_INFINITY = (1 << 64) - 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 @syscall("int", names=("exit_group",))
@@ -162,16 +164,27 @@ def sys_sched_yield(k):
     return 0
 
 
+_HOST_SYSINFO = struct.Struct("@l3L6LHH2LI")
+
+
 @syscall("ptr")
 def sys_sysinfo(k, address):
-    word = k.word
-    uptime = int(float(open("/proc/uptime").read().split()[0]))
-    pages = os.sysconf("SC_PHYS_PAGES")
-    fields = [uptime, 0, 0, 0, pages * 4096, pages * 2048, 0, 0, 0, 0]
-    data = b"".join(v.to_bytes(word, k.byteorder) for v in fields[:8])
-    data += (1).to_bytes(2, k.byteorder) + bytes(2 if word == 4 else 6)
-    data += b"".join(v.to_bytes(word, k.byteorder) for v in (0, 0)) + (1).to_bytes(4, k.byteorder)
-    k.write(address, data.ljust(64 if word == 4 else 112, b"\0"))
+    """The host's own figures; a 32-bit guest gets memory in larger `mem_unit`s so they fit."""
+    buffer = ctypes.create_string_buffer(128)
+    if _LIBC.sysinfo(buffer) != 0:
+        raise SyscallError(ctypes.get_errno())
+    uptime, *figures, procs, _pad, _high, _freehigh, unit = _HOST_SYSINFO.unpack_from(buffer.raw)
+    loads, memory = figures[:3], [v * unit for v in figures[3:]]
+    unit = 1
+    while any(v // unit > k.arch.word_mask for v in memory):
+        unit *= 2
+    kind = "q" if k.word == 8 else "i"
+    word = kind.upper()
+    end = "<" if k.byteorder == "little" else ">"
+    pad = "4x" if k.word == 8 else ""
+    data = struct.pack(f"{end}{kind}3{word}6{word}HH{pad}2{word}I", uptime, *loads,
+                       *[v // unit for v in memory], procs, 0, 0, 0, unit)
+    k.write(address, data.ljust(64 if k.word == 4 else 112, b"\0"))
     return 0
 
 

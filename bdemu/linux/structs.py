@@ -40,8 +40,8 @@ def _stat64_mips(st: os.stat_result, end: str) -> bytes:
 
 
 def _times(st: os.stat_result) -> tuple[int, ...]:
-    return (int(st.st_atime), st.st_atime_ns % 10**9, int(st.st_mtime), st.st_mtime_ns % 10**9,
-            int(st.st_ctime), st.st_ctime_ns % 10**9)
+    nanos = [(getattr(st, f"st_{t}time_ns") or 0) % 10**9 for t in "amc"]
+    return (int(st.st_atime), nanos[0], int(st.st_mtime), nanos[1], int(st.st_ctime), nanos[2])
 
 
 STAT_LAYOUTS = {

@@ -18,7 +18,7 @@ def need_trace_libraries() -> None:
 
 def record(emu_factory, plugin_specs, trace: str, max_insns, timeout, *, insns: bool, mem: bool,
            regs: bool, no_blocks: bool, data_bytes: int):
-    """Record one run of the guest into `trace`; returns the RunResult."""
+    """Record one run of the guest into `trace`; returns (emulator, RunResult)."""
     from .recorder import RecordOptions, make_recorder
     from .stop import stop_on_signals
     need_trace_libraries()
@@ -35,7 +35,7 @@ def record(emu_factory, plugin_specs, trace: str, max_insns, timeout, *, insns: 
     for name, plugin_options in plugin_specs:
         emu.add_plugin(name, **plugin_options)
     with stop_on_signals(emu):
-        return emu.run(max_insns=max_insns, timeout=timeout)
+        return emu, emu.run(max_insns=max_insns, timeout=timeout)
 
 
 def open_for_cli(path: str):

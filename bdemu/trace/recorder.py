@@ -67,8 +67,9 @@ class Recorder(Plugin):
         self._insn_chunks: list[tuple[np.ndarray, ...]] = []
         self._pending = 0
         self._syscalls: dict[str, list] = {k: [] for k in ("seq", "pc", "nr", "name", "args", "ret")}
-        self._backdoor: dict[str, list] = {k: [] for k in ("seq", "pc", "kind", "cmd", "i8", "v32", "data", "ret")}
+        self._backdoor: dict[str, list] = {k: [] for k in ("seq", "pc", "kind", "cmd", "i8", "v32", "data")}
         self._drain = None
+        self._distinct = None
         self._status = None
         self._closed = False
         self._started = 0.0
@@ -207,7 +208,6 @@ class Recorder(Plugin):
         rows["i8"].append(i8)
         rows["v32"].append(v32)
         rows["data"].append(data)
-        rows["ret"].append(None)
         if len(rows["seq"]) >= FLUSH_EVENTS:
             self._flush_rows("backdoor", rows)
 
@@ -226,7 +226,7 @@ class Recorder(Plugin):
     def _write_modules(self, emu) -> None:
         images = list(emu.modules)
         self.writer.append("modules", {
-            "id": list(range(len(images))), "path": [m.image.path for m in images],
+            "id": list(range(len(images))), "path": [os.path.abspath(m.image.path) for m in images],
             "base": [m.start for m in images], "end": [m.end for m in images],
             "entry": [m.entry for m in images], "bias": [m.base for m in images]})
 
@@ -235,13 +235,14 @@ class Recorder(Plugin):
         if self.decode is not None:
             code = self.decode.code
         else:
-            self.writer.sync()
-            distinct = self.writer.con.execute(
-                "SELECT pc, size, count(*) FROM blocks GROUP BY pc, size").fetchall()
-            code = []
+            distinct = self._distinct
+            if distinct is None:  # live mode: blocks are in the database
+                self.writer.sync()
+                distinct = self.writer.con.execute(
+                    "SELECT pc, size, count(*) FROM blocks GROUP BY pc, size").fetchall()
             import capstone
             cs = capstone.Cs(emu.arch.cs_arch, emu.arch.cs_mode)
-            total = 0
+            code, total = [], 0
             for pc, size, times in distinct:
                 try:
                     data = emu.read_memory(pc, size)
@@ -276,6 +277,10 @@ class _BatchBlocks:
     def on_block_batch(self, emu, pcs, sizes) -> None:
         self.take_blocks(pcs, sizes)
 
+    def on_block_counts(self, emu, pcs, sizes, counts) -> None:
+        """Distinct blocks and their counts from the native table: the `code` table and instruction total."""
+        self._distinct = list(zip(pcs.tolist(), sizes.tolist(), counts.tolist()))
+
 
 class _LiveEvents:
     """Per-event hooks for --mem/--regs: every event is numbered as it arrives."""
@@ -290,7 +295,7 @@ class _LiveEvents:
         self._pc = 0
         self._count = 0
         if self.opts.regs:
-            names = tuple(emu.arch.general_registers)
+            names = tuple(dict.fromkeys((*emu.arch.general_registers, emu.arch.sp)))
             self._reg_names = names
             self._read_regs = emu.regs.batch_reader(names)
             self._last_regs = None

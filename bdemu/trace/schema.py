@@ -20,7 +20,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "syscalls": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("nr", "BIGINT"), ("name", "VARCHAR"),
                  ("args", "UBIGINT[]"), ("ret", "BIGINT")),
     "backdoor": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("kind", "VARCHAR"), ("cmd", "UBIGINT"),
-                 ("i8", "INTEGER"), ("v32", "UBIGINT"), ("data", "BLOB"), ("ret", "BIGINT")),
+                 ("i8", "INTEGER"), ("v32", "UBIGINT"), ("data", "BLOB")),
     # Register values at the start of instruction `seq` that changed since the previous one
     # (all of them at the first recorded instruction): Tenet's model. Only with --regs.
     "regs": (("seq", "UBIGINT"), ("name", "VARCHAR"), ("value", "UBIGINT")),

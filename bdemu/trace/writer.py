@@ -23,23 +23,29 @@ class TraceWriter:
     """Owns one trace file: `append(table, columns)` from the recorder, `close()` at the end."""
 
     def __init__(self, path: str, threaded: bool = True) -> None:
-        import duckdb
         self.path = os.fspath(path)
         for stale in (self.path, self.path + ".wal"):
             if os.path.exists(stale):
                 os.remove(stale)
-        self.con = duckdb.connect(self.path)
-        for table in TABLES:
-            self.con.execute(ddl(table))
-        self._schemas = {table: arrow_schema(table) for table in TABLES}
+        self.con = None
         self.rows: dict[str, int] = {table: 0 for table in TABLES}
         self._error: BaseException | None = None
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
-        if threaded:
+        if threaded:  # importing duckdb and pyarrow and creating the file overlap the guest's start too
             self._queue = queue.Queue(maxsize=8)
+            self._queue.put((self._open, ()))
             self._thread = threading.Thread(target=self._drain, name="bdemu-trace-writer", daemon=True)
             self._thread.start()
+        else:
+            self._open()
+
+    def _open(self) -> None:
+        import duckdb
+        self.con = duckdb.connect(self.path)
+        for table in TABLES:
+            self.con.execute(ddl(table))
+        self._schemas = {table: arrow_schema(table) for table in TABLES}
 
     def append(self, table: str, columns: Mapping[str, Any]) -> None:
         """Queue rows for `table`: column name -> numpy array or list, all the same length."""
@@ -48,14 +54,19 @@ class TraceWriter:
         if not count:
             return
         self.rows[table] += count
-        if self._queue is None:
-            self._insert(table, columns)
-        else:
-            self._queue.put((table, columns))
+        self._submit(self._insert, table, columns)
 
     def set_meta(self, values: Mapping[str, str]) -> None:
-        """Replace `meta` rows (synchronously, after everything queued before)."""
-        self.sync()
+        """Replace `meta` rows (after everything queued before)."""
+        self._submit(self._set_meta, dict(values))
+
+    def _submit(self, function, *args) -> None:
+        if self._queue is None:
+            function(*args)
+        else:
+            self._queue.put((function, args))
+
+    def _set_meta(self, values: Mapping[str, str]) -> None:
         for key, value in values.items():
             self.con.execute("DELETE FROM meta WHERE key = ?", [key])
             self.con.execute("INSERT INTO meta VALUES (?, ?)", [key, str(value)])
@@ -83,8 +94,9 @@ class TraceWriter:
         try:
             self._check()
         finally:
-            self.con.execute("CHECKPOINT")
-            self.con.close()
+            if self.con is not None:
+                self.con.execute("CHECKPOINT")
+                self.con.close()
 
     # -- internals --------------------------------------------------------------------------------
     def _check(self) -> None:
@@ -99,7 +111,8 @@ class TraceWriter:
                 if item is _STOP:
                     return
                 if self._error is None:
-                    self._insert(*item)
+                    function, args = item
+                    function(*args)
             except BaseException as error:  # reported to the recorder on its next call
                 self._error = error
             finally:

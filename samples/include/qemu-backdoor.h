@@ -3,7 +3,7 @@
  * so that seed-era guests compile unchanged against bdemu.
  *
  *   qemu_backdoor_init(NULL)  find the device in sysfs, as the seed's library did:
- *                             glob("/sys/devices/pci*" "/*"), match vendor 0x1af4 and
+ *                             glob() of /sys/devices/pci*, match vendor 0x1af4 and
  *                             device 0x1004, map <dir>/resource0 and <dir>/resource1.
  *   qemu_backdoor_init(base)  the user-mode files base-control and base-data
  *                             (bdemu --backdoor-path base); a sysfs device directory

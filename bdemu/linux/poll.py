@@ -1,0 +1,134 @@
+"""Waiting on file descriptors: poll, ppoll, select, pselect6, answered by the host's poll(2).
+
+Guest fds map to host fds through the fd table, so a pipe shared with a forked
+child is waited on by the host kernel itself. Signal masks passed to ppoll and
+pselect6 are ignored, since signals are not delivered to guest handlers yet.
+"""
+from __future__ import annotations
+
+import errno
+import select
+import struct
+
+from .errors import SyscallError
+from .registry import syscall
+
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 16, 32
+MAX_POLL_FDS = 4096
+MAX_WAIT_MS = 24 * 3600 * 1000
+
+
+def _wait_fds(k, requests: list[tuple[int, int]], timeout_ms: int | None) -> list[int]:
+    """Host-poll guest (fd, events); returns revents per request (POLLNVAL for a bad fd)."""
+    poller = select.poll()
+    revents = [0] * len(requests)
+    by_host: dict[int, list[int]] = {}
+    for index, (fd, events) in enumerate(requests):
+        if fd < 0:
+            continue
+        if fd not in k.fds:
+            revents[index] = POLLNVAL
+            continue
+        host = k.fds.get(fd).host_fd
+        by_host.setdefault(host, []).append(index)
+        poller.register(host, events | POLLERR | POLLHUP)
+    if any(revents):
+        timeout_ms = 0
+    for host, events in poller.poll(timeout_ms):
+        for index in by_host.get(host, ()):
+            revents[index] = events & (requests[index][1] | POLLERR | POLLHUP | POLLNVAL)
+    return revents
+
+
+def _poll(k, address: int, count: int, timeout_ms: int | None) -> int:
+    if count > MAX_POLL_FDS:
+        raise SyscallError(errno.EINVAL)
+    end = "<" if k.byteorder == "little" else ">"
+    raw = k.read(address, 8 * count)
+    entries = [struct.unpack_from(end + "ihh", raw, 8 * i) for i in range(count)]
+    revents = _wait_fds(k, [(fd, events & 0xFFFF) for fd, events, _ in entries], timeout_ms)
+    k.write(address, b"".join(struct.pack(end + "ihH", fd, events, r)
+                              for (fd, events, _), r in zip(entries, revents)))
+    return sum(1 for r in revents if r)
+
+
+def _timeout_ms(k, address: int, size: int, unit: int) -> int | None:
+    """A guest timespec (unit 1e9) or timeval (unit 1e6) of `size`-byte fields -> ms, None for NULL."""
+    if not address:
+        return None
+    raw = k.read(address, 2 * size)
+    seconds = int.from_bytes(raw[:size], k.byteorder, signed=True)
+    fraction = int.from_bytes(raw[size:], k.byteorder, signed=True)
+    if seconds < 0 or not 0 <= fraction < unit:
+        raise SyscallError(errno.EINVAL)
+    return min(seconds * 1000 + (fraction * 1000 + unit - 1) // unit, MAX_WAIT_MS)
+
+
+@syscall("ptr", "uint", "int")
+def sys_poll(k, address, count, timeout):
+    timeout = k.signed32(timeout)
+    return _poll(k, address, count, None if timeout < 0 else min(timeout, MAX_WAIT_MS))
+
+
+@syscall("ptr", "uint", "ptr", "ptr", "size")
+def sys_ppoll(k, address, count, timespec, sigmask, sigsetsize):
+    return _poll(k, address, count, _timeout_ms(k, timespec, k.word, 10**9))
+
+
+@syscall("ptr", "uint", "ptr", "ptr", "size")
+def sys_ppoll_time64(k, address, count, timespec, sigmask, sigsetsize):
+    return _poll(k, address, count, _timeout_ms(k, timespec, 8, 10**9))
+
+
+def _select(k, count: int, sets: tuple[int, int, int], timeout_ms: int | None) -> int:
+    if not 0 <= count <= 1024:
+        raise SyscallError(errno.EINVAL)
+    size = (count + 8 * k.word - 1) // (8 * k.word) * k.word
+    bits = [_long_array_bits(k, k.read(a, size)) if a else 0 for a in sets]
+    masks = (POLLIN, POLLOUT, POLLPRI)
+    requests = []
+    for fd in range(count):
+        events = sum(mask for mask, value in zip(masks, bits) if value >> fd & 1)
+        if events:
+            requests.append((fd, events))
+    revents = _wait_fds(k, requests, timeout_ms)
+    if any(r & POLLNVAL for r in revents):
+        raise SyscallError(errno.EBADF)
+    ready = [0, 0, 0]
+    for (fd, events), got in zip(requests, revents):
+        for index, mask in enumerate(masks):
+            hit = mask | (POLLHUP | POLLERR if mask != POLLPRI else 0)
+            if events & mask and got & hit:
+                ready[index] |= 1 << fd
+    for address, value in zip(sets, ready):
+        if address:
+            k.write(address, _bits_to_longs(k, value, size))
+    return sum(bin(value).count("1") for value in ready)
+
+
+def _long_array_bits(k, raw: bytes) -> int:
+    """An fd_set is an array of longs: fd n is bit n % bits-per-long of long n / bits-per-long."""
+    value = 0
+    for index in range(0, len(raw), k.word):
+        value |= int.from_bytes(raw[index:index + k.word], k.byteorder) << (8 * index)
+    return value
+
+
+def _bits_to_longs(k, value: int, size: int) -> bytes:
+    mask = (1 << (8 * k.word)) - 1
+    return b"".join(((value >> (8 * i)) & mask).to_bytes(k.word, k.byteorder) for i in range(0, size, k.word))
+
+
+@syscall("int", "ptr", "ptr", "ptr", "ptr", names=("_newselect",))
+def sys_select(k, count, readfds, writefds, exceptfds, timeval):
+    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), _timeout_ms(k, timeval, k.word, 10**6))
+
+
+@syscall("int", "ptr", "ptr", "ptr", "ptr", "ptr")
+def sys_pselect6(k, count, readfds, writefds, exceptfds, timespec, sigmask):
+    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), _timeout_ms(k, timespec, k.word, 10**9))
+
+
+@syscall("int", "ptr", "ptr", "ptr", "ptr", "ptr")
+def sys_pselect6_time64(k, count, readfds, writefds, exceptfds, timespec, sigmask):
+    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), _timeout_ms(k, timespec, 8, 10**9))

@@ -1,0 +1,100 @@
+"""`bdemu show TRACE`: what ran, how it ended, how much was recorded, where the time went."""
+from __future__ import annotations
+
+import json
+
+from .schema import TABLES
+
+
+def disassembler(arch_name: str):
+    """A Capstone instance for the trace's ISA, or None if this bdemu does not know it."""
+    try:
+        import capstone
+
+        from ..cpu import by_name
+        arch = by_name(arch_name)
+        return capstone.Cs(arch.cs_arch, arch.cs_mode)
+    except Exception:
+        return None
+
+
+def disassemble(cs, code: bytes, pc: int, limit: int = 4) -> str:
+    if cs is None or not code:
+        return "?"
+    parts = [f"{m} {o}".strip() for _, _, m, o in cs.disasm_lite(code, pc)]
+    text = "; ".join(parts[:limit])
+    return text + (f"; … (+{len(parts) - limit})" if len(parts) > limit else "")
+
+
+def module_of(modules: list, pc: int) -> str:
+    import os
+    for path, base, end in modules:
+        if base <= pc < end:
+            return f"{os.path.basename(path)}+{pc - base:#x}"
+    return ""
+
+
+def render(trace, top: int = 10) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    meta = trace.meta
+    argv = json.loads(meta.get("argv", "[]") or "[]")
+    summary = Table(title=f"trace {trace.path}", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column()
+    ended = f"{meta.get('reason', '?')} (exit status {meta.get('exit_code', '?')})"
+    if meta.get("message"):
+        ended += f": {meta['message']}"
+    for key, value in (("guest", meta.get("guest", "?")), ("arch", meta.get("arch", "?")),
+                       ("argv", " ".join(argv)), ("ended", ended),
+                       ("instructions", f"{int(meta.get('instructions') or 0):,}"),
+                       ("seconds", meta.get("seconds", "?"))):
+        summary.add_row(key, escape(value))
+    console.print(summary)
+
+    counts = Table(title="rows per table")
+    counts.add_column("table")
+    counts.add_column("rows", justify="right")
+    for name in TABLES:
+        if name in trace.tables and name not in ("meta", "code"):
+            counts.add_row(name, f"{trace.count(name):,}")
+    console.print(counts)
+
+    cs = disassembler(trace.arch)
+    modules = trace.con.execute('SELECT path, base, "end" FROM modules ORDER BY id').fetchall()
+    hot = trace.con.execute(
+        "SELECT b.pc, b.size, b.n, c.bytes FROM (SELECT pc, size, count(*) AS n FROM blocks "
+        "GROUP BY pc, size ORDER BY n DESC, pc LIMIT ?) b LEFT JOIN code c USING (pc, size) "
+        "ORDER BY b.n DESC, b.pc", [top]).fetchall()
+    if hot:
+        blocks = Table(title=f"top {len(hot)} blocks")
+        for column in ("pc", "where", "size", "executions", "code"):
+            blocks.add_column(column, justify="right" if column in ("size", "executions") else "left")
+        for pc, size, n, code in hot:
+            blocks.add_row(f"{pc:#x}", module_of(modules, pc), str(size), f"{n:,}",
+                           escape(disassemble(cs, code, pc)))
+        console.print(blocks)
+
+    calls = trace.con.execute(
+        "SELECT name, count(*), count(*) FILTER (WHERE ret < 0 AND ret > -4096) FROM syscalls "
+        "GROUP BY name ORDER BY count(*) DESC, name").fetchall()
+    if calls:
+        table = Table(title="syscalls")
+        table.add_column("name")
+        table.add_column("calls", justify="right")
+        table.add_column("errors", justify="right")
+        for name, n, errors in calls:
+            table.add_row(escape(name), f"{n:,}", f"{errors:,}")
+        console.print(table)
+
+    doors = trace.con.execute("SELECT kind, count(*) FROM backdoor GROUP BY kind ORDER BY kind").fetchall()
+    if doors:
+        table = Table(title="backdoor calls")
+        table.add_column("kind")
+        table.add_column("calls", justify="right")
+        for kind, n in doors:
+            table.add_row(kind, f"{n:,}")
+        console.print(table)

@@ -1,0 +1,75 @@
+"""Cost of `bdemu record` against bare Unicorn on the compute sample (~101 M instructions), same process.
+
+Each mode records into a fresh DuckDB file with the Python API (what `bdemu
+record` runs), including the final flush and checkpoint; the ratio is its wall
+time over bare Unicorn executing the same loaded image. Also reports events
+per second and bytes on disk per million recorded blocks.
+
+    python bench/record.py [--repeat 3] [--iters N] [--modes defaults,insns,mem]
+
+`--mem` uses per-access Python hooks (see bdemu/trace/recorder.py), so it is
+timed on a shorter run by default (`--mem-iters`); its ratio is against bare
+Unicorn on that same shorter run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _bare import bare_unicorn_seconds  # noqa: E402
+
+from bdemu import Emulator, open_trace  # noqa: E402
+from bdemu.trace.recorder import RecordOptions, make_recorder  # noqa: E402
+
+MODES = {"defaults": {}, "insns": {"insns": True}, "mem": {"mem": True}}
+
+
+def record_once(guest: str, argv: list[str], options: dict, directory: str) -> dict:
+    path = os.path.join(directory, "bench.db")
+    emu = Emulator(guest, argv=argv, env={})
+    emu.add_plugin(make_recorder(path, RecordOptions(status=False, **options)))
+    start = time.perf_counter()
+    result = emu.run(capture_output=True)
+    elapsed = time.perf_counter() - start
+    if result.exit_code != 0:
+        raise RuntimeError(f"guest failed: {result}")
+    with open_trace(path) as trace:
+        rows = {name: trace.count(name) for name in ("blocks", "insns", "mem", "syscalls")}
+    size = os.path.getsize(path)
+    os.remove(path)
+    return {"seconds": elapsed, "rows": rows, "bytes": size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--iters", default=None, help="compute's iteration count (default: its own, ~101 M insns)")
+    parser.add_argument("--mem-iters", default="200000", help="iterations for the --mem run")
+    parser.add_argument("--modes", default="defaults,insns,mem")
+    options = parser.parse_args()
+    guest = str(ROOT / "samples" / "bin" / "x86_64" / "compute")
+    print(f"{'mode':10} {'seconds':>8} {'bare':>7} {'ratio':>7} {'events/s':>12} {'rows':>12} {'B/Mblock':>10}")
+    for mode in options.modes.split(","):
+        iters = options.mem_iters if mode == "mem" else options.iters
+        argv = [guest] + ([iters] if iters else [])
+        bare = min(bare_unicorn_seconds(guest, argv) for _ in range(options.repeat))
+        with tempfile.TemporaryDirectory() as directory:
+            runs = [record_once(guest, argv, MODES[mode], directory) for _ in range(options.repeat)]
+        best = min(runs, key=lambda r: r["seconds"])
+        events = sum(best["rows"].values())
+        blocks = best["rows"]["blocks"]
+        per_million = best["bytes"] / blocks * 1e6 if blocks else 0
+        print(f"{mode:10} {best['seconds']:8.3f} {bare:7.3f} {best['seconds'] / bare:6.1f}x "
+              f"{events / best['seconds']:12,.0f} {events:12,} {per_million:10,.0f}"
+              f"   ({best['bytes'] / max(blocks, 1):.2f} bytes/block on disk, all tables)")
+
+
+if __name__ == "__main__":
+    main()

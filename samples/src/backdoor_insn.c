@@ -1,0 +1,65 @@
+/* The instruction interface: `backdoor_insn calls` (i8 and i8_v32 calls, the host answers
+ * i8 + 1 and i8 ^ v32), `sig` (the signature leaf), `leaves` (x86: CPUID leaves 0 and 1),
+ * `invalid T` (a type-T request: types 2..15 end the run with status 125). */
+#include <bdemu.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BDEMU_HAVE_INSN
+int main(void)
+{
+    printf("no instruction interface on this ISA yet\n");
+    return 1;
+}
+#else
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "calls";
+    if (!strcmp(mode, "calls")) {
+        int ok = 0;
+        for (int i = 0; i < 256; i++)
+            ok += BDEMU_I8(i) == (uint32_t)i + 1;
+        for (int i = 0; i < 256; i++)
+            ok += BDEMU_I8_V32(i, 0xdead0000u + i * 77) == ((uint32_t)i ^ (0xdead0000u + i * 77));
+        printf("insn: calls=512 ok=%d\n", ok);
+        return ok != 512;
+    }
+    if (!strcmp(mode, "sig")) {
+        uint32_t regs[4] = {0x40000000u, 0, 0, 0};
+#if defined(__x86_64__) || defined(__i386__)
+        __asm__ __volatile__("cpuid" : "+a"(regs[0]), "=b"(regs[1]), "=c"(regs[2]), "=d"(regs[3]));
+#elif defined(__aarch64__)
+        register uint64_t x0 __asm__("x0") = regs[0];
+        register uint64_t x1 __asm__("x1"), x2 __asm__("x2"), x3 __asm__("x3");
+        __asm__ __volatile__(".inst 0x0000bd01" : "+r"(x0), "=r"(x1), "=r"(x2), "=r"(x3));
+        regs[0] = x0; regs[1] = x1; regs[2] = x2; regs[3] = x3;
+#endif
+        char sig[13];
+        memcpy(sig, regs + 1, 12);
+        sig[12] = 0;
+        printf("sig: max=%#x %s\n", regs[0], sig);
+        return 0;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    if (!strcmp(mode, "leaves")) {
+        for (uint32_t leaf = 0; leaf < 2; leaf++) {
+            uint32_t a = leaf, b, c = 0, d;
+            __asm__ __volatile__("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+            printf("leaf %u: %08x %08x %08x %08x\n", leaf, a, b, c, d);
+        }
+        return 0;
+    }
+#endif
+    if (!strcmp(mode, "invalid")) {
+        int type = argc > 2 ? atoi(argv[2]) : 2;
+        printf("asking type %d\n", type);
+        fflush(stdout);
+        BDEMU_INSN(type, 7, 0);
+        printf("still running\n");
+        return 0;
+    }
+    printf("unknown mode %s\n", mode);
+    return 2;
+}
+#endif
