@@ -121,14 +121,17 @@ def _bits_to_longs(k, value: int, size: int) -> bytes:
 
 @syscall("int", "ptr", "ptr", "ptr", "ptr", names=("_newselect",))
 def sys_select(k, count, readfds, writefds, exceptfds, timeval):
-    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), _timeout_ms(k, timeval, k.word, 10**6))
+    timeout = _timeout_ms(k, timeval, k.word, 10**6)
+    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), timeout)
 
 
 @syscall("int", "ptr", "ptr", "ptr", "ptr", "ptr")
 def sys_pselect6(k, count, readfds, writefds, exceptfds, timespec, sigmask):
-    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), _timeout_ms(k, timespec, k.word, 10**9))
+    timeout = _timeout_ms(k, timespec, k.word, 10**9)
+    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), timeout)
 
 
 @syscall("int", "ptr", "ptr", "ptr", "ptr", "ptr")
 def sys_pselect6_time64(k, count, readfds, writefds, exceptfds, timespec, sigmask):
-    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), _timeout_ms(k, timespec, 8, 10**9))
+    timeout = _timeout_ms(k, timespec, 8, 10**9)
+    return _select(k, k.signed32(count), (readfds, writefds, exceptfds), timeout)
