@@ -239,7 +239,7 @@ def test_user_plugins_by_path_and_module(tmp_path):
 def subprocess_bdemu(args, env):
     import subprocess
     import sys
-    return subprocess.run([sys.executable, "-m", "bdemu", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-P", "-m", "bdemu", *args], cwd=ROOT, env=env, capture_output=True,
                           timeout=120)
 
 

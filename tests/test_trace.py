@@ -169,7 +169,7 @@ def test_sigterm_mid_compute_keeps_rows(tmp_path):
     import sys
     import time
     path = tmp_path / "t.db"
-    process = subprocess.Popen([sys.executable, "-m", "bdemu", "record", "-o", str(path),
+    process = subprocess.Popen([sys.executable, "-P", "-m", "bdemu", "record", "-o", str(path),
                                 sample("x86_64", "compute"), "400000000"], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
