@@ -253,40 +253,35 @@ class Emulator:
         self.kernel.exe_host_path = os.path.abspath(host_path)
         self.device.attach(self.memory)
 
-    def check_exec(self, host_path: str) -> None:
-        """Raise SyscallError unless execve of `host_path` can replace this image."""
+    def resolve_exec(self, guest: str, host: str, argv: list[bytes]) -> tuple[str, str, list[bytes]]:
+        """What execve of `guest` runs: (guest path, host path, argv), a `#!` script becoming its
+        interpreter. Raises SyscallError(ENOEXEC) unless that replaces this image."""
         import errno
-        with open(host_path, "rb") as handle:
-            head = handle.read(256)
-        if head.startswith(b"#!"):
-            interpreter = head[2:].split(b"\n")[0].strip().split(None, 1)
-            if not interpreter:
-                raise SyscallError(errno.ENOEXEC)
-            host_path = self.vfs.host_path(os.fsdecode(interpreter[0]))
-        try:
-            image = loaders.read_elf(host_path)
-        except (loaders.NotExecutable, OSError):
-            raise SyscallError(errno.ENOEXEC) from None
-        if image.arch is not self.arch:
-            raise SyscallError(errno.ENOEXEC)
-
-    def _exec(self, request: ExecRequest) -> None:
-        host, argv = request.host_path, list(request.argv)
-        guest = request.path
         with open(host, "rb") as handle:
             head = handle.read(256)
         if head.startswith(b"#!"):
             words = head[2:].split(b"\n")[0].strip().split(None, 1)
+            if not words:
+                raise SyscallError(errno.ENOEXEC)
             interpreter = os.fsdecode(words[0])
             argv = [words[0], *words[1:], os.fsencode(guest), *argv[1:]]
             guest, host = self.vfs.absolute(interpreter), self.vfs.host_path(interpreter)
+        try:
+            image = loaders.read_elf(host)
+        except (loaders.NotExecutable, OSError):
+            raise SyscallError(errno.ENOEXEC) from None
+        if image.arch is not self.arch:
+            raise SyscallError(errno.ENOEXEC)
+        return guest, host, argv
+
+    def _exec(self, request: ExecRequest) -> None:
         from .hookinstall import before_exec
         before_exec(self)
         self.kernel.fds.close_on_exec()
         self.kernel.signals.reset_for_exec()
         self.memory.clear()
-        self.argv, self.envp = argv, list(request.envp)
-        self._load(host, argv, request.envp, guest)
+        self.argv, self.envp = list(request.argv), list(request.envp)
+        self._load(request.host_path, self.argv, self.envp, request.path)
 
     # -- hooks ------------------------------------------------------------------------------------
     def _install_core_hooks(self) -> None:
@@ -325,29 +320,15 @@ class Emulator:
         return False
 
     def _syscall(self) -> None:
-        """The syscall trap: read the number and only the arguments its handler takes."""
+        """The syscall trap: the number, then only the arguments its handler takes."""
         read = self.regs.read_gpr
         number = read(self._number_id)
-        kernel = self.kernel
-        entry = kernel.table.get(number)
         observers = self._syscall_observers
         if observers:
-            args = [read(i) for i in self._arg_ids]
+            args = tuple(read(i) for i in self._arg_ids)
             for method in observers:
-                self.hooks.guarded(method, "on_syscall", self, number, tuple(args))
-        if entry is None:
-            result = kernel.unknown(number)
-        else:
-            function, count, _ = entry
-            try:
-                if count == 0:
-                    result = function(kernel)
-                else:
-                    result = function(kernel, *[read(i) for i in self._arg_ids[:count]])
-            except SyscallError as error:
-                result = -error.code
-            except OSError as error:
-                result = kernel.host_error(error)
+                self.hooks.guarded(method, "on_syscall", self, number, args)
+        result = self.kernel.dispatch(number, read, self._arg_ids)
         if self._syscall_return_observers:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)

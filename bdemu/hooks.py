@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import PluginError, UsageError
+from .errors import PluginError, RunStopped, UsageError
 
 if TYPE_CHECKING:
     from .emulator import Emulator, RunResult
@@ -184,12 +184,15 @@ class HookBus:
             result = self.guarded(method, hook, emu, *args)
         return result
 
-    def guarded(self, method, hook: str, emu: "Emulator", *args: Any) -> Any:
+    def guarded(self, method, hook: str, emu: "Emulator", *args: Any, detail=None) -> Any:
+        """Call one plugin hook; an exception becomes PluginError naming plugin, hook, pc (and
+        `detail()`, e.g. the backdoor command, computed only on error)."""
         try:
             return method(emu, *args)
-        except PluginError:
+        except RunStopped:
             raise
         except Exception as error:
             plugin = method.__self__.plugin_name()
-            raise PluginError(f"plugin {plugin} raised in {hook} at pc {emu.pc:#x}: "
+            where = f" ({detail()})" if detail is not None else ""
+            raise PluginError(f"plugin {plugin} raised in {hook}{where} at pc {emu.pc:#x}: "
                               f"{type(error).__name__}: {error}") from error

@@ -1,4 +1,4 @@
-"""Fast register access straight through libunicorn's C API.
+"""Fast access to libunicorn's C API: registers, batches of registers, hook registration.
 
 The binding's `reg_read`/`reg_write` resolve the register class on every call
 (~2.5 us); a raw `uc_reg_read` into a reused buffer costs a fraction of that,
@@ -7,6 +7,7 @@ and `uc_reg_read_batch` fetches a syscall's number and six arguments at once.
 from __future__ import annotations
 
 import ctypes
+import functools
 from typing import Sequence
 
 from unicorn.unicorn_py3.unicorn import uclib
@@ -14,8 +15,8 @@ from unicorn.unicorn_py3.unicorn import uclib
 from .cpu import Arch
 
 _u64 = ctypes.c_uint64
-#: libunicorn again, without argtypes: calls skip ctypes' per-argument conversion.
-_raw = ctypes.CDLL(uclib._name)
+#: libunicorn again, without argtypes: calls with prepared ctypes objects skip per-argument conversion.
+raw_lib = _raw = ctypes.CDLL(uclib._name)
 
 
 class RegisterFile:
@@ -59,53 +60,84 @@ class RegisterFile:
     def batch_reader(self, names: Sequence[str]) -> "BatchReader":
         return BatchReader(self._uch, [self._ids[n] for n in names])
 
+    def batch_writer(self, names: Sequence[str]) -> "BatchWriter":
+        return BatchWriter(self._uch, [self._ids[n] for n in names])
 
-class BatchReader:
-    """Reads a fixed list of registers with one `uc_reg_read_batch` call."""
+
+class _Batch:
+    """A fixed list of registers and a value slot for each, for one batch call."""
+
+    def __init__(self, handle, reg_ids: Sequence[int], function) -> None:
+        count = len(reg_ids)
+        self._ids = (ctypes.c_int32 * count)(*reg_ids)
+        self.values = (_u64 * count)()
+        base = ctypes.addressof(self.values)
+        self._pointers = (ctypes.c_void_p * count)(*[base + 8 * i for i in range(count)])
+        self._size = 8 * count
+        self._call = functools.partial(function, ctypes.c_void_p(handle.value), self._ids,
+                                       self._pointers, ctypes.c_int(count))
+
+
+class BatchReader(_Batch):
+    """Reads a fixed list of registers with one `uc_reg_read_batch` call.
+
+    `read()` fills `values` (full-width registers need no clearing); calling the
+    reader clears first and returns a list, which is right for narrower registers too.
+    """
 
     def __init__(self, handle, reg_ids: Sequence[int]) -> None:
-        count = len(reg_ids)
-        self._handle = handle
-        self._count = count
-        self._ids = (ctypes.c_int32 * count)(*reg_ids)
-        self._values = (_u64 * count)()
-        self._pointers = (ctypes.c_void_p * count)(
-            *[ctypes.addressof(self._values) + 8 * i for i in range(count)])
-        self._fn = uclib.uc_reg_read_batch
-        self._ids_ptr = ctypes.cast(self._ids, ctypes.POINTER(ctypes.c_int32))
-        self._ptrs_ptr = ctypes.cast(self._pointers, ctypes.POINTER(ctypes.c_void_p))
+        super().__init__(handle, reg_ids, _raw.uc_reg_read_batch)
+        self.read = self._call
 
     def __call__(self) -> list[int]:
-        values = self._values
-        ctypes.memset(values, 0, 8 * self._count)
-        self._fn(self._handle, self._ids_ptr, self._ptrs_ptr, self._count)
-        return values[:]
+        ctypes.memset(self.values, 0, self._size)
+        self._call()
+        return self.values[:]
+
+
+class BatchWriter(_Batch):
+    """Writes a fixed list of registers with one `uc_reg_write_batch` call: set `values`, then `write()`."""
+
+    def __init__(self, handle, reg_ids: Sequence[int]) -> None:
+        super().__init__(handle, reg_ids, _raw.uc_reg_write_batch)
+        self.write = self._call
+
+
+def fail(uc, error: BaseException) -> None:
+    """The binding's policy for an exception in a callback: remember it and stop; emu_start re-raises it."""
+    if uc._hook_exception is None:
+        uc._hook_exception = error
+    uc.emu_stop()
+
+
+def add_hook(uc, hook_type: int, function, begin: int = 1, end: int = 0, *extra,
+             user_data: int | None = None) -> int:
+    """`uc_hook_add` of a ctypes function object or a C function address (the caller keeps it alive)."""
+    handle = ctypes.c_size_t()
+    status = uclib.uc_hook_add(uc._uch, ctypes.byref(handle), hook_type,
+                               ctypes.cast(function, ctypes.c_void_p), ctypes.c_void_p(user_data),
+                               ctypes.c_uint64(begin), ctypes.c_uint64(end), *extra)
+    if status:
+        from unicorn import UcError
+        raise UcError(status)
+    return handle.value
 
 
 def add_raw_hook(uc, hook_type: int, prototype, callback, keep: list, *extra) -> int:
     """Register `callback` with `uc_hook_add` directly, skipping the binding's wrapper layers.
 
-    The binding's policy is kept: an exception stops the engine and is re-raised
-    by `emu_start`. `keep` holds the ctypes function object for the engine's life.
+    The binding's policy is kept (see `fail`). `keep` holds the ctypes function
+    object for the engine's life.
     """
     def guarded(*args):
         try:
             return callback(*args[1:-1])
         except BaseException as error:  # noqa: B036 - re-raised by emu_start
-            if uc._hook_exception is None:
-                uc._hook_exception = error
-            uc.emu_stop()
+            fail(uc, error)
 
     function = prototype(guarded)
-    handle = ctypes.c_size_t()
-    status = uclib.uc_hook_add(uc._uch, ctypes.byref(handle), hook_type,
-                               ctypes.cast(function, ctypes.c_void_p), None,
-                               ctypes.c_uint64(1), ctypes.c_uint64(0), *extra)
-    if status:
-        from unicorn import UcError
-        raise UcError(status)
     keep.append(function)
-    return handle.value
+    return add_hook(uc, hook_type, function, 1, 0, *extra)
 
 
 #: Hook prototypes with the engine handle as a plain pointer (no conversion cost).

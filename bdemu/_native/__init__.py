@@ -62,15 +62,8 @@ _lib.bd_table_rehash.restype = None
 
 def add_hook(uc, kind: int, function: int, state: ctypes.Structure, begin: int = 1, end: int = 0) -> int:
     """Register C hook `function` (an address above) for `kind` with `state` as its user data."""
-    from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-    handle = uc_hook_h()
-    status = uclib.uc_hook_add(uc._uch, ctypes.byref(handle), kind, ctypes.c_void_p(function),
-                               ctypes.c_void_p(ctypes.addressof(state)), ctypes.c_uint64(begin),
-                               ctypes.c_uint64(end))
-    if status != 0:
-        from unicorn import UcError
-        raise UcError(status)
-    return handle.value
+    from ..regs import add_hook as add_uc_hook
+    return add_uc_hook(uc, kind, function, begin, end, user_data=ctypes.addressof(state))
 
 
 def remove_hook(uc, handle: int) -> None:
@@ -90,13 +83,13 @@ def _ptr(array: np.ndarray, kind):
 
 def _guarded(uc, drain: Callable[[], None]) -> Callable[[int], None]:
     """A flush callback that never lets an exception escape into C (see the module docstring)."""
+    from ..regs import fail
+
     def callback(_self) -> None:
         try:
             drain()
         except BaseException as error:  # noqa: BLE001 - re-raised by Uc.emu_start
-            if getattr(uc, "_hook_exception", None) is None:
-                uc._hook_exception = error
-            uc.emu_stop()
+            fail(uc, error)
     return callback
 
 

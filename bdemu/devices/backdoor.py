@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import PluginError, RunStopped
 from .control import PAGE, ControlRegisters
 from .data import DataWindow
 from .insn import InstructionInterface
@@ -60,25 +59,8 @@ class BackdoorDevice:
         self._on_backdoor = hooks.methods("on_backdoor")
         self._on_i8 = hooks.methods("on_backdoor_i8")
         self._on_i8_v32 = hooks.methods("on_backdoor_i8_v32")
-        self.registers.invoke = self._fast_call() or self.call
+        self.registers.invoke = self.call
         hooks.call("on_backdoor_init", self.emu, self.data_size)
-
-    def _fast_call(self):
-        """`call` specialised for the usual single `on_backdoor` plugin (the MMIO hot path)."""
-        if len(self._on_backdoor) != 1:
-            return None
-        method, emu, view, hooks = self._on_backdoor[0], self.emu, self.data.view, self.emu.hooks
-
-        def call(cmd: int) -> None:
-            if hooks.detached:
-                return
-            try:
-                method(emu, cmd, view)
-            except RunStopped:
-                raise
-            except Exception as error:
-                raise self._plugin_error(method, "on_backdoor", f"cmd {cmd:#x}", error) from error
-        return call
 
     def on_interrupt(self, intno: int) -> bool:
         return self.insn is not None and self.insn.on_interrupt(intno)
@@ -101,52 +83,28 @@ class BackdoorDevice:
     def call(self, cmd: int) -> None:
         """The guest completed the command register: every `on_backdoor` runs, in order."""
         emu = self.emu
-        if emu.hooks.detached:
+        hooks = emu.hooks
+        if hooks.detached:
             return
         view = self.data.view
         for method in self._on_backdoor:
-            try:
-                method(emu, cmd, view)
-            except RunStopped:
-                raise
-            except Exception as error:
-                raise self._plugin_error(method, "on_backdoor", f"cmd {cmd:#x}", error) from error
+            hooks.guarded(method, "on_backdoor", emu, cmd, view, detail=lambda: f"cmd {cmd:#x}")
 
     def call_i8(self, i8: int) -> int:
         """Type 0 of the instruction interface; the last plugin returning a value decides (0 if none)."""
-        emu, result = self.emu, 0
-        if emu.hooks.detached:
-            return result
-        for method in self._on_i8:
-            try:
-                value = method(emu, i8)
-            except RunStopped:
-                raise
-            except Exception as error:
-                raise self._plugin_error(method, "on_backdoor_i8", f"i8 {i8:#x}", error) from error
-            if value is not None:
-                result = int(value)
-        return result
+        return self._ask(self._on_i8, "on_backdoor_i8", lambda: f"i8 {i8:#x}", i8)
 
     def call_i8_v32(self, i8: int, v32: int) -> int:
         """Type 1 of the instruction interface; the last plugin returning a value decides (0 if none)."""
+        return self._ask(self._on_i8_v32, "on_backdoor_i8_v32", lambda: f"i8 {i8:#x} v32 {v32:#x}", i8, v32)
+
+    def _ask(self, methods, hook: str, detail, *args: int) -> int:
         emu, result = self.emu, 0
-        if emu.hooks.detached:
+        hooks = emu.hooks
+        if hooks.detached:
             return result
-        for method in self._on_i8_v32:
-            try:
-                value = method(emu, i8, v32)
-            except RunStopped:
-                raise
-            except Exception as error:
-                raise self._plugin_error(method, "on_backdoor_i8_v32", f"i8 {i8:#x} v32 {v32:#x}",
-                                         error) from error
+        for method in methods:
+            value = hooks.guarded(method, hook, emu, *args, detail=detail)
             if value is not None:
                 result = int(value)
         return result
-
-    def _plugin_error(self, method, hook: str, what: str, error: Exception) -> PluginError:
-        owner = getattr(method, "__self__", None)
-        name = owner.plugin_name() if hasattr(owner, "plugin_name") else type(owner).__name__
-        return PluginError(f"plugin {name} raised in {hook} ({what}) at pc {self.emu.pc:#x}: "
-                           f"{type(error).__name__}: {error}")

@@ -45,8 +45,8 @@ class ControlRegisters:
                 self._slots[(o << 4) | n] = (shift, ~(ones << shift) & 0xFFFFFFFFFFFFFFFF, ones)
         # One set of C callbacks serves every mapping; kept alive for the engine's life.
         self.read_cb = _raw.MMIO_READ(self._read)
-        self.write_cb = _raw.MMIO_WRITE(self._write)
-        self.staged_write_cb = _raw.MMIO_WRITE(self._write_two_pages)
+        self.write_cb = _raw.MMIO_WRITE(self._writer(0))
+        self.staged_write_cb = _raw.MMIO_WRITE(self._writer(PAGE))
 
     def cmd_bytes(self) -> bytes:
         return self.cmd.to_bytes(8, self.byteorder)
@@ -54,7 +54,7 @@ class ControlRegisters:
     def _read(self, _uc, offset: int, size: int, _user) -> int:
         try:
             return self._reads[((offset & 7) << 4) | size]
-        except BaseException as error:  # noqa: B036 - the binding's policy, see _raw.guard
+        except BaseException as error:  # noqa: B036 - the binding's policy, see _raw.fail
             _raw.fail(self._uc, error)
             return 0
 
@@ -64,29 +64,23 @@ class ControlRegisters:
             data[(offset + index) & 7] = byte
         self.cmd = int.from_bytes(data, self.byteorder)
 
-    def _write(self, _uc, offset: int, size: int, value: int, _user) -> None:
-        try:
-            slot = self._slots.get(((offset & 7) << 4) | size)
-            if slot is None:
-                self._store_wrapping(offset, size, value)
-            else:
-                self.cmd = (self.cmd & slot[1]) | ((value & slot[2]) << slot[0])
-            if not (offset + size) & 7:
-                self.invoke(self.cmd)
-        except BaseException as error:  # noqa: B036
-            _raw.fail(self._uc, error)
+    def _writer(self, invoking_from: int):
+        """The MMIO write callback. A write that completes CMD calls the host if it lands at or past
+        `invoking_from`: 0 for the device window, PAGE for the seed's 2-page file (page 0 only stages)."""
+        slots, store_wrapping = self._slots, self._store_wrapping
 
-    def _write_two_pages(self, _uc, offset: int, size: int, value: int, _user) -> None:
-        try:
-            slot = self._slots.get(((offset & 7) << 4) | size)
-            if slot is None:
-                self._store_wrapping(offset, size, value)
-            else:
-                self.cmd = (self.cmd & slot[1]) | ((value & slot[2]) << slot[0])
-            if not (offset + size) & 7 and offset >= PAGE:
-                self.invoke(self.cmd)
-        except BaseException as error:  # noqa: B036
-            _raw.fail(self._uc, error)
+        def write(_uc, offset: int, size: int, value: int, _user) -> None:
+            try:
+                slot = slots.get(((offset & 7) << 4) | size)
+                if slot is None:
+                    store_wrapping(offset, size, value)
+                else:
+                    self.cmd = (self.cmd & slot[1]) | ((value & slot[2]) << slot[0])
+                if not (offset + size) & 7 and offset >= invoking_from:
+                    self.invoke(self.cmd)
+            except BaseException as error:  # noqa: B036 - the binding's policy, see _raw.fail
+                _raw.fail(self._uc, error)
+        return write
 
     def map(self, uc, address: int, size: int, two_pages: bool = False) -> None:
         """Map a control window at `address` (page 0 and, for the user-mode file, page 1)."""

@@ -37,8 +37,8 @@ class InstructionInterface:
         regs = emu.regs
         self._pc_id = regs.id_of(emu.arch.pc)
         # leaf, v32, pc in one batch read
-        self._inputs = _raw.RegisterReader(emu.uc, [regs.id_of(spec.leaf), regs.id_of(spec.value), self._pc_id])
-        self._results = _raw.RegisterWriter(emu.uc, [regs.id_of(r) for r in spec.results])
+        self._inputs = regs.batch_reader([spec.leaf, spec.value, emu.arch.pc])
+        self._results = regs.batch_writer(spec.results)
         kind, number = spec.trap
         self.intno = number if kind == "intr" else None
         if kind == "insn":

@@ -11,11 +11,9 @@ import termios
 from .errors import SyscallError
 from .fds import OpenFile
 from .fs import VirtualDir, VirtualFile
-from .process import signal_self
 from .registry import syscall
 
 AT_FDCWD = -100
-SIGPIPE = 13
 IOV_MAX = 1024
 MAX_IO = 1 << 28
 
@@ -119,19 +117,10 @@ def sys_read(k, fd, buf, count):
     return len(data)
 
 
-def host_write(k, host_fd: int, data: bytes, offset: int | None = None) -> int:
-    """Write for the guest; a pipe with no reader raises SIGPIPE (per its disposition), then EPIPE."""
-    try:
-        return os.write(host_fd, data) if offset is None else os.pwrite(host_fd, data, offset)
-    except BrokenPipeError:
-        signal_self(k, SIGPIPE)
-        raise SyscallError(errno.EPIPE) from None
-
-
 @syscall("fd", "buf_in", "size")
 def sys_write(k, fd, buf, count):
     file = k.fds.get(k.signed32(fd))
-    return host_write(k, file.host_fd, k.read(buf, min(count, MAX_IO)))
+    return os.write(file.host_fd, k.read(buf, min(count, MAX_IO)))
 
 
 @syscall("fd", "buf_out", "size", "off")
@@ -143,7 +132,7 @@ def sys_pread64(k, fd, buf, count, offset):
 
 @syscall("fd", "buf_in", "size", "off")
 def sys_pwrite64(k, fd, buf, count, offset):
-    return host_write(k, k.fds.get(k.signed32(fd)).host_fd, k.read(buf, min(count, MAX_IO)), offset)
+    return os.pwrite(k.fds.get(k.signed32(fd)).host_fd, k.read(buf, min(count, MAX_IO)), offset)
 
 
 def _iovecs(k, address: int, count: int) -> list[tuple[int, int]]:
@@ -173,7 +162,7 @@ def sys_readv(k, fd, iov, count):
 def sys_writev(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
     data = b"".join(k.read(base, min(length, MAX_IO)) for base, length in _iovecs(k, iov, count))
-    return host_write(k, file.host_fd, data) if data else 0
+    return os.write(file.host_fd, data) if data else 0
 
 
 @syscall("fd", "off", "int")
@@ -312,7 +301,7 @@ def sys_sendfile(k, out_fd, in_fd, offset_address, count):
         k.write(offset_address, (offset + len(data)).to_bytes(8, k.byteorder))
     else:
         data = os.read(source.host_fd, count)
-    return host_write(k, target.host_fd, data) if data else 0
+    return os.write(target.host_fd, data) if data else 0
 
 
 @syscall("fd", "off")

@@ -20,6 +20,8 @@ from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
 
+SIGPIPE = 13
+
 if TYPE_CHECKING:
     from ..emulator import Emulator
 
@@ -125,14 +127,19 @@ class Kernel:
         return items
 
     # -- dispatch -------------------------------------------------------------------------------
-    def dispatch(self, number: int, args: list[int]) -> int:
-        """Run syscall `number`; returns the raw result (negative errno on failure)."""
+    def dispatch(self, number: int, read_arg: Callable[[int], int], arg_ids: tuple[int, ...]) -> int:
+        """Run syscall `number`, reading only the argument registers its handler takes.
+
+        Returns the raw result (negative errno on failure).
+        """
         entry = self.table.get(number)
         if entry is None:
             return self.unknown(number)
         function, count, _ = entry
         try:
-            return function(self, *args[:count])
+            if count == 0:
+                return function(self)
+            return function(self, *[read_arg(i) for i in arg_ids[:count]])
         except SyscallError as error:
             return -error.code
         except OSError as error:
@@ -142,7 +149,7 @@ class Kernel:
         """A host call failed: -errno for the guest; a broken pipe also raises SIGPIPE, as Linux does."""
         code = error.errno or errno.EIO
         if code == errno.EPIPE:
-            process.signal_self(self, 13)
+            process.signal_self(self, SIGPIPE)
         return -code
 
     def name_of(self, number: int) -> str:

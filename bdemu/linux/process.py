@@ -282,8 +282,8 @@ def sys_execve(k, path, argv, envp):
         raise SyscallError(errno.ENOENT)
     if os.path.isdir(host) or not os.access(host, os.X_OK):
         raise SyscallError(errno.EACCES)
-    k.emu.check_exec(host)
-    raise ExecRequest(k.vfs.absolute(guest), host, arguments, environment)
+    guest, host, arguments = k.emu.resolve_exec(k.vfs.absolute(guest), host, arguments)
+    raise ExecRequest(guest, host, arguments, environment)
 
 
 @syscall("dirfd", "path", "ptr", "ptr", "hex")
