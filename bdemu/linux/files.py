@@ -110,6 +110,23 @@ def sys_close(k, fd):
     return 0
 
 
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 0x2, 0x4
+
+
+@syscall("uint", "uint", "hex")
+def sys_close_range(k, first, last, flags):
+    """Close (or mark close-on-exec) every open fd in [first, last]; subprocess uses it."""
+    if first > last or flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC):
+        raise SyscallError(errno.EINVAL)
+    for fd, file in k.fds.items():
+        if first <= fd <= last:
+            if flags & CLOSE_RANGE_CLOEXEC:
+                file.cloexec = True
+            else:
+                k.fds.close(fd)
+    return 0
+
+
 @syscall("fd", "buf_out", "size")
 def sys_read(k, fd, buf, count):
     data = os.read(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO))
@@ -312,6 +329,13 @@ def sys_ftruncate(k, fd, length):
 
 @syscall("fd", names=("fdatasync", "syncfs"))
 def sys_fsync(k, fd):
+    k.fds.get(k.signed32(fd))
+    return 0
+
+
+@syscall("fd", "off", "size", "int")
+def sys_fadvise64(k, fd, offset, length, advice):
+    """Only a hint about caching (coreutils' cat and sort send one): check the fd, do nothing."""
     k.fds.get(k.signed32(fd))
     return 0
 

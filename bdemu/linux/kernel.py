@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from unicorn import UcError
 
 from ..cpu import Arch
-from . import clock, files, fsops, mm, poll, process, signals  # noqa: F401  (registers handlers)
+from . import clock, epoll, files, fsops, futex, mm, poll, process, signals, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
