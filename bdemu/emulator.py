@@ -213,6 +213,19 @@ class Emulator:
         except OSError as error:
             raise NotExecutable(f"{host_path}: {error.strerror}") from None
 
+    def _interpreter(self, host_path: str, image: loaders.ElfImage) -> loaders.ElfImage:
+        """The image's PT_INTERP (ld.so), looked up in the guest's root: the host's / or --rootfs."""
+        where = f"in {self.vfs.rootfs}" if self.vfs.rootfs else "on the host (a foreign guest needs --rootfs)"
+        try:
+            interp = loaders.read_elf(self.vfs.host_path(image.interpreter))
+        except (loaders.NotExecutable, SyscallError, OSError) as error:
+            reason = (os.strerror(error.code) if isinstance(error, SyscallError)
+                      else error.strerror if isinstance(error, OSError) else str(error))
+            raise NotExecutable(f"{host_path}: interpreter {image.interpreter} {where}: {reason}") from None
+        if interp.arch is not image.arch:
+            raise NotExecutable(f"{host_path}: interpreter {image.interpreter} {where} is for {interp.arch.name}")
+        return interp
+
     def _guest_path_of(self, host_path: str) -> str:
         return self.vfs.guest_path_of_host(os.path.abspath(host_path))
 
@@ -227,8 +240,7 @@ class Emulator:
             self.modules = [main]
             entry, interp_base = main.entry, 0
             if image.interpreter:
-                interp_host = self.vfs.host_path(image.interpreter)
-                interp = loaders.load_image(self.memory, write, self._describe(interp_host))
+                interp = loaders.load_image(self.memory, write, self._interpreter(host_path, image))
                 self.modules.append(interp)
                 entry, interp_base = interp.entry, interp.base
         except (SyscallError, OSError) as error:

@@ -56,6 +56,7 @@ HOST_CASES = {
     "cat": (["/bin/cat", "a.txt", "-", "b.txt"], b"from stdin\n"),
     "sort": (["/usr/bin/sort", "-r", "b.txt"], b""),
     "sha256sum": (["/usr/bin/sha256sum", "a.txt", "b.txt", "sub/c.bin"], b""),
+    "bash": (["/bin/bash", "-c", "for i in 1 2 3; do echo $i; done | tac; n=$(ls | wc -l); echo $n"], b""),
     "sh_pipeline": (["/bin/sh", "-c", "printf 'b\\na\\n' | sort | head -1; echo done $((6*7))"], b""),
     "python3": (["/usr/bin/python3", "-c", "print(6*7)"], b""),
     "python3_epoll": (["/usr/bin/python3", "-c",
@@ -147,6 +148,20 @@ def test_arm64_program_matches_qemu(name, arm64_rootfs):
                          env=ENV, input=stdin, cwd=work, timeout=120)
     _assert_same(native, emulated)
     assert native.returncode == (2 if name == "ls_missing" else 0)
+
+
+def test_foreign_guest_without_its_interpreter_is_refused(arm64_rootfs, tmp_path):
+    """No ld-linux-aarch64 on the host, or in an empty --rootfs: exit 126, one line naming it."""
+    guest = str(arm64_rootfs / "bin" / "ls")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for options in ([], ["--rootfs", str(empty)]):
+        done = run_bdemu("run", *options, guest, env=ENV)
+        assert done.returncode == 126
+        lines = done.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"bdemu: {guest}: interpreter /lib/ld-linux-aarch64.so.1")
+        assert lines[0].endswith("No such file or directory")
+        assert ("--rootfs" in lines[0]) == (not options)
 
 
 def test_arm64_interpreter_comes_from_the_rootfs(arm64_rootfs):

@@ -1,6 +1,7 @@
 """File descriptor syscalls: open, read, write, seek, dup, pipe, fcntl, ioctl."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl as host_fcntl
 import os
@@ -343,3 +344,32 @@ def sys_fadvise64(k, fd, offset, length, advice):
 @syscall("int", "int", "int")
 def sys_socket(k, domain, kind, protocol):
     raise SyscallError(errno.EACCES)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+@syscall("fd", "ptr", "ptr")
+def sys_getpeername(k, fd, address, length):
+    """Guests cannot create sockets, but bash asks whether stdin is one (rsh detection)."""
+    return _socket_name(k, fd, address, length, _LIBC.getpeername)
+
+
+@syscall("fd", "ptr", "ptr")
+def sys_getsockname(k, fd, address, length):
+    return _socket_name(k, fd, address, length, _LIBC.getsockname)
+
+
+def _socket_name(k, fd: int, address: int, length: int, host_call) -> int:
+    """Ask the host about an inherited socket; the sockaddr bytes are the same on every ISA."""
+    host = k.fds.get(k.signed32(fd)).host_fd
+    if not stat.S_ISSOCK(os.fstat(host).st_mode):
+        raise SyscallError(errno.ENOTSOCK)
+    room = int.from_bytes(k.read(length, 4), k.byteorder)
+    buffer = ctypes.create_string_buffer(128)
+    size = ctypes.c_uint32(128)
+    if host_call(host, buffer, ctypes.byref(size)) < 0:
+        raise SyscallError(ctypes.get_errno() or errno.EINVAL)
+    k.write(address, buffer.raw[:min(room, size.value)])
+    k.write_int(length, size.value)
+    return 0
