@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 
 from ..memory import PAGE, OutOfMemory, page_up
@@ -26,6 +27,10 @@ def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset
         raise SyscallError(errno.EINVAL)
     size = page_up(length)
     file = None if anonymous else k.fds.get(k.signed32(fd))
+    if file is not None and file.node is None:
+        access = fcntl.fcntl(file.host_fd, fcntl.F_GETFL) & os.O_ACCMODE
+        if access == os.O_WRONLY or (flags & MAP_SHARED and prot & 2 and access != os.O_RDWR):
+            raise SyscallError(errno.EACCES)
     fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)
     if fixed:
         if address % PAGE:
