@@ -66,3 +66,31 @@ def test_mmap_munmap_and_maps_view(tmp_path):
     address = emu.reg("r12")
     assert emu.read_memory(address, 1) == b"\x55"
     assert f"{address:08x}-{address + 0x3000:08x} rw-p" in emu.memory.maps_text()
+
+
+def test_riscv64_ecall_uses_abi_register_names():
+    """RISC-V: a7 holds the number, a0.. the arguments, a0 the result; ABI names and xN agree."""
+    from bdemu import Plugin
+    from conftest import ROOT, sample
+
+    class Seen(Plugin):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def on_syscall(self, emu, number, args):
+            self.calls.append((number, emu.reg("a7"), emu.reg("x17"), args[0], emu.reg("a0")))
+
+        def on_syscall_return(self, emu, number, result):
+            self.calls[-1] += (result,)
+
+    path = str(ROOT / sample("riscv64", "hello"))
+    emu = Emulator(path, argv=[path, "x"], env={})
+    seen = emu.add_plugin(Seen())
+    result = emu.run(capture_output=True)
+    assert result.exit_code == 1 and result.stdout.startswith(b"Hello from bdemu!")
+    assert all(number == a7 == x17 and arg0 == a0 for number, a7, x17, arg0, a0, *_ in seen.calls)
+    writes = [call for call in seen.calls if call[0] == 66]  # musl prints with writev(1, iov, n)
+    assert writes and all(call[3] == 1 and call[5] > 0 for call in writes)
+    assert seen.calls[-1][0] == 94 and seen.calls[-1][3] == 1  # exit_group(argc - 1)
+    assert emu.reg("tp") != 0  # musl set its thread pointer itself
