@@ -226,6 +226,20 @@ class Emulator:
             raise NotExecutable(f"{host_path}: interpreter {image.interpreter} {where} is for {interp.arch.name}")
         return interp
 
+    def note_mapped_code(self, host_fd: int, address: int, offset: int) -> None:
+        """An executable file mapping appeared (ld.so loading a library): list its ELF as a module."""
+        try:
+            host_path = os.readlink(f"/proc/self/fd/{host_fd}")
+            image = loaders.read_elf(host_path)
+        except (OSError, loaders.NotExecutable):
+            return
+        placed = loaders.mapped_image(image, address, offset)
+        if placed is None or image.arch is not self.arch:
+            return
+        if any(m.start == placed.start and m.image.path == host_path for m in self.modules):
+            return
+        self.modules.append(placed)
+
     def _guest_path_of(self, host_path: str) -> str:
         return self.vfs.guest_path_of_host(os.path.abspath(host_path))
 

@@ -175,3 +175,25 @@ def test_arm64_interpreter_comes_from_the_rootfs(arm64_rootfs):
     # The loader opened libc inside the rootfs by its guest path and mapped it from the fd.
     assert '"/lib/aarch64-linux-gnu/libc.so.6"' in trace, trace
     assert "mmap(" in trace and "mprotect(" in trace
+
+
+def test_record_lists_libraries_as_modules(tmp_path):
+    """SPEC 5: `modules` holds every loaded image; libraries arrive through ld.so's mmap, and every
+    executed block of a dynamically linked guest lies in one of them."""
+    import duckdb
+    folder = _fixture(tmp_path / "fx")
+    trace = tmp_path / "ls.db"
+    done = run_bdemu("record", "-o", str(trace), "/bin/ls", "-l", env=ENV, cwd=folder)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    with duckdb.connect(str(trace), read_only=True) as con:
+        modules = con.execute('SELECT id, path, base, "end" FROM modules ORDER BY id').fetchall()
+        outside = con.execute('SELECT count(*) FROM blocks b WHERE NOT EXISTS (SELECT 1 FROM modules m '
+                              'WHERE b.pc >= m.base AND b.pc < m."end")').fetchone()[0]
+        in_libc = con.execute('SELECT count(*) FROM blocks b JOIN modules m ON b.pc >= m.base '
+                              'AND b.pc < m."end" WHERE m.path LIKE \'%/libc.so.6\'').fetchone()[0]
+    names = [os.path.basename(path) for _, path, _, _ in modules]
+    assert names[0] == "ls" and names[1].startswith("ld-linux") and "libc.so.6" in names
+    assert [ident for ident, *_ in modules] == list(range(len(modules)))
+    spans = sorted((base, end) for _, _, base, end in modules)
+    assert all(a_end <= b_base for (_, a_end), (b_base, _) in zip(spans, spans[1:]))
+    assert outside == 0 and in_libc > 1000

@@ -13,6 +13,7 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x1, 0x2, 0x10
 MAP_FIXED_NOREPLACE = 0x100000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 MADV_DONTNEED = 4
+PROT_EXEC = 4
 
 
 @syscall("ptr")
@@ -57,6 +58,8 @@ def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset
         data = os.pread(file.host_fd, length, offset)
         if data:
             k.emu.uc.mem_write(address, data)
+        if prot & PROT_EXEC:
+            k.emu.note_mapped_code(file.host_fd, address, offset)
     return address
 
 
