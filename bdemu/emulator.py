@@ -189,6 +189,7 @@ class Emulator:
         finally:
             if result is None:
                 result = RunResult(125, "error", message="interrupted", pc=self._safe_pc())
+            self.kernel.shared_files.release_all()
             if self.kernel.is_child:
                 self._end_child(result)
             self.kernel.fds.close_all()
@@ -305,6 +306,7 @@ class Emulator:
         before_exec(self)
         self.kernel.fds.close_on_exec()
         self.kernel.signals.reset_for_exec()
+        self.kernel.shared_files.release_all()
         self.memory.clear()
         self.argv, self.envp = list(request.argv), list(request.envp)
         self._load(request.host_path, self.argv, self.envp, request.path)

@@ -59,6 +59,10 @@ HOST_CASES = {
     "bash": (["/bin/bash", "-c", "for i in 1 2 3; do echo $i; done | tac; n=$(ls | wc -l); echo $n"], b""),
     "sh_pipeline": (["/bin/sh", "-c", "printf 'b\\na\\n' | sort | head -1; echo done $((6*7))"], b""),
     "python3": (["/usr/bin/python3", "-c", "print(6*7)"], b""),
+    # Idempotent, since the native run and bdemu's share the fixture: "hello" -> "Jello".
+    "python3_mmap": (["/usr/bin/python3", "-c",
+                      "import mmap; f = open('a.txt', 'r+b'); m = mmap.mmap(f.fileno(), 0); "
+                      "m[0:1] = b'J'; m.flush(); print(open('a.txt', 'rb').read())"], b""),
     "python3_epoll": (["/usr/bin/python3", "-c",
                        "import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
                        "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "

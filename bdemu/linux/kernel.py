@@ -19,6 +19,7 @@ from .errors import SyscallError
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
+from .shared import SharedFiles
 
 SIGPIPE = 13
 
@@ -40,6 +41,7 @@ class Kernel:
         self._sign_bit = 1 << (arch.bits - 1)
         self._full = 1 << arch.bits
         self.signals = signals.SignalState()
+        self.shared_files = SharedFiles(emu.uc)
         self.exe_guest_path = ""
         self.exe_host_path = ""
         self.warned: set[int] = set()

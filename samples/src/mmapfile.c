@@ -4,8 +4,9 @@
  * Writes DIR/mm.dat (pages 'A', 'B', 'C', then 100 bytes of 'D'), then maps it
  * with offsets (MAP_PRIVATE), writes into a private copy (the file keeps its
  * bytes), maps over part of an existing mapping (MAP_FIXED), changes
- * protections (mprotect), maps the short last page (zero-filled after EOF) and
- * checks the errors of bad requests. Prints results only, never addresses;
+ * protections (mprotect), maps the short last page (zero-filled after EOF),
+ * stores through MAP_SHARED (the file sees them after msync and munmap, and a
+ * write(2) in between is kept) and checks the errors of bad requests. Prints results only, never addresses;
  * errors by name. Exit status 0 when every check passed, 1 otherwise.
  */
 #define _GNU_SOURCE
@@ -99,6 +100,20 @@ int main(int argc, char **argv)
         prot = r[PAGE] == 'w' && mprotect(r, 3 * PAGE, PROT_READ) == 0 && r[2 * PAGE] == 'x';
     }
     check("mprotect", prot);
+
+    /* MAP_SHARED: stores reach the file after msync, and after munmap; pwrite in between stays. */
+    char *s = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, PAGE);
+    int shared = s != MAP_FAILED;
+    if (shared) {
+        char got[2] = {0, 0};
+        s[0] = 's';
+        shared = msync(s, 2 * PAGE, MS_SYNC) == 0 && pread(fd, got, 1, PAGE) == 1 && got[0] == 's';
+        shared = shared && pwrite(fd, "W", 1, PAGE + 10) == 1;
+        s[PAGE + 1] = 't';
+        shared = shared && munmap(s, 2 * PAGE) == 0 && pread(fd, got, 2, 2 * PAGE) == 2 &&
+                 got[0] == 'C' && got[1] == 't' && pread(fd, got, 1, PAGE + 10) == 1 && got[0] == 'W';
+    }
+    check("shared stores reach the file", shared);
 
     /* MAP_FIXED_NOREPLACE refuses an occupied range. */
     errno = 0;
