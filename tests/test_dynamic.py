@@ -7,6 +7,7 @@ committed; a missing one is built here, and a failed build fails the test).
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
 import subprocess
@@ -61,12 +62,12 @@ HOST_CASES = {
     "python3": (["/usr/bin/python3", "-c", "print(6*7)"], b""),
     # Idempotent, since the native run and bdemu's share the fixture: "hello" -> "Jello".
     "python3_mmap": (["/usr/bin/python3", "-c",
-                      "import mmap; f = open('a.txt', 'r+b'); m = mmap.mmap(f.fileno(), 0); "
-                      "m[0:1] = b'J'; m.flush(); print(open('a.txt', 'rb').read())"], b""),
+                      ("import mmap; f = open('a.txt', 'r+b'); m = mmap.mmap(f.fileno(), 0); "
+                       "m[0:1] = b'J'; m.flush(); print(open('a.txt', 'rb').read())")], b""),
     "python3_epoll": (["/usr/bin/python3", "-c",
-                       "import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
-                       "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "
-                       "print(type(s).__name__, [(key.data, e) for key, e in s.select(5)])"], b""),
+                       ("import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
+                        "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "
+                        "print(type(s).__name__, [(key.data, e) for key, e in s.select(5)])")], b""),
 }
 
 
@@ -199,5 +200,5 @@ def test_record_lists_libraries_as_modules(tmp_path):
     assert names[0] == "ls" and names[1].startswith("ld-linux") and "libc.so.6" in names
     assert [ident for ident, *_ in modules] == list(range(len(modules)))
     spans = sorted((base, end) for _, _, base, end in modules)
-    assert all(a_end <= b_base for (_, a_end), (b_base, _) in zip(spans, spans[1:]))
+    assert all(a_end <= b_base for (_, a_end), (b_base, _) in itertools.pairwise(spans))
     assert outside == 0 and in_libc > 1000

@@ -8,8 +8,8 @@ from ..memory import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, page_down, 
 from .elf import ElfImage, NotExecutable, Segment, read_elf
 from .stack import StackLayout, build_stack
 
-__all__ = ["ElfImage", "NotExecutable", "LoadedImage", "read_elf", "load_image", "build_stack",
-           "StackLayout", "mapped_image"]
+__all__ = ["ElfImage", "NotExecutable", "LoadedImage", "read_elf", "load_image", "mapped_image",
+           "build_stack", "StackLayout"]
 
 
 def _perms(flags: int) -> int:
