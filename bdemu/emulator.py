@@ -162,6 +162,20 @@ class Emulator:
         self._stop_signal = signal
         self.uc.emu_stop()
 
+    def request_reschedule(self) -> None:
+        """From a syscall: stop after it so the run loop can switch guest threads."""
+        self._stop_reason = "threads"
+        self.uc.emu_stop()
+
+    def set_syscall_result(self, result: int) -> None:
+        """Write a syscall's return value the way this ISA's ABI returns it (a thread resuming)."""
+        abi = self.arch.syscall
+        if abi.error_flag:
+            failed = -4096 < result < 0
+            self.regs.set_reg(abi.error_flag, int(failed))
+            result = -result if failed else result
+        self.regs.set_reg(abi.result, result)
+
     def open_flag_values(self) -> Mapping[str, int]:
         """The guest's `O_*` flag values by name (they differ between ISAs), for decoding."""
         from .linux.files import open_flags
@@ -307,6 +321,7 @@ class Emulator:
         self.kernel.fds.close_on_exec()
         self.kernel.signals.reset_for_exec()
         self.kernel.shared_files.release_all()
+        self.kernel.threads.keep_only_current()
         self.memory.clear()
         self.argv, self.envp = list(request.argv), list(request.envp)
         self._load(request.host_path, self.argv, self.envp, request.path)
@@ -422,6 +437,9 @@ class Emulator:
             if self._stop_signal:
                 return self._stopped_by_host()
             reason = self._stop_reason
+            if reason == "threads":
+                self.kernel.threads.reschedule()
+                continue
             if reason in ("detach", "resume"):
                 if reason == "detach":
                     from .hookinstall import remove_plugin_hooks

@@ -64,6 +64,13 @@ HOST_CASES = {
     "python3_mmap": (["/usr/bin/python3", "-c",
                       ("import mmap; f = open('a.txt', 'r+b'); m = mmap.mmap(f.fileno(), 0); "
                        "m[0:1] = b'J'; m.flush(); print(open('a.txt', 'rb').read())")], b""),
+    "python3_threads": (["/usr/bin/python3", "-c",
+                         ("import threading, queue, concurrent.futures as cf; q = queue.Queue(); "
+                          "ts = [threading.Thread(target=q.put, args=(i * i,)) for i in range(4)]; "
+                          "[t.start() for t in ts]; [t.join() for t in ts]; "
+                          "print(sorted(q.get() for _ in ts), threading.active_count()); "
+                          "print(list(cf.ThreadPoolExecutor(3).map(lambda n: sum(range(n)), [10, 10**5])))")],
+                        b""),
     "python3_epoll": (["/usr/bin/python3", "-c",
                        ("import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
                         "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "
@@ -81,6 +88,17 @@ def test_host_program_matches_native(name, tmp_path):
     emulated = run_bdemu("run", *argv, env=ENV, input=stdin, cwd=folder, timeout=120)
     _assert_same(native, emulated)
     assert native.returncode == (2 if name == "ls_missing" else 0)
+
+
+def test_threads_that_all_wait_forever_end_the_run(tmp_path):
+    """Natively this python hangs (its only other thread waits on a lock held by the joiner);
+    bdemu sees that no thread can ever run again and stops with 125 and one line."""
+    code = ("import threading; lock = threading.Lock(); lock.acquire(); "
+            "t = threading.Thread(target=lock.acquire); t.start(); t.join()")
+    done = run_bdemu("run", "/usr/bin/python3", "-c", code, env=ENV, cwd=tmp_path, timeout=120)
+    assert done.returncode == 125
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bdemu: deadlock: all 2 guest threads wait"), lines
 
 
 def test_python_imports_and_runs_a_child(tmp_path):

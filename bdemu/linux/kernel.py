@@ -20,6 +20,7 @@ from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
 from .shared import SharedFiles
+from .threads import ThreadTable
 
 SIGPIPE = 13
 
@@ -42,6 +43,7 @@ class Kernel:
         self._full = 1 << arch.bits
         self.signals = signals.SignalState()
         self.shared_files = SharedFiles(emu.uc)
+        self.threads = ThreadTable(self)
         self.exe_guest_path = ""
         self.exe_host_path = ""
         self.warned: set[int] = set()
