@@ -414,8 +414,12 @@ class Emulator:
             timeout_us = 0
             if deadline is not None:
                 timeout_us = max(1, int((deadline - time.monotonic()) * 1e6))
+            time_slice = self.kernel.threads.time_slice_us()  # 0 while the guest has one thread
+            sliced = bool(time_slice) and (not timeout_us or time_slice < timeout_us)
+            started = time.monotonic()
             try:
-                self.uc.emu_start(self._resume_pc(), until, timeout_us, max_insns or 0)
+                self.uc.emu_start(self._resume_pc(), until, time_slice if sliced else timeout_us,
+                                  max_insns or 0)
             except GuestExit as done:
                 return RunResult(done.status, "exit", pc=self._safe_pc())
             except GuestSignal as killed:
@@ -439,6 +443,9 @@ class Emulator:
             reason = self._stop_reason
             if reason == "threads":
                 self.kernel.threads.reschedule()
+                continue
+            if reason is None and sliced and (time.monotonic() - started) * 1e6 >= time_slice:
+                self.kernel.threads.preempt()  # the running thread used up its time slice
                 continue
             if reason in ("detach", "resume"):
                 if reason == "detach":

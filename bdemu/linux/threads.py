@@ -1,17 +1,18 @@
 """Guest threads (clone with CLONE_VM | CLONE_THREAD), run one at a time on the one Unicorn engine.
 
-Each thread is a saved Unicorn context. Switching is cooperative: it happens
-only when the running thread blocks in futex, yields, or exits, which is
-where glibc's and CPython's threads hand over to each other. A switch cannot
+Each thread is a saved Unicorn context. A switch happens when the running
+thread blocks in futex, yields or exits, which is where glibc's and
+CPython's threads hand over to each other, and every TIME_SLICE_US
+microseconds while several threads exist (so a thread spinning on a flag
+another sets still lets that one run). A switch cannot
 happen inside the syscall hook (Unicorn still finishes the syscall
 instruction afterwards, on whatever registers are loaded), so the hook asks
 the run loop to stop and the loop calls `ThreadTable.reschedule` between two
 `emu_start`s, when every thread's pc is past its syscall. A waiter's syscall
 result (0 when woken, -ETIMEDOUT) is written when it is switched back in.
 
-Not modelled: preemption (a thread that spins waiting for another never
-yields), blocking host calls other than futex (they stall every thread), and
-per-thread signal state.
+Not modelled: blocking host calls other than futex (a read of an empty pipe
+stalls every thread), and per-thread signal state.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 #: The thread ids bdemu hands out: far above real pids, so a tid never names a host process.
 FIRST_TID = 1 << 22
+#: Microseconds a thread runs before the next runnable one, when several threads exist.
+TIME_SLICE_US = 20_000
 
 
 @dataclass
@@ -128,6 +131,18 @@ class ThreadTable:
         self.threads = {self.current.tid: self.current}
         self._order = [self.current.tid]
 
+    def time_slice_us(self) -> int:
+        """How long a thread runs before the next runnable one gets the CPU (0: no slicing).
+
+        A time, not an instruction count: Unicorn counts instructions with a per-instruction
+        hook, while its timeout costs nothing until it fires."""
+        return 0 if self.alone else TIME_SLICE_US
+
+    def preempt(self) -> None:
+        """The running thread's slice is over: round robin to the next runnable thread."""
+        self._switch = True
+        self.reschedule()
+
     def _request(self) -> None:
         self._switch = True
         self.k.emu.request_reschedule()
@@ -165,6 +180,11 @@ class ThreadTable:
 
     def _pick(self, leaving: GuestThread) -> GuestThread:
         """Round robin from the thread after `leaving`; waits for the earliest timeout if none can run."""
+        now = time.monotonic()
+        for thread in self.threads.values():
+            if thread.deadline is not None and thread.deadline <= now:
+                thread.futex = thread.deadline = None
+                thread.result = -errno.ETIMEDOUT
         while True:
             start = self._order.index(leaving.tid) + 1 if leaving.tid in self._order else 0
             ring = self._order[start:] + self._order[:start]

@@ -2,11 +2,14 @@
  *
  * Usage: threads [N]   (N workers, default 4, at most 16)
  * Each worker adds its share to a mutex-protected total, then the workers
- * hand a token round a ring through one condition variable. Prints results
+ * hand a token round a ring through one condition variable; then the main
+ * thread spins, without a syscall, on a flag one more thread sets (only
+ * preemption lets that thread run on a single CPU). Prints results
  * only (never ids). Exit status 0 when every check passed, 1 otherwise.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -19,6 +22,15 @@ static long total;
 static int turn, rounds = 3, workers;
 static long tids[MAX_WORKERS];
 static char order[MAX_WORKERS * 3 + 1];
+static volatile int flag;
+
+static void *set_flag(void *arg)
+{
+    (void)arg;
+    sched_yield(); /* let the main thread start spinning first */
+    flag = 1;
+    return NULL;
+}
 
 static void *work(void *arg)
 {
@@ -68,7 +80,14 @@ int main(int argc, char **argv)
         for (int j = 0; j < i; j++)
             distinct &= tids[i] != tids[j];
     }
+    pthread_t setter;
+    long spins = 0;
+    pthread_create(&setter, NULL, set_flag, NULL);
+    while (!flag)
+        spins++;
+    pthread_join(setter, NULL);
     printf("workers: %d\n", workers);
+    printf("spin wait: %s\n", flag ? "ok" : "FAILED");
     printf("total: %s\n", total == expected ? "ok" : "FAILED");
     printf("joined values: %ld\n", returned);
     printf("ring order: %s\n", order);
