@@ -414,8 +414,10 @@ class Emulator:
             timeout_us = 0
             if deadline is not None:
                 timeout_us = max(1, int((deadline - time.monotonic()) * 1e6))
-            time_slice = self.kernel.threads.time_slice_us()  # 0 while the guest has one thread
-            sliced = bool(time_slice) and (not timeout_us or time_slice < timeout_us)
+            # Threads take turns by time (0 while the guest has one thread), unless an instruction
+            # limit is set: a slice could not tell Unicorn's count running out from the slice ending.
+            time_slice = self.kernel.threads.time_slice_us()
+            sliced = bool(time_slice) and not max_insns and (not timeout_us or time_slice < timeout_us)
             started = time.monotonic()
             try:
                 self.uc.emu_start(self._resume_pc(), until, time_slice if sliced else timeout_us,
