@@ -124,3 +124,18 @@ def test_aarch64_epoll_event_is_naturally_aligned(tmp_path):
     assert emu.run().exit_code == 0
     assert emu.reg("x24") == 0 and emu.reg("x21") == 1
     assert emu.reg("x22") & 1 and emu.reg("x23") == 0x1122334455667788
+
+
+def test_riscv64_floating_point_runs(tmp_path):
+    """mstatus.FS starts enabled, so hard-float (lp64d) code does not trap: 6.0 + 6.0 -> exit 12."""
+    from elfgen import elf_with_code
+    words = [0x00600513,   # li a0, 6
+             0xD2057553,   # fcvt.d.w fa0, a0
+             0x02A57553,   # fadd.d fa0, fa0, fa0
+             0xC2051553,   # fcvt.w.d a0, fa0, rtz
+             0x05D00893,   # li a7, 93 (exit)
+             0x00000073]   # ecall
+    guest = tmp_path / "fp"
+    guest.write_bytes(elf_with_code("riscv64", b"".join(w.to_bytes(4, "little") for w in words)))
+    result = Emulator(str(guest)).run()
+    assert (result.reason, result.exit_code) == ("exit", 12)
