@@ -162,6 +162,20 @@ class Emulator:
         self._stop_signal = signal
         self.uc.emu_stop()
 
+    def request_reschedule(self) -> None:
+        """From a syscall: stop after it so the run loop can switch guest threads."""
+        self._stop_reason = "threads"
+        self.uc.emu_stop()
+
+    def set_syscall_result(self, result: int) -> None:
+        """Write a syscall's return value the way this ISA's ABI returns it (a thread resuming)."""
+        abi = self.arch.syscall
+        if abi.error_flag:
+            failed = -4096 < result < 0
+            self.regs.set_reg(abi.error_flag, int(failed))
+            result = -result if failed else result
+        self.regs.set_reg(abi.result, result)
+
     def open_flag_values(self) -> Mapping[str, int]:
         """The guest's `O_*` flag values by name (they differ between ISAs), for decoding."""
         from .linux.files import open_flags
@@ -189,6 +203,7 @@ class Emulator:
         finally:
             if result is None:
                 result = RunResult(125, "error", message="interrupted", pc=self._safe_pc())
+            self.kernel.shared_files.release_all()
             if self.kernel.is_child:
                 self._end_child(result)
             self.kernel.fds.close_all()
@@ -213,6 +228,33 @@ class Emulator:
         except OSError as error:
             raise NotExecutable(f"{host_path}: {error.strerror}") from None
 
+    def _interpreter(self, host_path: str, image: loaders.ElfImage) -> loaders.ElfImage:
+        """The image's PT_INTERP (ld.so), looked up in the guest's root: the host's / or --rootfs."""
+        where = f"in {self.vfs.rootfs}" if self.vfs.rootfs else "on the host (a foreign guest needs --rootfs)"
+        try:
+            interp = loaders.read_elf(self.vfs.host_path(image.interpreter))
+        except (loaders.NotExecutable, SyscallError, OSError) as error:
+            reason = (os.strerror(error.code) if isinstance(error, SyscallError)
+                      else error.strerror if isinstance(error, OSError) else str(error))
+            raise NotExecutable(f"{host_path}: interpreter {image.interpreter} {where}: {reason}") from None
+        if interp.arch is not image.arch:
+            raise NotExecutable(f"{host_path}: interpreter {image.interpreter} {where} is for {interp.arch.name}")
+        return interp
+
+    def note_mapped_code(self, host_fd: int, address: int, offset: int) -> None:
+        """An executable file mapping appeared (ld.so loading a library): list its ELF as a module."""
+        try:
+            host_path = os.readlink(f"/proc/self/fd/{host_fd}")
+            image = loaders.read_elf(host_path)
+        except (OSError, loaders.NotExecutable):
+            return
+        placed = loaders.mapped_image(image, address, offset)
+        if placed is None or image.arch is not self.arch:
+            return
+        if any(m.start == placed.start and m.image.path == host_path for m in self.modules):
+            return
+        self.modules.append(placed)
+
     def _guest_path_of(self, host_path: str) -> str:
         return self.vfs.guest_path_of_host(os.path.abspath(host_path))
 
@@ -227,8 +269,7 @@ class Emulator:
             self.modules = [main]
             entry, interp_base = main.entry, 0
             if image.interpreter:
-                interp_host = self.vfs.host_path(image.interpreter)
-                interp = loaders.load_image(self.memory, write, self._describe(interp_host))
+                interp = loaders.load_image(self.memory, write, self._interpreter(host_path, image))
                 self.modules.append(interp)
                 entry, interp_base = interp.entry, interp.base
         except (SyscallError, OSError) as error:
@@ -279,6 +320,8 @@ class Emulator:
         before_exec(self)
         self.kernel.fds.close_on_exec()
         self.kernel.signals.reset_for_exec()
+        self.kernel.shared_files.release_all()
+        self.kernel.threads.keep_only_current()
         self.memory.clear()
         self.argv, self.envp = list(request.argv), list(request.envp)
         self._load(request.host_path, self.argv, self.envp, request.path)
@@ -371,8 +414,14 @@ class Emulator:
             timeout_us = 0
             if deadline is not None:
                 timeout_us = max(1, int((deadline - time.monotonic()) * 1e6))
+            # Threads take turns by time (0 while the guest has one thread), unless an instruction
+            # limit is set: a slice could not tell Unicorn's count running out from the slice ending.
+            time_slice = self.kernel.threads.time_slice_us()
+            sliced = bool(time_slice) and not max_insns and (not timeout_us or time_slice < timeout_us)
+            started = time.monotonic()
             try:
-                self.uc.emu_start(self._resume_pc(), until, timeout_us, max_insns or 0)
+                self.uc.emu_start(self._resume_pc(), until, time_slice if sliced else timeout_us,
+                                  max_insns or 0)
             except GuestExit as done:
                 return RunResult(done.status, "exit", pc=self._safe_pc())
             except GuestSignal as killed:
@@ -394,6 +443,12 @@ class Emulator:
             if self._stop_signal:
                 return self._stopped_by_host()
             reason = self._stop_reason
+            if reason == "threads":
+                self.kernel.threads.reschedule()
+                continue
+            if reason is None and sliced and (time.monotonic() - started) * 1e6 >= time_slice:
+                self.kernel.threads.preempt()  # the running thread used up its time slice
+                continue
             if reason in ("detach", "resume"):
                 if reason == "detach":
                     from .hookinstall import remove_plugin_hooks

@@ -18,8 +18,12 @@ def assemble(isa: str, source: str) -> bytes:
 
 def make_elf(isa: str, source: str) -> bytes:
     """A 64-bit little-endian ET_EXEC whose code (at BASE+0x1000) is `source`."""
+    return elf_with_code(isa, assemble(isa, source))
+
+
+def elf_with_code(isa: str, code: bytes) -> bytes:
+    """The same ELF around machine code given as bytes (for ISAs keystone cannot assemble)."""
     arch = by_name(isa)
-    code = assemble(isa, source)
     header = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, bytes(7), 2,
                          arch.elf_machine, 1, BASE + 0x1000, 64, 0, 0, 64, 56, 1, 0, 0, 0)
     segment = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, 0x1000 + len(code), 0x1000 + len(code), 0x1000)

@@ -75,7 +75,7 @@ def read_drcov(path) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, i
     return modules, [struct.unpack_from("<IHH", rest, 8 * i) for i in range(blocks_count)]
 
 
-@pytest.mark.parametrize("isa", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("isa", ["x86_64", "aarch64", "riscv64"])
 def test_trace_counts_every_instruction_exactly(isa, tmp_path):
     lines, exact = traced_and_exact(isa, tmp_path)
     assert len(lines) == exact
@@ -106,7 +106,7 @@ def test_trace_options_bytes_limit_range_regs(tmp_path):
     assert len(regs.splitlines()) == 20 and "rdi=0x" in regs  # `mov rdi, rsp` is the second insn
 
 
-@pytest.mark.parametrize("isa", ["x86_64", "aarch64"])
+@pytest.mark.parametrize("isa", ["x86_64", "aarch64", "riscv64"])
 def test_insncount_agrees_with_trace(isa, tmp_path):
     done = run_bdemu("run", "-p", "insncount", "-p", "trace", sample(isa, "hello"))
     text = done.stderr.decode().splitlines()

@@ -66,3 +66,76 @@ def test_mmap_munmap_and_maps_view(tmp_path):
     address = emu.reg("r12")
     assert emu.read_memory(address, 1) == b"\x55"
     assert f"{address:08x}-{address + 0x3000:08x} rw-p" in emu.memory.maps_text()
+
+
+def test_riscv64_ecall_uses_abi_register_names():
+    """RISC-V: a7 holds the number, a0.. the arguments, a0 the result; ABI names and xN agree."""
+    from bdemu import Plugin
+    from conftest import ROOT, sample
+
+    class Seen(Plugin):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def on_syscall(self, emu, number, args):
+            self.calls.append((number, emu.reg("a7"), emu.reg("x17"), args[0], emu.reg("a0")))
+
+        def on_syscall_return(self, emu, number, result):
+            self.calls[-1] += (result,)
+
+    path = str(ROOT / sample("riscv64", "hello"))
+    emu = Emulator(path, argv=[path, "x"], env={})
+    seen = emu.add_plugin(Seen())
+    result = emu.run(capture_output=True)
+    assert result.exit_code == 1 and result.stdout.startswith(b"Hello from bdemu!")
+    assert all(number == a7 == x17 and arg0 == a0 for number, a7, x17, arg0, a0, *_ in seen.calls)
+    writes = [call for call in seen.calls if call[0] == 66]  # musl prints with writev(1, iov, n)
+    assert writes and all(call[3] == 1 and call[5] > 0 for call in writes)
+    assert seen.calls[-1][0] == 94 and seen.calls[-1][3] == 1  # exit_group(argc - 1)
+    assert emu.reg("tp") != 0  # musl set its thread pointer itself
+
+
+def test_aarch64_epoll_event_is_naturally_aligned(tmp_path):
+    """struct epoll_event is packed (12 bytes) only on x86; on AArch64 `data` sits at offset 8.
+    (x86-64's layout is exercised by python3's selectors in test_dynamic.py.)"""
+    guest = write_elf(tmp_path, "aarch64", """
+        sub sp, sp, #64
+        mov x0, sp; mov x1, #0; mov x8, #59; svc #0          // pipe2(fds at sp)
+        mov x0, #0; mov x8, #20; svc #0                       // epoll_create1(0)
+        mov x19, x0
+        ldr w20, [sp]
+        mov w9, #1; str w9, [sp, #16]                         // EPOLLIN
+        movz x9, #0x7788; movk x9, #0x5566, lsl #16
+        movk x9, #0x3344, lsl #32; movk x9, #0x1122, lsl #48
+        str x9, [sp, #24]                                     // data
+        mov x0, x19; mov x1, #1; mov x2, x20; add x3, sp, #16
+        mov x8, #21; svc #0                                   // epoll_ctl(ADD)
+        mov x24, x0
+        ldr w0, [sp, #4]; mov x1, sp; mov x2, #1; mov x8, #64; svc #0   // write 1 byte
+        mov x0, x19; add x1, sp, #32; mov x2, #1; mov x3, #1000; mov x4, #0; mov x5, #8
+        mov x8, #22; svc #0                                   // epoll_pwait
+        mov x21, x0
+        ldr w22, [sp, #32]
+        ldr x23, [sp, #40]
+        mov x0, #0; mov x8, #93; svc #0
+    """)
+    emu = Emulator(guest)
+    assert emu.run().exit_code == 0
+    assert emu.reg("x24") == 0 and emu.reg("x21") == 1
+    assert emu.reg("x22") & 1 and emu.reg("x23") == 0x1122334455667788
+
+
+def test_riscv64_floating_point_runs(tmp_path):
+    """mstatus.FS starts enabled, so hard-float (lp64d) code does not trap: 6.0 + 6.0 -> exit 12."""
+    from elfgen import elf_with_code
+    words = [0x00600513,   # li a0, 6
+             0xD2057553,   # fcvt.d.w fa0, a0
+             0x02A57553,   # fadd.d fa0, fa0, fa0
+             0xC2051553,   # fcvt.w.d a0, fa0, rtz
+             0x05D00893,   # li a7, 93 (exit)
+             0x00000073]   # ecall
+    guest = tmp_path / "fp"
+    guest.write_bytes(elf_with_code("riscv64", b"".join(w.to_bytes(4, "little") for w in words)))
+    result = Emulator(str(guest)).run()
+    assert (result.reason, result.exit_code) == ("exit", 12)

@@ -46,7 +46,8 @@ class BackdoorInsn:
     ("insn", unicorn instruction id) for an instruction Unicorn hooks (x86
     CPUID), or ("intr", interrupt number) for a reserved encoding that raises
     an exception: then `encoding` is its bytes, checked at the faulting pc,
-    and the guest resumes `len(encoding)` bytes further on.
+    and the guest resumes `len(encoding)` bytes further on. `pc_past` says
+    how far past the instruction the pc already is when the hook runs.
     """
 
     trap: tuple[str, int]
@@ -56,6 +57,7 @@ class BackdoorInsn:
     #: How error messages name the instruction ("CPUID").
     name: str = ""
     encoding: bytes = b""
+    pc_past: int = 0
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ class InstructionInterface:
         if intno != self.intno:
             return False
         self._inputs.read()
-        pc = self._inputs.values[2]
+        pc = self._inputs.values[2] - self.spec.pc_past
         encoding = self.spec.encoding
         if self._code(pc) != encoding:
             return False
@@ -90,5 +90,5 @@ class InstructionInterface:
         else:
             raise InvalidBackdoorRequest(
                 f"invalid backdoor request: {self.spec.name or 'instruction'} leaf {leaf:#x} "
-                f"(type {kind}) at pc {self._inputs.values[2]:#x}")
+                f"(type {kind}) at pc {self._inputs.values[2] - self.spec.pc_past:#x}")
         self._results.write()

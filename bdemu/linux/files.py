@@ -1,6 +1,7 @@
 """File descriptor syscalls: open, read, write, seek, dup, pipe, fcntl, ioctl."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl as host_fcntl
 import os
@@ -107,6 +108,23 @@ def sys_creat(k, path, mode):
 @syscall("fd")
 def sys_close(k, fd):
     k.fds.close(k.signed32(fd))
+    return 0
+
+
+CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 0x2, 0x4
+
+
+@syscall("uint", "uint", "hex")
+def sys_close_range(k, first, last, flags):
+    """Close (or mark close-on-exec) every open fd in [first, last]; subprocess uses it."""
+    if first > last or flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC):
+        raise SyscallError(errno.EINVAL)
+    for fd, file in k.fds.items():
+        if first <= fd <= last:
+            if flags & CLOSE_RANGE_CLOEXEC:
+                file.cloexec = True
+            else:
+                k.fds.close(fd)
     return 0
 
 
@@ -316,6 +334,42 @@ def sys_fsync(k, fd):
     return 0
 
 
+@syscall("fd", "off", "size", "int")
+def sys_fadvise64(k, fd, offset, length, advice):
+    """Only a hint about caching (coreutils' cat and sort send one): check the fd, do nothing."""
+    k.fds.get(k.signed32(fd))
+    return 0
+
+
 @syscall("int", "int", "int")
 def sys_socket(k, domain, kind, protocol):
     raise SyscallError(errno.EACCES)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+@syscall("fd", "ptr", "ptr")
+def sys_getpeername(k, fd, address, length):
+    """Guests cannot create sockets, but bash asks whether stdin is one (rsh detection)."""
+    return _socket_name(k, fd, address, length, _LIBC.getpeername)
+
+
+@syscall("fd", "ptr", "ptr")
+def sys_getsockname(k, fd, address, length):
+    return _socket_name(k, fd, address, length, _LIBC.getsockname)
+
+
+def _socket_name(k, fd: int, address: int, length: int, host_call) -> int:
+    """Ask the host about an inherited socket; the sockaddr bytes are the same on every ISA."""
+    host = k.fds.get(k.signed32(fd)).host_fd
+    if not stat.S_ISSOCK(os.fstat(host).st_mode):
+        raise SyscallError(errno.ENOTSOCK)
+    room = int.from_bytes(k.read(length, 4), k.byteorder)
+    buffer = ctypes.create_string_buffer(128)
+    size = ctypes.c_uint32(128)
+    if host_call(host, buffer, ctypes.byref(size)) < 0:
+        raise SyscallError(ctypes.get_errno() or errno.EINVAL)
+    k.write(address, buffer.raw[:min(room, size.value)])
+    k.write_int(length, size.value)
+    return 0

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Callable
 from unicorn import UcError
 
 from ..cpu import Arch
-from . import clock, files, fsops, mm, poll, process, signals  # noqa: F401  (registers handlers)
+from . import clock, epoll, files, fsops, futex, mm, poll, process, signals, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
+from .shared import SharedFiles
+from .threads import ThreadTable
 
 SIGPIPE = 13
 
@@ -40,6 +42,8 @@ class Kernel:
         self._sign_bit = 1 << (arch.bits - 1)
         self._full = 1 << arch.bits
         self.signals = signals.SignalState()
+        self.shared_files = SharedFiles(emu.uc)
+        self.threads = ThreadTable(self)
         self.exe_guest_path = ""
         self.exe_host_path = ""
         self.warned: set[int] = set()

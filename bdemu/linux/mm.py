@@ -1,7 +1,8 @@
-"""Memory syscalls: brk, mmap (anonymous, file-backed, device windows), munmap, mprotect, mremap."""
+"""Memory syscalls: brk, mmap (anonymous, file-backed, device windows), munmap, mprotect, mremap, msync."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 
 from ..memory import PAGE, OutOfMemory, page_up
@@ -12,6 +13,7 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x1, 0x2, 0x10
 MAP_FIXED_NOREPLACE = 0x100000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 MADV_DONTNEED = 4
+PROT_EXEC = 4
 
 
 @syscall("ptr")
@@ -26,6 +28,11 @@ def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset
         raise SyscallError(errno.EINVAL)
     size = page_up(length)
     file = None if anonymous else k.fds.get(k.signed32(fd))
+    access = None
+    if file is not None and file.node is None:
+        access = fcntl.fcntl(file.host_fd, fcntl.F_GETFL) & os.O_ACCMODE
+        if access == os.O_WRONLY or (flags & MAP_SHARED and prot & 2 and access != os.O_RDWR):
+            raise SyscallError(errno.EACCES)
     fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)
     if fixed:
         if address % PAGE:
@@ -40,6 +47,8 @@ def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset
             address = space.find_free(size, address)
         except OutOfMemory:
             raise SyscallError(errno.ENOMEM) from None
+    if fixed:
+        k.shared_files.release(address, address + size)
     mappable = getattr(file.node, "mappable", None) if file is not None else None
     if mappable is not None:
         return mappable.map_into(k.emu, address, size, prot, offset)
@@ -52,6 +61,10 @@ def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset
         data = os.pread(file.host_fd, length, offset)
         if data:
             k.emu.uc.mem_write(address, data)
+        if prot & PROT_EXEC:
+            k.emu.note_mapped_code(file.host_fd, address, offset)
+        if flags & MAP_SHARED and access == os.O_RDWR:
+            k.shared_files.add(address, address + size, file.host_fd, offset)
     return address
 
 
@@ -69,7 +82,18 @@ def sys_mmap2(k, address, length, prot, flags, fd, page_offset):
 def sys_munmap(k, address, length):
     if address % PAGE or length == 0:
         raise SyscallError(errno.EINVAL)
+    k.shared_files.release(address, address + page_up(length))
     k.emu.memory.unmap(address, length)
+    return 0
+
+
+@syscall("ptr", "size", "hex")
+def sys_msync(k, address, length, flags):
+    if address % PAGE:
+        raise SyscallError(errno.EINVAL)
+    if not k.emu.memory.is_mapped(address, address + page_up(length)):
+        raise SyscallError(errno.ENOMEM)
+    k.shared_files.write_back(address, address + page_up(length))
     return 0
 
 
@@ -91,6 +115,7 @@ def sys_mremap(k, old, old_size, new_size, flags, new_address):
     region = space.find(old)
     if region is None or not space.is_mapped(old, old + old_size):
         raise SyscallError(errno.EFAULT)
+    k.shared_files.release(old, old + old_size)  # a remapped shared mapping goes on as a private copy
     if new_size <= old_size and not flags & MREMAP_FIXED:
         if new_size < old_size:
             space.unmap(old + new_size, old_size - new_size)

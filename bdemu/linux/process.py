@@ -23,14 +23,28 @@ RLIM_INFINITY = (1 << 64) - 1
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-@syscall("int", names=("exit_group",))
-def sys_exit(k, status):
+@syscall("int")
+def sys_exit_group(k, status):
     raise GuestExit(status & 0xFF)
 
 
-@syscall(names=("gettid",))
+@syscall("int")
+def sys_exit(k, status):
+    """The calling thread ends; the process with its last thread."""
+    if k.threads.alone:
+        raise GuestExit(status & 0xFF)
+    k.threads.exit_current(status)
+    return 0
+
+
+@syscall()
 def sys_getpid(k):
     return os.getpid()
+
+
+@syscall()
+def sys_gettid(k):
+    return k.threads.current.tid
 
 
 @syscall()
@@ -137,7 +151,8 @@ def sys_setrlimit(k, resource_id, address):
 
 @syscall("ptr")
 def sys_set_tid_address(k, address):
-    return os.getpid()
+    k.threads.current.clear_child_tid = address
+    return k.threads.current.tid
 
 
 @syscall("ptr", "size")
@@ -161,6 +176,7 @@ def sys_sched_getaffinity(k, pid, size, address):
 
 @syscall()
 def sys_sched_yield(k):
+    k.threads.yield_()
     return 0
 
 
@@ -233,8 +249,16 @@ def sys_getrusage(k, who, address):
 
 # -- processes ---------------------------------------------------------------------------------
 def fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int) -> int:
+    if flags & CLONE_VM and flags & CLONE_THREAD:
+        tid = k.threads.spawn(stack, tls if flags & CLONE_SETTLS else None,
+                              child_tid if flags & CLONE_CHILD_CLEARTID else 0)
+        if flags & CLONE_PARENT_SETTID and parent_tid:
+            k.write_int(parent_tid, tid)
+        if flags & CLONE_CHILD_SETTID and child_tid:
+            k.write_int(child_tid, tid)
+        return tid
     if flags & CLONE_THREAD or (flags & CLONE_VM and not flags & CLONE_VFORK):
-        k.warn_once("threads", "threads (clone with CLONE_VM) are not supported yet: clone returns ENOSYS")
+        k.warn_once("threads", "clone with CLONE_VM but not CLONE_THREAD is not supported: ENOSYS")
         raise SyscallError(errno.ENOSYS)
     k.flush_host_stdio()
     pid = os.fork()
@@ -244,6 +268,7 @@ def fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls
             k.write_int(parent_tid, pid)
         return pid
     k.emu.become_child()
+    k.threads.keep_only_current()
     if stack:
         k.emu.set_reg("sp", stack)
     if flags & CLONE_SETTLS:
@@ -270,6 +295,17 @@ def sys_clone(k, flags, stack, parent_tid, a4, a5):
     else:
         child_tid, tls = a4, a5
     return fork_process(k, flags, stack, parent_tid, child_tid, tls)
+
+
+@syscall("ptr", "size")
+def sys_clone3(k, address, size):
+    """clone with a `struct clone_args` (glibc's pthread_create tries it first)."""
+    if size < 64:
+        raise SyscallError(errno.EINVAL)
+    raw = k.read(address, 64)
+    flags, _pidfd, child_tid, parent_tid, _signal, stack, stack_size, tls = (
+        int.from_bytes(raw[i:i + 8], k.byteorder) for i in range(0, 64, 8))
+    return fork_process(k, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls)
 
 
 @syscall("path", "ptr", "ptr")

@@ -8,8 +8,8 @@ from ..memory import PROT_EXEC, PROT_READ, PROT_WRITE, AddressSpace, page_down, 
 from .elf import ElfImage, NotExecutable, Segment, read_elf
 from .stack import StackLayout, build_stack
 
-__all__ = ["ElfImage", "NotExecutable", "LoadedImage", "read_elf", "load_image", "build_stack",
-           "StackLayout"]
+__all__ = ["ElfImage", "NotExecutable", "LoadedImage", "read_elf", "load_image", "mapped_image",
+           "build_stack", "StackLayout"]
 
 
 def _perms(flags: int) -> int:
@@ -78,3 +78,15 @@ def _phdr_address(image: ElfImage) -> int:
         if segment.offset <= image.phoff < segment.offset + segment.filesz:
             return segment.vaddr + image.phoff - segment.offset
     return image.segments[0].vaddr + image.phoff
+
+
+def mapped_image(image: ElfImage, address: int, offset: int) -> LoadedImage | None:
+    """Where `image` lies when its file page at `offset` is mapped at `address` (ld.so's mmap of a
+    PT_LOAD segment), or None if no segment starts on that file page."""
+    for segment in image.segments:
+        if page_down(segment.offset) == offset:
+            base = address - page_down(segment.vaddr)
+            low, high = image.span
+            return LoadedImage(image, base, page_down(low) + base, page_up(high) + base,
+                               image.entry + base, _phdr_address(image) + base)
+    return None

@@ -73,6 +73,8 @@ class Recorder(Plugin):
         self._status = None
         self._closed = False
         self._started = 0.0
+        self._emu = None
+        self._modules_written = 0
 
     # -- lifecycle --------------------------------------------------------------------------------
     def on_start(self, emu) -> None:
@@ -94,6 +96,7 @@ class Recorder(Plugin):
             "options": json.dumps({"blocks": self.opts.blocks, "insns": self.opts.insns, "mem": self.opts.mem,
                                    "regs": self.opts.regs, "data_bytes": self.opts.data_bytes}),
             "exit_code": "", "reason": "running", **self.opts.extra_meta})
+        self._emu = emu
         self._write_modules(emu)
         show = sys.stderr.isatty() if self.opts.status is None else self.opts.status
         self._status = StatusLine(self) if show else None
@@ -159,6 +162,8 @@ class Recorder(Plugin):
             self._insn_chunks = []
             writer.append("insns", {"seq": seq, "pc": pcs, "size": sizes})
         self._pending = 0
+        if self._emu is not None:
+            self._write_modules(self._emu)
         self._flush_live(everything)
         if everything:
             self._flush_rows("syscalls", self._syscalls)
@@ -224,9 +229,15 @@ class Recorder(Plugin):
 
     # -- tables written once ----------------------------------------------------------------------
     def _write_modules(self, emu) -> None:
-        images = list(emu.modules)
+        """Modules not written yet: the guest and its interpreter at start, libraries as ld.so maps them."""
+        first = self._modules_written
+        images = list(emu.modules)[first:]
+        if not images:
+            return
+        self._modules_written += len(images)
         self.writer.append("modules", {
-            "id": list(range(len(images))), "path": [os.path.abspath(m.image.path) for m in images],
+            "id": list(range(first, first + len(images))),
+            "path": [os.path.abspath(m.image.path) for m in images],
             "base": [m.start for m in images], "end": [m.end for m in images],
             "entry": [m.entry for m in images], "bias": [m.base for m in images]})
 

@@ -29,6 +29,10 @@
  *                hook; unlike them it uses an encoding the architecture
  *                guarantees never to allocate, and one encoding only: the
  *                request travels in registers, as with CPUID.
+ *   RISC-V 64:   the word 0xbd00007b (major opcode custom-3, which the ISA
+ *                reserves for non-standard extensions and compilers never
+ *                emit) with a0 = 0x40001000 | type << 8 | i8, a1 = v32;
+ *                a0 = answer, a1 = a2 = a3 = 0; the same signature leaf.
  *   type 0 calls on_backdoor_i8(i8), type 1 on_backdoor_i8_v32(i8, v32);
  *   types 2..15 are invalid and end the run (exit 125).
  */
@@ -50,6 +54,10 @@
 #if defined(__x86_64__) || defined(__aarch64__)
 /* The control page; the data window starts BDEMU_PAGE_SIZE after it. */
 #define BDEMU_CONTROL_ADDR 0x7ffe00000000ULL
+#endif
+#if defined(__riscv) && __riscv_xlen == 64
+/* RISC-V 64: below the stack, in the Sv39 user address space. */
+#define BDEMU_CONTROL_ADDR 0x3fe8000000ULL
 #endif
 /* Other ISAs: no fixed address yet (bdemu_init_fixed() returns -1). */
 
@@ -155,6 +163,17 @@ static inline uint32_t bdemu__insn(uint32_t leaf, uint32_t v32)
     register uint64_t x3 __asm__("x3");
     __asm__ __volatile__(".inst 0x0000bd01" : "+r"(x0), "+r"(x1), "=r"(x2), "=r"(x3) : : "memory");
     return (uint32_t)x0;
+}
+#define BDEMU_HAVE_INSN 1
+#elif defined(__riscv) && __riscv_xlen == 64
+static inline uint32_t bdemu__insn(uint32_t leaf, uint32_t v32)
+{
+    register uint64_t a0 __asm__("a0") = leaf;
+    register uint64_t a1 __asm__("a1") = v32;
+    register uint64_t a2 __asm__("a2");
+    register uint64_t a3 __asm__("a3");
+    __asm__ __volatile__(".insn 0xbd00007b" : "+r"(a0), "+r"(a1), "=r"(a2), "=r"(a3) : : "memory");
+    return (uint32_t)a0;
 }
 #define BDEMU_HAVE_INSN 1
 #else

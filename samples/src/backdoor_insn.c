@@ -34,6 +34,11 @@ int main(int argc, char **argv)
         register uint64_t x1 __asm__("x1"), x2 __asm__("x2"), x3 __asm__("x3");
         __asm__ __volatile__(".inst 0x0000bd01" : "+r"(x0), "=r"(x1), "=r"(x2), "=r"(x3));
         regs[0] = x0; regs[1] = x1; regs[2] = x2; regs[3] = x3;
+#elif defined(__riscv)
+        register uint64_t a0 __asm__("a0") = regs[0];
+        register uint64_t a1 __asm__("a1"), a2 __asm__("a2"), a3 __asm__("a3");
+        __asm__ __volatile__(".insn 0xbd00007b" : "+r"(a0), "=r"(a1), "=r"(a2), "=r"(a3));
+        regs[0] = a0; regs[1] = a1; regs[2] = a2; regs[3] = a3;
 #endif
         char sig[13];
         memcpy(sig, regs + 1, 12);

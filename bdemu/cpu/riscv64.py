@@ -1,0 +1,71 @@
+"""RISC-V 64 (RV64GC, little endian) Linux user mode."""
+from __future__ import annotations
+
+import capstone
+import unicorn
+from unicorn import riscv_const
+
+from bdemu.linux.tables.riscv64 import SYSCALLS
+
+from .base import Arch, BackdoorInsn, RegisterAccess, SyscallABI
+from .x86_64 import _unicorn_registers
+
+
+def _set_tls(regs: RegisterAccess, value: int) -> None:
+    regs.set_reg("tp", value)
+
+
+# Unicorn knows both the x0..x31 and the ABI names (a0, s2, tp, fp...).
+REGISTERS = _unicorn_registers(riscv_const, "UC_RISCV_REG_")
+
+# AT_HWCAP: one bit per single-letter extension ('A' = bit 0): I, M, A, F, D, C.
+_HWCAP = sum(1 << (ord(letter) - ord("A")) for letter in "IMAFDC")
+
+#: mstatus.FS = Dirty: without it every floating-point instruction is illegal.
+_MSTATUS_FS = 0x6000
+
+ARCH = Arch(
+    name="riscv64",
+    bits=64,
+    byteorder="little",
+    elf_machine=243,  # EM_RISCV
+    uc_arch=unicorn.UC_ARCH_RISCV,
+    uc_mode=unicorn.UC_MODE_RISCV64,
+    cs_arch=capstone.CS_ARCH_RISCV,
+    cs_mode=capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC,
+    ks_arch=0,  # keystone has no RISC-V
+    ks_mode=0,
+    registers=REGISTERS,
+    general_registers=tuple(f"x{i}" for i in range(1, 32)),
+    pc="pc",
+    sp="sp",
+    # `ecall` raises the user-mode environment-call exception (8); Unicorn has already moved pc past it.
+    syscall=SyscallABI(number="a7", args=("a0", "a1", "a2", "a3", "a4", "a5"), result="a0",
+                       trap=("intr", 8)),
+    syscall_numbers=SYSCALLS,
+    # misaligned fetch/load/store, access faults, illegal instruction, breakpoint, page faults
+    fault_signals={0: 7, 1: 11, 2: 4, 3: 5, 4: 7, 5: 11, 6: 7, 7: 11, 12: 11, 13: 11, 15: 11},
+    uname_machine="riscv64",
+    platform="riscv64",
+    hwcap=_HWCAP,
+    hwcap2=0,
+    stat_layout="generic64",
+    # Sv39 layout, as a riscv64 Linux kernel gives a process (user space ends at 256 GiB).
+    stack_top=0x3FFFFFF000,
+    stack_size=8 << 20,
+    mmap_top=0x3FE7FFF000,
+    pie_base=0x2AAAAAA000,
+    backdoor_control_addr=0x3FE8000000,  # room for 65536 data pages below the stack
+    set_tls=_set_tls,
+    tls_register="tp",
+    initial_registers={"mstatus": _MSTATUS_FS, "fcsr": 0},
+    variants={"clone": "tls_fourth"},
+    # riscv has no sa_restorer: handler, flags, mask.
+    sigaction_size=24,
+    # A word in the custom-3 major opcode (0x7b), which the ISA reserves for non-standard
+    # extensions and no compiler emits for a standard target (gem5's m5ops live there too).
+    # Unicorn raises illegal instruction (2) with pc already 4 bytes past the instruction.
+    backdoor_insn=BackdoorInsn(trap=("intr", 2), leaf="a0", value="a1", results=("a0", "a1", "a2", "a3"),
+                               name="custom-3 word 0xbd00007b",
+                               encoding=(0xBD00007B).to_bytes(4, "little"), pc_past=4),
+)

@@ -1,0 +1,222 @@
+"""Dynamically linked guests: PT_INTERP from the guest's root, ld.so and glibc start-up,
+file-backed mmap. Each case compares bdemu's stdout, stderr and exit status with the same
+program run natively (x86-64 host programs) or under `qemu-aarch64 -L ROOTFS` (a Debian
+arm64 root filesystem made by scripts/make_rootfs.sh, cached in tests/.cache/, never
+committed; a missing one is built here, and a failed build fails the test).
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_bdemu
+
+#: The environment of every run, native or emulated (run_bdemu adds PYTHONPATH: so do we).
+ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC", "HOME": "/nonexistent",
+       "BDEMU_TEST": "dynamic", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+#: 2020-01-02 03:04:05 UTC: every fixture file and directory carries this mtime.
+STAMP = 1577934245
+MAKE_ROOTFS = ROOT / "scripts" / "make_rootfs.sh"
+ARM64_CACHE = ROOT / "tests" / ".cache" / "rootfs" / "arm64"
+
+
+def _fixture(folder: Path) -> Path:
+    """A small folder with deterministic names, contents and timestamps."""
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"hello\n")
+    (folder / "b.txt").write_bytes(b"pear\napple\nfig\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "c.bin").write_bytes(bytes(range(256)) * 20)
+    (folder / "link").symlink_to("a.txt")
+    for path in (folder / "sub" / "c.bin", folder / "sub", folder / "a.txt", folder / "b.txt"):
+        os.utime(path, (STAMP, STAMP))
+    os.utime(folder / "link", (STAMP, STAMP), follow_symlinks=False)
+    os.utime(folder, (STAMP, STAMP))
+    return folder
+
+
+def _assert_same(native: subprocess.CompletedProcess, emulated: subprocess.CompletedProcess) -> None:
+    detail = emulated.stderr.decode(errors="replace")
+    assert "Traceback" not in detail, detail
+    assert emulated.stdout == native.stdout, detail
+    assert emulated.stderr == native.stderr
+    assert emulated.returncode == native.returncode, detail
+
+
+# -- x86-64: the host's own dynamically linked programs, interpreter from the host's / ------------
+HOST_CASES = {
+    "ls_la": (["/bin/ls", "-la", "{dir}"], b""),
+    "ls_missing": (["/bin/ls", "-l", "a.txt", "missing"], b""),
+    "env": (["/usr/bin/env"], b""),
+    "cat": (["/bin/cat", "a.txt", "-", "b.txt"], b"from stdin\n"),
+    "sort": (["/usr/bin/sort", "-r", "b.txt"], b""),
+    "sha256sum": (["/usr/bin/sha256sum", "a.txt", "b.txt", "sub/c.bin"], b""),
+    "bash": (["/bin/bash", "-c", "for i in 1 2 3; do echo $i; done | tac; n=$(ls | wc -l); echo $n"], b""),
+    "sh_pipeline": (["/bin/sh", "-c", "printf 'b\\na\\n' | sort | head -1; echo done $((6*7))"], b""),
+    "python3": (["/usr/bin/python3", "-c", "print(6*7)"], b""),
+    # Idempotent, since the native run and bdemu's share the fixture: "hello" -> "Jello".
+    "python3_mmap": (["/usr/bin/python3", "-c",
+                      ("import mmap; f = open('a.txt', 'r+b'); m = mmap.mmap(f.fileno(), 0); "
+                       "m[0:1] = b'J'; m.flush(); print(open('a.txt', 'rb').read())")], b""),
+    "python3_threads": (["/usr/bin/python3", "-c",
+                         ("import threading, queue, concurrent.futures as cf; q = queue.Queue(); "
+                          "ts = [threading.Thread(target=q.put, args=(i * i,)) for i in range(4)]; "
+                          "[t.start() for t in ts]; [t.join() for t in ts]; "
+                          "print(sorted(q.get() for _ in ts), threading.active_count()); "
+                          "print(list(cf.ThreadPoolExecutor(3).map(lambda n: sum(range(n)), [10, 10**5])))")],
+                        b""),
+    "python3_epoll": (["/usr/bin/python3", "-c",
+                       ("import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
+                        "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "
+                        "print(type(s).__name__, [(key.data, e) for key, e in s.select(5)])")], b""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOST_CASES))
+def test_host_program_matches_native(name, tmp_path):
+    folder = _fixture(tmp_path / "fx")
+    os.utime(tmp_path, (STAMP, STAMP))
+    template, stdin = HOST_CASES[name]
+    argv = [arg.replace("{dir}", str(folder)) for arg in template]
+    native = subprocess.run(argv, cwd=folder, env=ENV, input=stdin, capture_output=True, timeout=60)
+    emulated = run_bdemu("run", *argv, env=ENV, input=stdin, cwd=folder, timeout=120)
+    _assert_same(native, emulated)
+    assert native.returncode == (2 if name == "ls_missing" else 0)
+
+
+def test_threads_that_all_wait_forever_end_the_run(tmp_path):
+    """Natively this python hangs (its only other thread waits on a lock held by the joiner);
+    bdemu sees that no thread can ever run again and stops with 125 and one line."""
+    code = ("import threading; lock = threading.Lock(); lock.acquire(); "
+            "t = threading.Thread(target=lock.acquire); t.start(); t.join()")
+    done = run_bdemu("run", "/usr/bin/python3", "-c", code, env=ENV, cwd=tmp_path, timeout=120)
+    assert done.returncode == 125
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bdemu: deadlock: all 2 guest threads wait"), lines
+
+
+def test_python_imports_and_runs_a_child(tmp_path):
+    """A heavier python3: many shared objects (hashlib's libcrypto), directory listing, a child."""
+    folder = _fixture(tmp_path / "fx")
+    code = ("import hashlib, json, os, subprocess, sys; "
+            "print(json.dumps(sorted(os.listdir('.')))); "
+            "print(hashlib.sha256(open('a.txt', 'rb').read()).hexdigest()); "
+            "print(subprocess.run(['/bin/echo', 'child'], capture_output=True).stdout.decode().strip()); "
+            "sys.exit(3)")
+    argv = ["/usr/bin/python3", "-c", code]
+    native = subprocess.run(argv, cwd=folder, env=ENV, capture_output=True, timeout=60)
+    emulated = run_bdemu("run", *argv, env=ENV, cwd=folder, timeout=120)
+    _assert_same(native, emulated)
+    assert native.returncode == 3 and b"child" in native.stdout
+
+
+# -- arm64: a Debian root filesystem, interpreter and libraries from --rootfs ---------------------------
+@functools.cache
+def _arm64_cache() -> str:
+    """Build (or reuse) the cached arm64 rootfs; returns "" on success, else what went wrong."""
+    try:
+        done = subprocess.run(["sh", str(MAKE_ROOTFS), "arm64", str(ARM64_CACHE), "coreutils"],
+                              cwd=ROOT, capture_output=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    if done.returncode != 0:
+        return f"status {done.returncode}:\n{done.stdout.decode()}{done.stderr.decode()}"
+    return ""
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@pytest.fixture(scope="module")
+def arm64_rootfs(tmp_path_factory) -> Path:
+    """A private copy (hard links) of the cached rootfs, with the fixture folder at /work."""
+    problem = _arm64_cache()
+    if problem or not (ARM64_CACHE / "bin" / "ls").exists():
+        pytest.fail(f"the arm64 rootfs is missing and {MAKE_ROOTFS.relative_to(ROOT)} could not "
+                    f"build it: {problem or 'no bin/ls after the build'}", pytrace=False)
+    root = tmp_path_factory.mktemp("arm64") / "root"
+    shutil.copytree(ARM64_CACHE, root, symlinks=True, copy_function=_link_or_copy)
+    _fixture(root / "work")
+    return root
+
+
+ARM64_CASES = {
+    "ls_lan": (["bin/ls", "-lan"], b""),
+    "ls_missing": (["bin/ls", "-ln", "a.txt", "missing"], b""),
+    "ls_recursive": (["bin/ls", "-R", "-1", "--indicator-style=classify"], b""),
+    "sha256sum": (["usr/bin/sha256sum", "a.txt", "b.txt", "sub/c.bin"], b""),
+    "sha256sum_stdin": (["usr/bin/sha256sum", "-"], b"from stdin\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARM64_CASES))
+def test_arm64_program_matches_qemu(name, arm64_rootfs):
+    template, stdin = ARM64_CASES[name]
+    program, *args = template
+    guest = str(arm64_rootfs / program)
+    work = arm64_rootfs / "work"
+    native = subprocess.run(["qemu-aarch64", "-L", str(arm64_rootfs), guest, *args], cwd=work,
+                            env=ENV, input=stdin, capture_output=True, timeout=60)
+    emulated = run_bdemu("run", "--rootfs", str(arm64_rootfs), "--cwd", "/work", guest, *args,
+                         env=ENV, input=stdin, cwd=work, timeout=120)
+    _assert_same(native, emulated)
+    assert native.returncode == (2 if name == "ls_missing" else 0)
+
+
+def test_foreign_guest_without_its_interpreter_is_refused(arm64_rootfs, tmp_path):
+    """No ld-linux-aarch64 on the host, or in an empty --rootfs: exit 126, one line naming it."""
+    guest = str(arm64_rootfs / "bin" / "ls")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for options in ([], ["--rootfs", str(empty)]):
+        done = run_bdemu("run", *options, guest, env=ENV)
+        assert done.returncode == 126
+        lines = done.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"bdemu: {guest}: interpreter /lib/ld-linux-aarch64.so.1")
+        assert lines[0].endswith("No such file or directory")
+        assert ("--rootfs" in lines[0]) == (not options)
+
+
+def test_arm64_interpreter_comes_from_the_rootfs(arm64_rootfs):
+    """The guest's PT_INTERP path names a file inside --rootfs, not the host's (absent) one."""
+    assert not Path("/lib/ld-linux-aarch64.so.1").exists()
+    done = run_bdemu("run", "-p", "strace", "--rootfs", str(arm64_rootfs), "--cwd", "/work",
+                     str(arm64_rootfs / "usr/bin/sha256sum"), "a.txt", env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout.endswith(b"  a.txt\n")
+    trace = done.stderr.decode(errors="replace")
+    # The loader opened libc inside the rootfs by its guest path and mapped it from the fd.
+    assert '"/lib/aarch64-linux-gnu/libc.so.6"' in trace, trace
+    assert "mmap(" in trace and "mprotect(" in trace
+
+
+def test_record_lists_libraries_as_modules(tmp_path):
+    """SPEC 5: `modules` holds every loaded image; libraries arrive through ld.so's mmap, and every
+    executed block of a dynamically linked guest lies in one of them."""
+    import duckdb
+    folder = _fixture(tmp_path / "fx")
+    trace = tmp_path / "ls.db"
+    done = run_bdemu("record", "-o", str(trace), "/bin/ls", "-l", env=ENV, cwd=folder)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    with duckdb.connect(str(trace), read_only=True) as con:
+        modules = con.execute('SELECT id, path, base, "end" FROM modules ORDER BY id').fetchall()
+        outside = con.execute('SELECT count(*) FROM blocks b WHERE NOT EXISTS (SELECT 1 FROM modules m '
+                              'WHERE b.pc >= m.base AND b.pc < m."end")').fetchone()[0]
+        in_libc = con.execute('SELECT count(*) FROM blocks b JOIN modules m ON b.pc >= m.base '
+                              'AND b.pc < m."end" WHERE m.path LIKE \'%/libc.so.6\'').fetchone()[0]
+    names = [os.path.basename(path) for _, path, _, _ in modules]
+    assert names[0] == "ls" and names[1].startswith("ld-linux") and "libc.so.6" in names
+    assert [ident for ident, *_ in modules] == list(range(len(modules)))
+    spans = sorted((base, end) for _, _, base, end in modules)
+    assert all(a_end <= b_base for (_, a_end), (b_base, _) in itertools.pairwise(spans))
+    assert outside == 0 and in_libc > 1000
