@@ -221,6 +221,10 @@ class Emulator:
         image = self._describe(host_path)
         self.device.reserve(self.memory)
         write = self.uc.mem_write
+        for page in arch.fixed_pages:
+            self.memory.reserve(page.address, page.address + page.size)
+            self.memory.map(page.address, page.size, page.perms, page.name)
+            write(page.address, page.content)
         base = arch.pie_base - page_down(image.span[0]) if image.is_pie else None
         try:
             main = loaders.load_image(self.memory, write, image, base)
@@ -247,6 +251,8 @@ class Emulator:
         for name, value in arch.initial_registers.items():
             self.regs.set_reg(name, value)
         self.regs.set_reg(arch.sp, sp)
+        if arch.start_cpu is not None:
+            arch.start_cpu(self)
         self._start_pc = entry
         self.regs.set_reg(arch.pc, entry)
         self.kernel.exe_guest_path = guest_path
@@ -408,7 +414,9 @@ class Emulator:
                          message=f"stopped by {name}", pc=self._safe_pc())
 
     def _resume_pc(self) -> int:
-        return self.regs.reg(self.arch.pc)
+        pc = self.regs.reg(self.arch.pc)
+        mode_bits = self.arch.pc_mode_bits
+        return pc | mode_bits(self.regs) if mode_bits is not None else pc
 
     def _signal_result(self, signal: int, detail: str) -> RunResult:
         name = SIGNAL_NAMES.get(signal, f"signal {signal}")

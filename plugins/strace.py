@@ -97,7 +97,7 @@ class Strace(Plugin):
             return str(self._signed(value))
         if kind == "dirfd":
             return "AT_FDCWD" if self._signed(value) == -100 else str(self._signed(value))
-        if kind in ("uint", "size", "off"):
+        if kind in ("uint", "size", "off", "off64"):
             return str(value)
         if kind in ("path", "str"):
             return self._string(emu, value)

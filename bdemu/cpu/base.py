@@ -8,7 +8,7 @@ the description, defined next to the table it belongs to.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 
 class RegisterAccess(Protocol):
@@ -26,7 +26,11 @@ class SyscallABI:
     `trap` is either ("insn", unicorn instruction id) for a hookable
     instruction, or ("intr", interrupt number) for an interrupt hook.
     `error_flag` names a register that is set to 1 on error (MIPS `a3`), in
-    which case the result register holds the positive errno.
+    which case the result register holds the positive errno. On 32-bit ABIs
+    a 64-bit argument (kind "off64") takes two argument slots, low word first
+    on little-endian; `pair_align` starts such a pair at an even slot (ARM
+    EABI, MIPS o32). Slots beyond `args` are stack words at
+    `sp + stack_args_offset` (MIPS o32: 16); None means the ABI has none.
     """
 
     number: str
@@ -34,6 +38,8 @@ class SyscallABI:
     result: str
     trap: tuple[str, int]
     error_flag: str | None = None
+    pair_align: bool = False
+    stack_args_offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,18 @@ class BackdoorInsn:
     #: How error messages name the instruction ("CPUID").
     name: str = ""
     encoding: bytes = b""
+
+
+@dataclass(frozen=True)
+class FixedPage:
+    """Memory the kernel provides at a fixed address in every image (ARM's kuser helpers, an
+    x86 descriptor table): mapped at load, kept away from mmap/brk, `content` at its start."""
+
+    address: int
+    size: int
+    perms: int
+    name: str
+    content: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,16 @@ class Arch:
     signal_overrides: Mapping[str, int] = field(default_factory=dict)
     #: The backdoor's instruction interface (None: this ISA has none yet).
     backdoor_insn: BackdoorInsn | None = None
+    #: Pages every image gets at a fixed address (see FixedPage).
+    fixed_pages: tuple[FixedPage, ...] = ()
+    #: Called with the Emulator once an image is loaded: CPU state that is not a plain register.
+    start_cpu: Callable[[Any], None] | None = None
+    #: `set_thread_area(2)` of this ISA, called with (kernel, argument); None: the argument is
+    #: the thread pointer itself (MIPS), set with `set_tls`.
+    thread_area: Callable[[Any, int], int] | None = None
+    #: Bits to OR into a code address so execution resumes in the current instruction set
+    #: (ARM: 1 while in Thumb state); None: addresses need none.
+    pc_mode_bits: Callable[[RegisterAccess], int] | None = None
 
     @property
     def word_size(self) -> int:

@@ -123,14 +123,14 @@ def sys_write(k, fd, buf, count):
     return os.write(file.host_fd, k.read(buf, min(count, MAX_IO)))
 
 
-@syscall("fd", "buf_out", "size", "off")
+@syscall("fd", "buf_out", "size", "off64")
 def sys_pread64(k, fd, buf, count, offset):
     data = os.pread(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO), offset)
     k.write(buf, data)
     return len(data)
 
 
-@syscall("fd", "buf_in", "size", "off")
+@syscall("fd", "buf_in", "size", "off64")
 def sys_pwrite64(k, fd, buf, count, offset):
     return os.pwrite(k.fds.get(k.signed32(fd)).host_fd, k.read(buf, min(count, MAX_IO)), offset)
 
@@ -306,7 +306,30 @@ def sys_sendfile(k, out_fd, in_fd, offset_address, count):
 
 @syscall("fd", "off")
 def sys_ftruncate(k, fd, length):
+    os.ftruncate(k.fds.get(k.signed32(fd)).host_fd, k.signed(length))
+    return 0
+
+
+@syscall("fd", "off64")
+def sys_ftruncate64(k, fd, length):
     os.ftruncate(k.fds.get(k.signed32(fd)).host_fd, length)
+    return 0
+
+
+@syscall("fd", "hex", "off64", "off64")
+def sys_fallocate(k, fd, mode, offset, length):
+    file = k.fds.get(k.signed32(fd))
+    if mode:
+        raise SyscallError(errno.EOPNOTSUPP)
+    os.posix_fallocate(file.host_fd, offset, length)
+    return 0
+
+
+@syscall("fd", names=("fadvise64_64", "arm_fadvise64_64", "sync_file_range", "arm_sync_file_range",
+                      "sync_file_range2", "readahead"))
+def sys_fadvise64(k, fd):
+    """Advice and write-back hints: only the descriptor matters to an emulator."""
+    k.fds.get(k.signed32(fd))
     return 0
 
 

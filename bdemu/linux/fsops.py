@@ -6,6 +6,7 @@ import errno
 import os
 import stat as statmod
 import struct
+import time
 
 from .errors import SyscallError
 from .files import AT_FDCWD, dir_base
@@ -312,20 +313,45 @@ def sys_fchown(k, fd, uid, gid):
 
 @syscall("path", "off")
 def sys_truncate(k, path, length):
+    os.truncate(_host(k, AT_FDCWD, path, True), k.signed(length))
+    return 0
+
+
+@syscall("path", "off64")
+def sys_truncate64(k, path, length):
     os.truncate(_host(k, AT_FDCWD, path, True), length)
     return 0
 
 
 @syscall("dirfd", "path", "ptr", "hex")
 def sys_utimensat(k, dirfd, path, times, flags):
+    return _utimensat(k, dirfd, path, times, flags, k.word)
+
+
+@syscall("dirfd", "path", "ptr", "hex")
+def sys_utimensat_time64(k, dirfd, path, times, flags):
+    return _utimensat(k, dirfd, path, times, flags, 8)
+
+
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def _utimensat(k, dirfd: int, path: int, times: int, flags: int, size: int) -> int:
+    """Two timespecs of `size`-byte fields (the *_time64 calls use 8 on 32-bit ISAs)."""
     host = (os.readlink(f"/proc/self/fd/{k.fds.get(k.signed32(dirfd)).host_fd}")
             if path == 0 else _host(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW))
-    if times:
-        raw = k.read(times, 4 * k.word)
-        words = [int.from_bytes(raw[i:i + k.word], k.byteorder) for i in range(0, len(raw), k.word)]
-        os.utime(host, ns=(words[0] * 10**9 + words[1], words[2] * 10**9 + words[3]))
-    else:
+    if not times:
         os.utime(host)
+        return 0
+    raw = k.read(times, 4 * size)
+    words = [int.from_bytes(raw[i:i + size], k.byteorder, signed=True) for i in range(0, len(raw), size)]
+    current = os.stat(host)
+    stamps = []
+    for (seconds, nanos), old in zip((words[:2], words[2:]), (current.st_atime_ns, current.st_mtime_ns)):
+        nanos &= 0xFFFFFFFF
+        stamps.append(old if nanos == UTIME_OMIT else time.time_ns() if nanos == UTIME_NOW
+                      else seconds * 10**9 + nanos)
+    os.utime(host, ns=tuple(stamps))
     return 0
 
 

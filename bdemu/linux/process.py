@@ -377,3 +377,18 @@ def sys_arch_prctl(k, code, address):
         k.write_word(address, k.emu.reg(k.arch.tls_register))
         return 0
     raise SyscallError(errno.EINVAL)
+
+
+@syscall("ptr")
+def sys_set_thread_area(k, address):
+    """i386: a `struct user_desc` for a GDT entry; MIPS: the thread pointer itself."""
+    if k.arch.thread_area is not None:
+        return k.arch.thread_area(k, address)
+    k.arch.set_tls(k.emu, address)
+    return 0
+
+
+@syscall("ptr", names=("ARM_set_tls",))
+def sys_set_tls(k, address):
+    k.arch.set_tls(k.emu, address)
+    return 0

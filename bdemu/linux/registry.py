@@ -13,6 +13,7 @@ from typing import Callable
 ARG_KINDS = frozenset({
     "int", "uint", "hex", "fd", "dirfd", "path", "str", "ptr", "size", "buf_in", "buf_out",
     "oflags", "mode", "prot", "mflags", "signal", "clock", "iov", "off",
+    "off64",  # a 64-bit value (loff_t): two argument slots on 32-bit ABIs
 })
 
 
