@@ -9,6 +9,7 @@ from .base import Arch, SyscallABI
 _MODULES: dict[tuple[int, int, str], str] = {
     (62, 64, "little"): "x86_64",
     (183, 64, "little"): "aarch64",
+    (3, 32, "little"): "i386",
 }
 
 #: Every ISA name bdemu knows, for tests and `--help`.
