@@ -296,12 +296,20 @@ class Emulator:
         self._arg_ids = tuple(self.regs.id_of(name) for name in abi.args)
         self._result_id = self.regs.id_of(abi.result)
         self._error_flag_id = self.regs.id_of(abi.error_flag) if abi.error_flag else None
+        #: Plugins see six argument words; an ABI with fewer registers (MIPS o32) adds stack words.
+        self._stack_arg_slots = 6 if abi.stack_args_offset is not None and len(abi.args) < 6 else None
+        import errno
+        self._errno_map = {getattr(errno, name): number for name, number in self.arch.errno_overrides.items()
+                           if hasattr(errno, name)}
         self._raw_hooks: list = []
         kind, number = abi.trap
         if kind == "insn":
             add_raw_hook(self.uc, UC_HOOK_INSN, SYSCALL_INSN_HOOK, self._syscall, self._raw_hooks,
                          ctypes.c_int(number))
         self._syscall_intno = number if kind == "intr" else None
+        insn = self.device.insn
+        #: The backdoor instruction when it is a form of the syscall instruction (MIPS).
+        self._backdoor_in_syscall = insn.on_syscall if insn is not None and insn.spec.trap == abi.trap else None
         add_raw_hook(self.uc, UC_HOOK_INTR, INTERRUPT_HOOK, self._on_interrupt, self._raw_hooks)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
@@ -329,12 +337,17 @@ class Emulator:
         """The syscall trap: the number, then only the arguments its handler takes."""
         read = self.regs.read_gpr
         number = read(self._number_id)
+        if number > 0x3FFFFFFF and self._backdoor_in_syscall is not None and self._backdoor_in_syscall():
+            return
         observers = self._syscall_observers
         if observers:
-            args = tuple(read(i) for i in self._arg_ids)
+            args = (tuple(read(i) for i in self._arg_ids) if self._stack_arg_slots is None
+                    else self.kernel.observed_args(self._stack_arg_slots, read, self._arg_ids))
             for method in observers:
                 self.hooks.guarded(method, "on_syscall", self, number, args)
         result = self.kernel.dispatch(number, read, self._arg_ids)
+        if self._errno_map and -4096 < result < 0:
+            result = -self._errno_map.get(-result, -result)
         if self._syscall_return_observers:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
@@ -368,7 +381,8 @@ class Emulator:
     # -- the run loop ------------------------------------------------------------------------------
     def _loop(self, max_insns: int | None, timeout: float | None) -> RunResult:
         deadline = None if timeout is None else time.monotonic() + timeout
-        until = self.arch.word_mask
+        until = self.arch.word_mask if self.arch.run_until is None else self.arch.run_until
+        unlimited_count = 1 << 62 if self.arch.always_count_insns else 0
         while True:
             if self._stop_signal:
                 return self._stopped_by_host()
@@ -378,7 +392,7 @@ class Emulator:
             if deadline is not None:
                 timeout_us = max(1, int((deadline - time.monotonic()) * 1e6))
             try:
-                self.uc.emu_start(self._resume_pc(), until, timeout_us, max_insns or 0)
+                self._emu_start(self._resume_pc(), until, timeout_us, max_insns or unlimited_count)
             except GuestExit as done:
                 return RunResult(done.status, "exit", pc=self._safe_pc())
             except GuestSignal as killed:
@@ -407,6 +421,17 @@ class Emulator:
                 continue
             what = "instruction limit" if max_insns else "timeout"
             return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
+
+    def _emu_start(self, begin: int, until: int, timeout_us: int, count: int) -> None:
+        """emu_start, where a hook's exception wins over a fault the CPU hit before it stopped
+        (Unicorn may run on a few instructions after a stop requested in an interrupt hook)."""
+        try:
+            self.uc.emu_start(begin, until, timeout_us, count)
+        except UcError:
+            pending = self.uc._hook_exception
+            if pending is None:
+                raise
+            raise pending from None
 
     def _stopped_by_host(self) -> RunResult:
         name = SIGNAL_NAMES.get(self._stop_signal, f"signal {self._stop_signal}")

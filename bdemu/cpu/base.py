@@ -52,7 +52,11 @@ class BackdoorInsn:
     ("insn", unicorn instruction id) for an instruction Unicorn hooks (x86
     CPUID), or ("intr", interrupt number) for a reserved encoding that raises
     an exception: then `encoding` is its bytes, checked at the faulting pc,
-    and the guest resumes `len(encoding)` bytes further on.
+    and the guest resumes `len(encoding)` bytes further on. `other_encodings`
+    are accepted too (ARM: the Thumb form), each as long as `encoding`.
+    When `trap` is the syscall trap itself (MIPS: `syscall` with a code), the
+    CPU reports pc after the instruction; the encoding is checked just before
+    pc, only for syscall numbers above 0x3fffffff (leaf values), and pc stays.
     """
 
     trap: tuple[str, int]
@@ -62,6 +66,7 @@ class BackdoorInsn:
     #: How error messages name the instruction ("CPUID").
     name: str = ""
     encoding: bytes = b""
+    other_encodings: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class Arch:
     errno_overrides: Mapping[str, int] = field(default_factory=dict)
     #: Named ABI variants where an ISA departs from the common Linux layout
     #: (e.g. "open_flags": "arm"); the Linux layer looks them up by name.
-    variants: Mapping[str, str] = field(default_factory=dict)
+    variants: Mapping[str, str | int] = field(default_factory=dict)
     map_anonymous: int = 0x20
     #: Size of the kernel's `struct sigaction` and the offset of its handler field.
     sigaction_size: int = 32
@@ -140,6 +145,13 @@ class Arch:
     #: Bits to OR into a code address so execution resumes in the current instruction set
     #: (ARM: 1 while in Thumb state); None: addresses need none.
     pc_mode_bits: Callable[[RegisterAccess], int] | None = None
+    #: Run with Unicorn's instruction counter on even without a limit. Unicorn 2.1's MIPS
+    #: translator crashes the host on basic blocks of more than ~700 instructions unless every
+    #: instruction is counted (costs ~2x on compute-bound code).
+    always_count_insns: bool = False
+    #: The `until` address given to emu_start, one guest code never reaches; None: the last
+    #: address. (Unicorn's MIPS reports a bogus fault on every stop if it lies outside kuseg.)
+    run_until: int | None = None
 
     @property
     def word_size(self) -> int:

@@ -36,6 +36,8 @@ class InstructionInterface:
         self.device, self.spec, self.emu = device, spec, emu
         regs = emu.regs
         self._pc_id = regs.id_of(emu.arch.pc)
+        self._encodings = (spec.encoding, *spec.other_encodings)
+        self._mode_bits = emu.arch.pc_mode_bits
         # leaf, v32, pc in one batch read
         self._inputs = regs.batch_reader([spec.leaf, spec.value, emu.arch.pc])
         self._results = regs.batch_writer(spec.results)
@@ -66,11 +68,23 @@ class InstructionInterface:
             return False
         self._inputs.read()
         pc = self._inputs.values[2]
-        encoding = self.spec.encoding
-        if self._code(pc) != encoding:
+        if self._code(pc) not in self._encodings:
             return False
         self._answer(self._inputs.values[0] & 0xFFFFFFFF)
-        self.emu.regs.write_id(self._pc_id, pc + len(encoding))
+        resume = pc + len(self.spec.encoding)
+        if self._mode_bits is not None:
+            resume |= self._mode_bits(self.emu.regs)
+        self.emu.regs.write_id(self._pc_id, resume)
+        return True
+
+    def on_syscall(self) -> bool:
+        """The syscall trap with a leaf-sized number: answer it if the instruction before pc is
+        the backdoor's form of `syscall` (pc already points after it); else it is a syscall."""
+        self._inputs.read()
+        pc = self._inputs.values[2]
+        if self._code(pc - len(self.spec.encoding)) not in self._encodings:
+            return False
+        self._answer(self._inputs.values[0] & 0xFFFFFFFF)
         return True
 
     def _answer(self, leaf: int) -> None:

@@ -217,12 +217,16 @@ def sys_dup3(k, old, new, flags):
     return new
 
 
-def _pipe(k, address: int, flags: int) -> int:
+def _pipe_fds(k, flags: int) -> list[int]:
     table = open_flags(k)
     read_end, write_end = os.pipe2(os.O_CLOEXEC | (os.O_NONBLOCK if flags & table["O_NONBLOCK"] else 0))
     cloexec = bool(flags & table["O_CLOEXEC"])
-    fds = [k.fds.install(OpenFile(read_end, "pipe:", cloexec)),
-           k.fds.install(OpenFile(write_end, "pipe:", cloexec))]
+    return [k.fds.install(OpenFile(read_end, "pipe:", cloexec)),
+            k.fds.install(OpenFile(write_end, "pipe:", cloexec))]
+
+
+def _pipe(k, address: int, flags: int) -> int:
+    fds = _pipe_fds(k, flags)
     k.write(address, b"".join(fd.to_bytes(4, k.byteorder) for fd in fds))
     return 0
 
@@ -234,7 +238,12 @@ def sys_pipe2(k, address, flags):
 
 @syscall("ptr")
 def sys_pipe(k, address):
-    return _pipe(k, address, 0)
+    second = k.arch.variants.get("pipe_second_fd")
+    if second is None:
+        return _pipe(k, address, 0)
+    read_end, write_end = _pipe_fds(k, 0)  # MIPS: both descriptors come back in registers
+    k.emu.set_reg(second, write_end)
+    return read_end
 
 
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030

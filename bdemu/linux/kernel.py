@@ -95,6 +95,13 @@ class Kernel:
                 words.append(self.read_word(sp + offset + self.word * index))
         return words + [0] * (count - len(words))
 
+    def observed_args(self, count: int, read_arg: Callable[[int], int], arg_ids: tuple[int, ...]) -> tuple:
+        """The first `count` argument words for plugins (0 for a stack word that cannot be read)."""
+        try:
+            return tuple(self.read_slots(count, read_arg, arg_ids))
+        except SyscallError:
+            return tuple(read_arg(i) for i in arg_ids) + (0,) * (count - len(arg_ids))
+
     def _gather(self, number: int, read_arg: Callable[[int], int], arg_ids: tuple[int, ...]) -> list[int]:
         plan = self.slot_plans[number]
         words = self.read_slots(max(s for slots in plan for s in slots) + 1, read_arg, arg_ids)

@@ -125,3 +125,9 @@ def sys_madvise(k, address, length, advice):
                 if lo < hi and not region.device:
                     k.emu.uc.mem_write(lo, bytes(hi - lo))
     return 0
+
+
+@syscall("ptr", "ptr", "hex", names=("ARM_cacheflush", "cachectl"))
+def sys_cacheflush(k, start, end, flags):
+    """Unicorn keeps translated code coherent with guest writes: nothing to flush."""
+    return 0

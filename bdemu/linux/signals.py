@@ -57,6 +57,7 @@ def sys_rt_sigprocmask(k, how, new, old, size):
         k.write(old, state.mask.to_bytes(8, k.byteorder))
     if new:
         value = int.from_bytes(k.read(new, 8), k.byteorder)
+        how -= k.arch.variants.get("sigprocmask_how_base", 0)  # MIPS: SIG_BLOCK is 1
         if how == 0:
             state.mask |= value
         elif how == 1:
