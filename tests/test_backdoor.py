@@ -11,9 +11,8 @@ import pytest
 from bdemu import Emulator, Plugin
 from bdemu.errors import UsageError
 
-from conftest import ROOT, run_bdemu, sample
+from conftest import ISAS, ROOT, run_bdemu, sample
 
-ISAS = ["x86_64", "aarch64"]
 
 
 class PingPong(Plugin):

@@ -105,8 +105,9 @@ ARCH = Arch(
     cpu_model=arm_const.UC_CPU_ARM_CORTEX_A15,
     sigaction_size=20,
     # A32 `udf #0xbd01` (0xe7fbd0f1) and, from Thumb code, T32 `udf.w #0xbd01` (0xf7fb 0xad01):
-    # permanently undefined, they raise EXCP_UDEF (interrupt 1) with pc at the instruction.
-    backdoor_insn=BackdoorInsn(trap=("intr", 1), leaf="r0", value="r1", results=("r0", "r1", "r2", "r3"),
+    # permanently undefined; Unicorn stops on them as invalid instructions with pc at the
+    # instruction, which its UC_HOOK_INSN_INVALID answers.
+    backdoor_insn=BackdoorInsn(trap=("invalid", 0), leaf="r0", value="r1", results=("r0", "r1", "r2", "r3"),
                                name="udf #0xbd01", encoding=_words(0xE7FBD0F1),
                                other_encodings=(bytes.fromhex("fbf701ad"),)),
     fixed_pages=(FixedPage(KUSER_PAGE, 4096, 5, "[vectors]", _kuser_page()),),

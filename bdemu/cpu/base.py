@@ -50,8 +50,10 @@ class BackdoorInsn:
     `value`, then runs the instruction; afterwards `results` hold
     (return value, 0, 0, 0), as CPUID's EAX, EBX, ECX, EDX do. `trap` is
     ("insn", unicorn instruction id) for an instruction Unicorn hooks (x86
-    CPUID), or ("intr", interrupt number) for a reserved encoding that raises
-    an exception: then `encoding` is its bytes, checked at the faulting pc,
+    CPUID), ("intr", interrupt number) for a reserved encoding that raises
+    an exception, or ("invalid", 0) for one Unicorn stops on as an invalid
+    instruction (32-bit ARM; caught by its UC_HOOK_INSN_INVALID, which costs
+    nothing per instruction): then `encoding` is its bytes, checked at the faulting pc,
     and the guest resumes `len(encoding)` bytes further on. `other_encodings`
     are accepted too (ARM: the Thumb form), each as long as `encoding`.
     When `trap` is the syscall trap itself (MIPS: `syscall` with a code), the

@@ -34,6 +34,20 @@ int main(int argc, char **argv)
         register uint64_t x1 __asm__("x1"), x2 __asm__("x2"), x3 __asm__("x3");
         __asm__ __volatile__(".inst 0x0000bd01" : "+r"(x0), "=r"(x1), "=r"(x2), "=r"(x3));
         regs[0] = x0; regs[1] = x1; regs[2] = x2; regs[3] = x3;
+#elif defined(__arm__)
+        register uint32_t r0 __asm__("r0") = regs[0];
+        register uint32_t r1 __asm__("r1"), r2 __asm__("r2"), r3 __asm__("r3");
+#if defined(__thumb__)
+        __asm__ __volatile__(".inst.w 0xf7fbad01" : "+r"(r0), "=r"(r1), "=r"(r2), "=r"(r3));
+#else
+        __asm__ __volatile__(".inst 0xe7fbd0f1" : "+r"(r0), "=r"(r1), "=r"(r2), "=r"(r3));
+#endif
+        regs[0] = r0; regs[1] = r1; regs[2] = r2; regs[3] = r3;
+#elif defined(__mips__)
+        register uint32_t v0 __asm__("$2") = regs[0];
+        register uint32_t v1 __asm__("$3"), a0 __asm__("$4"), a1 __asm__("$5");
+        __asm__ __volatile__(".word 0x002f404c" : "+r"(v0), "=r"(v1), "=r"(a0), "=r"(a1));
+        regs[0] = v0; regs[1] = v1; regs[2] = a0; regs[3] = a1;
 #endif
         char sig[13];
         memcpy(sig, regs + 1, 12);
