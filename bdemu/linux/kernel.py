@@ -39,7 +39,7 @@ class Kernel:
         self.word = arch.word_size
         self._sign_bit = 1 << (arch.bits - 1)
         self._full = 1 << arch.bits
-        self.signals = signals.SignalState()
+        self.signals = signals.SignalState(signals.default_ignored(arch.signal_overrides))
         self.exe_guest_path = ""
         self.exe_host_path = ""
         self.warned: set[int] = set()
