@@ -285,3 +285,77 @@ def test_mips_backdoor_instruction(tmp_path):
     result = _run(guest, plugin)
     assert (result.exit_code, result.reason) == ((5 ^ 0x30) + 89, "exit"), result.message
     assert plugin.calls == [(5, 0x30)]
+
+
+def test_i386_time64_and_old_timespec_layouts(tmp_path):
+    """clock_gettime writes a 32-bit timespec (8 bytes), clock_gettime64 a 64-bit one (16 bytes)."""
+    import time
+    numbers = _numbers("i386")
+    guest = write_elf(tmp_path, "i386", f"""
+        sub esp, 64
+        mov ecx, 32
+        mov edi, esp
+        mov eax, 0xaaaaaaaa
+        rep stosb
+        mov ebx, 0
+        mov ecx, esp
+        mov eax, {numbers['clock_gettime']}
+        int 0x80
+        mov ebx, 0
+        lea ecx, [esp+16]
+        mov eax, {numbers['clock_gettime64']}
+        int 0x80
+        mov ebx, 0
+        mov eax, {numbers['exit_group']}
+        int 0x80
+    """)
+    emu = Emulator(guest, argv=[guest], env={})
+    before = int(time.time())
+    assert emu.run(capture_output=True).exit_code == 0
+    raw = emu.read_memory(emu.reg("esp"), 32)
+    old_seconds, old_nanos = int.from_bytes(raw[0:4], "little"), int.from_bytes(raw[4:8], "little")
+    assert before <= old_seconds <= before + 5 and old_nanos < 10**9
+    assert raw[8:16] == b"\xaa" * 8  # nothing beyond the 8-byte timespec
+    new_seconds, new_nanos = int.from_bytes(raw[16:24], "little"), int.from_bytes(raw[24:32], "little")
+    assert before <= new_seconds <= before + 5 and new_nanos < 10**9
+
+
+def test_arm_futex_time64_wait(tmp_path):
+    """futex_time64: a changed word is EAGAIN at once; an unchanged one sleeps out its 64-bit
+    timeout and returns ETIMEDOUT (there is no other thread to wake it)."""
+    numbers = _numbers("arm")
+    guest = write_elf(tmp_path, "arm", f"""
+        sub sp, sp, #32
+        mov r0, #7
+        str r0, [sp]
+        mov r0, #0
+        str r0, [sp, #8]
+        str r0, [sp, #12]
+        movw r0, #0xe100
+        movt r0, #0x05f5
+        str r0, [sp, #16]
+        mov r0, #0
+        str r0, [sp, #20]
+        mov r0, sp
+        mov r1, #0
+        mov r2, #8
+        add r3, sp, #8
+        movw r7, #{numbers['futex_time64']}
+        svc #0
+        rsb r6, r0, #0
+        mov r0, sp
+        mov r1, #0
+        mov r2, #7
+        add r3, sp, #8
+        movw r7, #{numbers['futex_time64']}
+        svc #0
+        rsb r0, r0, #0
+        add r0, r0, r6
+        movw r7, #248
+        svc #0
+    """)
+    import time
+    start = time.monotonic()
+    result = _run(guest)
+    assert result.exit_code == 11 + 110  # EAGAIN, then ETIMEDOUT
+    assert time.monotonic() - start >= 0.1  # the 0.1 s timeout (tv_nsec 100000000) was slept

@@ -265,7 +265,9 @@ def sys_fcntl(k, fd, command, argument):
     if command == F_SETFL:
         host_fcntl.fcntl(file.host_fd, host_fcntl.F_SETFL, host_open_flags(k, argument))
         return 0
-    if command in (5, 6, 7, 36, 37, 38):  # F_GETLK, F_SETLK(W) and their OFD forms: advisory, allow
+    if command in (5, 6, 7, 36, 37, 38, 12, 13, 14, 33, 34, 35):
+        # F_GETLK, F_SETLK(W), their OFD forms and the 32-bit ABIs' *64 forms (MIPS: 33..35,
+        # and 14 = F_GETLK): advisory, allow
         return 0
     raise SyscallError(errno.EINVAL)
 

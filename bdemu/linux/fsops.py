@@ -305,7 +305,17 @@ def sys_fchownat(k, dirfd, path, uid, gid, flags):
     return 0
 
 
-@syscall("fd", "int", "int")
+@syscall("path", "int", "int", names=("chown32",))
+def sys_chown(k, path, uid, gid):
+    return sys_fchownat(k, AT_FDCWD, path, uid, gid, 0)
+
+
+@syscall("path", "int", "int", names=("lchown32",))
+def sys_lchown(k, path, uid, gid):
+    return sys_fchownat(k, AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("fd", "int", "int", names=("fchown32",))
 def sys_fchown(k, fd, uid, gid):
     os.fchown(k.fds.get(k.signed32(fd)).host_fd, k.signed32(uid), k.signed32(gid))
     return 0

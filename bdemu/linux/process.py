@@ -12,7 +12,9 @@ import errno
 import os
 import resource
 import struct
+import time
 
+from . import clock
 from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
 from .registry import syscall
 from .structs import utsname
@@ -56,7 +58,8 @@ def _set_ids(k, *ids: int) -> int:
     return 0
 
 
-@syscall("int", names=("setgid", "setfsuid", "setfsgid", "setuid32", "setgid32"))
+@syscall("int", names=("setgid", "setfsuid", "setfsgid", "setuid32", "setgid32", "setfsuid32",
+                        "setfsgid32"))
 def sys_setuid(k, uid):
     return _set_ids(k, uid)
 
@@ -308,6 +311,11 @@ def sys_wait4(k, pid, status_address, options, rusage):
     return child
 
 
+@syscall("int", "ptr", "hex")
+def sys_waitpid(k, pid, status_address, options):
+    return sys_wait4(k, pid, status_address, options, 0)
+
+
 @syscall("int", "int", "ptr", "hex", "ptr")
 def sys_waitid(k, idtype, ident, infop, options, rusage):
     idtype_map = {0: os.P_ALL, 1: os.P_PID, 2: os.P_PGID}
@@ -392,3 +400,38 @@ def sys_set_thread_area(k, address):
 def sys_set_tls(k, address):
     k.arch.set_tls(k.emu, address)
     return 0
+
+
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
+
+
+def _futex(k, address: int, op: int, value: int, timeout: int, timespec_size: int) -> int:
+    """A guest has one thread, so nobody can wake a waiter: a wait whose word still holds
+    `value` sleeps out its timeout (ETIMEDOUT) or, without one, returns EAGAIN as if the word
+    had just changed; wakes wake nobody."""
+    command = op & 0x7F
+    if command in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+        return 0
+    if command not in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        raise SyscallError(errno.ENOSYS)
+    if int.from_bytes(k.read(address, 4), k.byteorder) != value & 0xFFFFFFFF:
+        raise SyscallError(errno.EAGAIN)
+    if timeout:
+        wanted = clock.read_timespec_ns(k, timeout, timespec_size)
+        if command == FUTEX_WAIT_BITSET:  # an absolute time, CLOCK_REALTIME with FUTEX_CLOCK_REALTIME
+            now = time.clock_gettime_ns(time.CLOCK_REALTIME if op & 256 else time.CLOCK_MONOTONIC)
+            wanted = max(0, wanted - now)
+        clock.sleep_ns(wanted)
+        raise SyscallError(errno.ETIMEDOUT)
+    k.warn_once("futex", "futex wait with no other thread to wake it returns EAGAIN")
+    raise SyscallError(errno.EAGAIN)
+
+
+@syscall("ptr", "int", "uint", "ptr", "ptr", "uint")
+def sys_futex(k, address, op, value, timeout, address2, value3):
+    return _futex(k, address, op, value, timeout, k.word)
+
+
+@syscall("ptr", "int", "uint", "ptr", "ptr", "uint")
+def sys_futex_time64(k, address, op, value, timeout, address2, value3):
+    return _futex(k, address, op, value, timeout, 8)
