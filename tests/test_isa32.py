@@ -359,3 +359,26 @@ def test_arm_futex_time64_wait(tmp_path):
     result = _run(guest)
     assert result.exit_code == 11 + 110  # EAGAIN, then ETIMEDOUT
     assert time.monotonic() - start >= 0.1  # the 0.1 s timeout (tv_nsec 100000000) was slept
+
+
+def test_i386_old_mmap_takes_a_pointer(tmp_path):
+    """i386 syscall 90 is old_mmap: its six arguments are words in memory."""
+    numbers = _numbers("i386")
+    guest = write_elf(tmp_path, "i386", f"""
+        sub esp, 32
+        mov dword ptr [esp], 0
+        mov dword ptr [esp+4], 8192
+        mov dword ptr [esp+8], 3
+        mov dword ptr [esp+12], 0x22
+        mov dword ptr [esp+16], 0xffffffff
+        mov dword ptr [esp+20], 0
+        mov ebx, esp
+        mov eax, {numbers['mmap']}
+        int 0x80
+        mov dword ptr [eax+8188], 77
+        mov ebx, dword ptr [eax+8188]
+        mov eax, {numbers['exit_group']}
+        int 0x80
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (77, "exit"), result.message

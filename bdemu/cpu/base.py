@@ -144,6 +144,8 @@ class Arch:
     #: `set_thread_area(2)` of this ISA, called with (kernel, argument); None: the argument is
     #: the thread pointer itself (MIPS), set with `set_tls`.
     thread_area: Callable[[Any, int], int] | None = None
+    #: Syscall names this ISA's table uses for a different call (i386's `mmap` is old_mmap).
+    syscall_aliases: Mapping[str, str] = field(default_factory=dict)
     #: Bits to OR into a code address so execution resumes in the current instruction set
     #: (ARM: 1 while in Thumb state); None: addresses need none.
     pc_mode_bits: Callable[[RegisterAccess], int] | None = None

@@ -124,4 +124,6 @@ ARCH = Arch(
     fixed_pages=(FixedPage(GDT_BASE, 4096, 1, "[gdt]", _GDT),),
     start_cpu=_start_cpu,
     thread_area=_set_thread_area,
+    # the pre-2.4 calls that take one pointer to their arguments
+    syscall_aliases={"mmap": "old_mmap", "select": "old_select"},
 )

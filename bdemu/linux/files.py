@@ -301,15 +301,25 @@ def sys_ioctl(k, fd, request, argument):
     raise SyscallError(errno.EINVAL)
 
 
-@syscall("fd", "fd", "ptr", "size", names=("sendfile64",))
+@syscall("fd", "fd", "ptr", "size")
+def sys_sendfile64(k, out_fd, in_fd, offset_address, count):
+    return _sendfile(k, out_fd, in_fd, offset_address, count, 8)
+
+
+@syscall("fd", "fd", "ptr", "size")
 def sys_sendfile(k, out_fd, in_fd, offset_address, count):
+    """The offset is an off_t: a long, 4 bytes on 32-bit ISAs (sendfile64 takes a loff_t)."""
+    return _sendfile(k, out_fd, in_fd, offset_address, count, k.word)
+
+
+def _sendfile(k, out_fd: int, in_fd: int, offset_address: int, count: int, offset_size: int) -> int:
     source = k.fds.get(k.signed32(in_fd))
     target = k.fds.get(k.signed32(out_fd))
     count = min(count, MAX_IO)
     if offset_address:
-        offset = int.from_bytes(k.read(offset_address, 8), k.byteorder)
+        offset = int.from_bytes(k.read(offset_address, offset_size), k.byteorder)
         data = os.pread(source.host_fd, count, offset)
-        k.write(offset_address, (offset + len(data)).to_bytes(8, k.byteorder))
+        k.write(offset_address, (offset + len(data)).to_bytes(offset_size, k.byteorder))
     else:
         data = os.read(source.host_fd, count)
     return os.write(target.host_fd, data) if data else 0

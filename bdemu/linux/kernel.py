@@ -50,7 +50,7 @@ class Kernel:
         self.slot_plans: dict[int, tuple[tuple[int, ...], ...]] = {}
         register_count = len(arch.syscall.args)
         for number, name in arch.syscall_numbers.items():
-            handler = HANDLERS.get(name)
+            handler = HANDLERS.get(arch.syscall_aliases.get(name, name))
             if handler is not None:
                 plan = self._slot_plan(handler.args)
                 simple = all(len(slots) == 1 for slots in plan) and len(plan) <= register_count

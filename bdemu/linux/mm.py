@@ -60,6 +60,13 @@ def sys_mmap(k, address, length, prot, flags, fd, offset):
     return do_mmap(k, address, length, prot, flags, fd, offset)
 
 
+@syscall("ptr")
+def sys_old_mmap(k, address):
+    """i386's `mmap` (90): one pointer to its six arguments."""
+    words = k.read(address, 6 * k.word)
+    return do_mmap(k, *(int.from_bytes(words[i:i + k.word], k.byteorder) for i in range(0, 6 * k.word, k.word)))
+
+
 @syscall("ptr", "size", "prot", "mflags", "fd", "off")
 def sys_mmap2(k, address, length, prot, flags, fd, page_offset):
     return do_mmap(k, address, length, prot, flags, fd, page_offset * PAGE)
