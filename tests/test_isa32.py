@@ -382,3 +382,22 @@ def test_i386_old_mmap_takes_a_pointer(tmp_path):
     """)
     result = _run(guest)
     assert (result.exit_code, result.reason) == (77, "exit"), result.message
+
+
+def test_arm_vfp_and_neon_run(tmp_path):
+    """Hard-float code runs: VFP double arithmetic and a NEON vector add (FPEXC.EN is set)."""
+    guest = write_elf(tmp_path, "arm", """
+        vmov.f64 d0, #1.5
+        vadd.f64 d1, d0, d0
+        vcvt.s32.f64 s4, d1
+        vmov r4, s4
+        mov r0, #20
+        vdup.32 q1, r0
+        vadd.i32 q2, q1, q1
+        vmov.32 r5, d4[1]
+        add r0, r4, r5
+        movw r7, #248
+        svc #0
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (3 + 40, "exit"), result.message
