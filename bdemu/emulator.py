@@ -8,6 +8,7 @@ of `emu_start` (the binding's policy), where the run loop turns them into a
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import sys
 import tempfile
@@ -298,7 +299,6 @@ class Emulator:
         self._error_flag_id = self.regs.id_of(abi.error_flag) if abi.error_flag else None
         #: Plugins see six argument words; an ABI with fewer registers (MIPS o32) adds stack words.
         self._stack_arg_slots = 6 if abi.stack_args_offset is not None and len(abi.args) < 6 else None
-        import errno
         self._errno_map = {getattr(errno, name): number for name, number in self.arch.errno_overrides.items()
                            if hasattr(errno, name)}
         self._raw_hooks: list = []
