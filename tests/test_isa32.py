@@ -401,3 +401,32 @@ def test_arm_vfp_and_neon_run(tmp_path):
     """)
     result = _run(guest)
     assert (result.exit_code, result.reason) == (3 + 40, "exit"), result.message
+
+
+def test_arm_thumb_fork_child_resumes_in_thumb(tmp_path):
+    """A forked child restarts Unicorn at its pc; in Thumb state the restart keeps Thumb."""
+    numbers = _numbers("arm")
+    guest = write_elf(tmp_path, "arm", f"""
+        movw r7, #{numbers['fork']}
+        svc #0
+        cmp r0, #0
+        bne parent
+        movs r0, #7
+        movw r7, #{numbers['exit_group']}
+        svc #0
+    parent:
+        mov r4, r0
+        sub sp, sp, #8
+        mov r0, r4
+        mov r1, sp
+        movs r2, #0
+        movs r3, #0
+        movw r7, #{numbers['wait4']}
+        svc #0
+        ldr r0, [sp]
+        lsrs r0, r0, #8
+        movw r7, #{numbers['exit_group']}
+        svc #0
+    """, thumb=True)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (7, "exit"), result.message
