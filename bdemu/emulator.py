@@ -8,6 +8,7 @@ of `emu_start` (the binding's policy), where the run loop turns them into a
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import sys
 import tempfile
@@ -263,6 +264,10 @@ class Emulator:
         image = self._describe(host_path)
         self.device.reserve(self.memory)
         write = self.uc.mem_write
+        for page in arch.fixed_pages:
+            self.memory.reserve(page.address, page.address + page.size)
+            self.memory.map(page.address, page.size, page.perms, page.name)
+            write(page.address, page.content)
         base = arch.pie_base - page_down(image.span[0]) if image.is_pie else None
         try:
             main = loaders.load_image(self.memory, write, image, base)
@@ -288,6 +293,8 @@ class Emulator:
         for name, value in arch.initial_registers.items():
             self.regs.set_reg(name, value)
         self.regs.set_reg(arch.sp, sp)
+        if arch.start_cpu is not None:
+            arch.start_cpu(self)
         self._start_pc = entry
         self.regs.set_reg(arch.pc, entry)
         self.kernel.exe_guest_path = guest_path
@@ -333,12 +340,19 @@ class Emulator:
         self._arg_ids = tuple(self.regs.id_of(name) for name in abi.args)
         self._result_id = self.regs.id_of(abi.result)
         self._error_flag_id = self.regs.id_of(abi.error_flag) if abi.error_flag else None
+        #: Plugins see six argument words; an ABI with fewer registers (MIPS o32) adds stack words.
+        self._stack_arg_slots = 6 if abi.stack_args_offset is not None and len(abi.args) < 6 else None
+        self._errno_map = {getattr(errno, name): number for name, number in self.arch.errno_overrides.items()
+                           if hasattr(errno, name)}
         self._raw_hooks: list = []
         kind, number = abi.trap
         if kind == "insn":
             add_raw_hook(self.uc, UC_HOOK_INSN, SYSCALL_INSN_HOOK, self._syscall, self._raw_hooks,
                          ctypes.c_int(number))
         self._syscall_intno = number if kind == "intr" else None
+        insn = self.device.insn
+        #: The backdoor instruction when it is a form of the syscall instruction (MIPS).
+        self._backdoor_in_syscall = insn.on_syscall if insn is not None and insn.spec.trap == abi.trap else None
         add_raw_hook(self.uc, UC_HOOK_INTR, INTERRUPT_HOOK, self._on_interrupt, self._raw_hooks)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
@@ -366,12 +380,17 @@ class Emulator:
         """The syscall trap: the number, then only the arguments its handler takes."""
         read = self.regs.read_gpr
         number = read(self._number_id)
+        if number > 0x3FFFFFFF and self._backdoor_in_syscall is not None and self._backdoor_in_syscall():
+            return
         observers = self._syscall_observers
         if observers:
-            args = tuple(read(i) for i in self._arg_ids)
+            args = (tuple(read(i) for i in self._arg_ids) if self._stack_arg_slots is None
+                    else self.kernel.observed_args(self._stack_arg_slots, read, self._arg_ids))
             for method in observers:
                 self.hooks.guarded(method, "on_syscall", self, number, args)
         result = self.kernel.dispatch(number, read, self._arg_ids)
+        if self._errno_map and -4096 < result < 0:
+            result = -self._errno_map.get(-result, -result)
         if self._syscall_return_observers:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
@@ -405,7 +424,8 @@ class Emulator:
     # -- the run loop ------------------------------------------------------------------------------
     def _loop(self, max_insns: int | None, timeout: float | None) -> RunResult:
         deadline = None if timeout is None else time.monotonic() + timeout
-        until = self.arch.word_mask
+        until = self.arch.word_mask if self.arch.run_until is None else self.arch.run_until
+        unlimited_count = 1 << 62 if self.arch.always_count_insns else 0
         while True:
             if self._stop_signal:
                 return self._stopped_by_host()
@@ -420,8 +440,8 @@ class Emulator:
             sliced = bool(time_slice) and not max_insns and (not timeout_us or time_slice < timeout_us)
             started = time.monotonic()
             try:
-                self.uc.emu_start(self._resume_pc(), until, time_slice if sliced else timeout_us,
-                                  max_insns or 0)
+                self._emu_start(self._resume_pc(), until, time_slice if sliced else timeout_us,
+                                max_insns or unlimited_count)
             except GuestExit as done:
                 return RunResult(done.status, "exit", pc=self._safe_pc())
             except GuestSignal as killed:
@@ -457,13 +477,26 @@ class Emulator:
             what = "instruction limit" if max_insns else "timeout"
             return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
 
+    def _emu_start(self, begin: int, until: int, timeout_us: int, count: int) -> None:
+        """emu_start, where a hook's exception wins over a fault the CPU hit before it stopped
+        (Unicorn may run on a few instructions after a stop requested in an interrupt hook)."""
+        try:
+            self.uc.emu_start(begin, until, timeout_us, count)
+        except UcError:
+            pending = self.uc._hook_exception
+            if pending is None:
+                raise
+            raise pending from None
+
     def _stopped_by_host(self) -> RunResult:
         name = SIGNAL_NAMES.get(self._stop_signal, f"signal {self._stop_signal}")
         return RunResult(128 + self._stop_signal, "signal", signal=self._stop_signal,
                          message=f"stopped by {name}", pc=self._safe_pc())
 
     def _resume_pc(self) -> int:
-        return self.regs.reg(self.arch.pc)
+        pc = self.regs.reg(self.arch.pc)
+        mode_bits = self.arch.pc_mode_bits
+        return pc | mode_bits(self.regs) if mode_bits is not None else pc
 
     def _signal_result(self, signal: int, detail: str) -> RunResult:
         name = SIGNAL_NAMES.get(signal, f"signal {signal}")

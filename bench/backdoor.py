@@ -6,8 +6,8 @@
 Runs samples/bin/<isa>/backdoor_bench three times in this process: the guest
 loop without a call (`loop`), with an MMIO call per iteration (`mmio`: store
 to the data window, 8-byte command store, load of the answer) and with an
-instruction-interface call (`insn`: CPUID on x86-64, `udf #0xbd01` on
-AArch64). A plugin answers every call through the data window or the return
+instruction-interface call (`insn`: CPUID on x86, `udf #0xbd01` on
+ARM, `syscall 0xbd01` on MIPS). A plugin answers every call through the data window or the return
 value. Start-up is measured with 0 iterations and taken off; the `loop` run
 is the baseline the call loops are compared against (no hook is installed
 outside the device windows, so it runs at bare-Unicorn speed).
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bdemu import Emulator, Plugin
+from bdemu.cpu import NAMES, by_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +52,7 @@ def best(guest: str, mode: str, count: int, repeat: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--isa", default="x86_64", choices=["x86_64", "aarch64"])
+    parser.add_argument("--isa", default="x86_64", choices=NAMES)
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -61,7 +62,7 @@ def main() -> int:
     loop = best(guest, "loop", n, args.repeat) - startup
     print(f"{args.isa}: {n} iterations each, start-up {startup * 1e3:.1f} ms taken off")
     print(f"  loop without call   {loop * 1e3:8.1f} ms  {n / loop:12,.0f} iterations/s")
-    insn_name = "CPUID" if args.isa == "x86_64" else "udf #0xbd01"
+    insn_name = by_name(args.isa).backdoor_insn.name
     for mode, label, target in (("mmio", "MMIO call", 250_000), ("insn", f"{insn_name} call", 150_000)):
         elapsed = best(guest, mode, n, args.repeat) - startup
         rate = n / elapsed

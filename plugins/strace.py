@@ -53,6 +53,9 @@ class Strace(Plugin):
         for name, number in getattr(emu.arch, "errno_overrides", {}).items():
             self._errno[number] = name
         self._open_flags = sorted(emu.open_flag_values().items(), key=lambda item: item[1])
+        anonymous = emu.arch.map_anonymous  # 0x800 on MIPS, where it displaces MAP_DENYWRITE
+        self._map_flags = [(name, anonymous if name == "MAP_ANONYMOUS" else value) for name, value in MAP_FLAGS
+                           if name == "MAP_ANONYMOUS" or value != anonymous]
         self._signals = {s.value: s.name for s in host_signal.Signals}
         for name, number in getattr(emu.arch, "signal_overrides", {}).items():
             self._signals[number] = name
@@ -97,7 +100,7 @@ class Strace(Plugin):
             return str(self._signed(value))
         if kind == "dirfd":
             return "AT_FDCWD" if self._signed(value) == -100 else str(self._signed(value))
-        if kind in ("uint", "size", "off"):
+        if kind in ("uint", "size", "off", "off64"):
             return str(value)
         if kind in ("path", "str"):
             return self._string(emu, value)
@@ -117,7 +120,7 @@ class Strace(Plugin):
         if kind == "prot":
             return flags(value, PROT_FLAGS, "PROT_NONE")
         if kind == "mflags":
-            return flags(value, MAP_FLAGS)
+            return flags(value, self._map_flags)
         if kind == "signal":
             return self._signals.get(value, str(value))
         if kind == "clock":

@@ -10,28 +10,42 @@ from bdemu.cpu import by_name
 BASE = 0x400000
 
 
-def assemble(isa: str, source: str) -> bytes:
+#: keystone KS_MODE_THUMB, for ARM snippets entered in Thumb state.
+KS_MODE_THUMB = 16
+
+
+def assemble(isa: str, source: str, thumb: bool = False) -> bytes:
     arch = by_name(isa)
-    encoding, _ = keystone.Ks(arch.ks_arch, arch.ks_mode).asm(source, BASE + 0x1000)
+    encoding, _ = keystone.Ks(arch.ks_arch, KS_MODE_THUMB if thumb else arch.ks_mode).asm(source, BASE + 0x1000)
     return bytes(encoding)
 
 
-def make_elf(isa: str, source: str) -> bytes:
-    """A 64-bit little-endian ET_EXEC whose code (at BASE+0x1000) is `source`."""
-    return elf_with_code(isa, assemble(isa, source))
+def make_elf(isa: str, source: str, thumb: bool = False) -> bytes:
+    """A little-endian ET_EXEC of the ISA's class whose code (at BASE+0x1000) is `source`.
+
+    `thumb` assembles ARM Thumb code and sets bit 0 of the entry point, as a linker does.
+    """
+    return elf_with_code(isa, assemble(isa, source, thumb), thumb)
 
 
-def elf_with_code(isa: str, code: bytes) -> bytes:
+def elf_with_code(isa: str, code: bytes, thumb: bool = False) -> bytes:
     """The same ELF around machine code given as bytes (for ISAs keystone cannot assemble)."""
     arch = by_name(isa)
-    header = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, bytes(7), 2,
-                         arch.elf_machine, 1, BASE + 0x1000, 64, 0, 0, 64, 56, 1, 0, 0, 0)
-    segment = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, 0x1000 + len(code), 0x1000 + len(code), 0x1000)
+    entry = BASE + 0x1000 + int(thumb)
+    size = 0x1000 + len(code)
+    if arch.bits == 64:
+        header = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, bytes(7), 2,
+                             arch.elf_machine, 1, entry, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+        segment = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, size, size, 0x1000)
+    else:
+        header = struct.pack("<4sBBBBB7sHHIIIIIHHHHHH", b"\x7fELF", 1, 1, 1, 0, 0, bytes(7), 2,
+                             arch.elf_machine, 1, entry, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+        segment = struct.pack("<IIIIIIII", 1, 0, BASE, BASE, size, size, 5, 0x1000)
     return (header + segment).ljust(0x1000, b"\0") + code
 
 
-def write_elf(tmp_path, isa: str, source: str, name: str = "snippet") -> str:
+def write_elf(tmp_path, isa: str, source: str, name: str = "snippet", thumb: bool = False) -> str:
     path = tmp_path / name
-    path.write_bytes(make_elf(isa, source))
+    path.write_bytes(make_elf(isa, source, thumb))
     path.chmod(0o755)
     return str(path)

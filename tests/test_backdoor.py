@@ -257,9 +257,10 @@ def test_backdoor_plugin_logs_to_output_file(tmp_path):
     assert b"backdoor:" not in proc.stdout
 
 
-def test_fixed_window_is_never_handed_out():
+@pytest.mark.parametrize("isa", ISAS)
+def test_fixed_window_is_never_handed_out(isa):
     """mmap/brk never place anything over BDEMU_CONTROL_ADDR and the data window."""
-    emu = Emulator(str(ROOT / sample("x86_64", "hello")), backdoor_pages=16)
+    emu = Emulator(str(ROOT / sample(isa, "hello")), backdoor_pages=16)
     start = emu.arch.backdoor_control_addr
     end = start + 4096 + 16 * 4096
     assert not emu.memory.is_free(start, end)

@@ -9,6 +9,9 @@ from .base import Arch, SyscallABI
 _MODULES: dict[tuple[int, int, str], str] = {
     (62, 64, "little"): "x86_64",
     (183, 64, "little"): "aarch64",
+    (3, 32, "little"): "i386",
+    (40, 32, "little"): "arm",
+    (8, 32, "little"): "mipsel",
     (243, 64, "little"): "riscv64",
 }
 

@@ -8,7 +8,7 @@ the description, defined next to the table it belongs to.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 
 class RegisterAccess(Protocol):
@@ -26,7 +26,11 @@ class SyscallABI:
     `trap` is either ("insn", unicorn instruction id) for a hookable
     instruction, or ("intr", interrupt number) for an interrupt hook.
     `error_flag` names a register that is set to 1 on error (MIPS `a3`), in
-    which case the result register holds the positive errno.
+    which case the result register holds the positive errno. On 32-bit ABIs
+    a 64-bit argument (kind "off64") takes two argument slots, low word first
+    on little-endian; `pair_align` starts such a pair at an even slot (ARM
+    EABI, MIPS o32). Slots beyond `args` are stack words at
+    `sp + stack_args_offset` (MIPS o32: 16); None means the ABI has none.
     """
 
     number: str
@@ -34,6 +38,8 @@ class SyscallABI:
     result: str
     trap: tuple[str, int]
     error_flag: str | None = None
+    pair_align: bool = False
+    stack_args_offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,16 @@ class BackdoorInsn:
     `value`, then runs the instruction; afterwards `results` hold
     (return value, 0, 0, 0), as CPUID's EAX, EBX, ECX, EDX do. `trap` is
     ("insn", unicorn instruction id) for an instruction Unicorn hooks (x86
-    CPUID), or ("intr", interrupt number) for a reserved encoding that raises
-    an exception: then `encoding` is its bytes, checked at the faulting pc,
+    CPUID), ("intr", interrupt number) for a reserved encoding that raises
+    an exception, or ("invalid", 0) for one Unicorn stops on as an invalid
+    instruction (32-bit ARM; caught by its UC_HOOK_INSN_INVALID, which costs
+    nothing per instruction): then `encoding` is its bytes, checked at the faulting pc,
     and the guest resumes `len(encoding)` bytes further on. `pc_past` says
-    how far past the instruction the pc already is when the hook runs.
+    how far past the instruction the pc already is when the hook runs (RISC-V).
+    `other_encodings` are accepted too (ARM: the Thumb form), each as long as `encoding`.
+    When `trap` is the syscall trap itself (MIPS: `syscall` with a code), the
+    CPU reports pc after the instruction; the encoding is checked just before
+    pc, only for syscall numbers above 0x3fffffff (leaf values), and pc stays.
     """
 
     trap: tuple[str, int]
@@ -58,6 +70,19 @@ class BackdoorInsn:
     name: str = ""
     encoding: bytes = b""
     pc_past: int = 0
+    other_encodings: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class FixedPage:
+    """Memory the kernel provides at a fixed address in every image (ARM's kuser helpers, an
+    x86 descriptor table): mapped at load, kept away from mmap/brk, `content` at its start."""
+
+    address: int
+    size: int
+    perms: int
+    name: str
+    content: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -105,7 +130,7 @@ class Arch:
     errno_overrides: Mapping[str, int] = field(default_factory=dict)
     #: Named ABI variants where an ISA departs from the common Linux layout
     #: (e.g. "open_flags": "arm"); the Linux layer looks them up by name.
-    variants: Mapping[str, str] = field(default_factory=dict)
+    variants: Mapping[str, str | int] = field(default_factory=dict)
     map_anonymous: int = 0x20
     #: Size of the kernel's `struct sigaction` and the offset of its handler field.
     sigaction_size: int = 32
@@ -114,6 +139,25 @@ class Arch:
     signal_overrides: Mapping[str, int] = field(default_factory=dict)
     #: The backdoor's instruction interface (None: this ISA has none yet).
     backdoor_insn: BackdoorInsn | None = None
+    #: Pages every image gets at a fixed address (see FixedPage).
+    fixed_pages: tuple[FixedPage, ...] = ()
+    #: Called with the Emulator once an image is loaded: CPU state that is not a plain register.
+    start_cpu: Callable[[Any], None] | None = None
+    #: `set_thread_area(2)` of this ISA, called with (kernel, argument); None: the argument is
+    #: the thread pointer itself (MIPS), set with `set_tls`.
+    thread_area: Callable[[Any, int], int] | None = None
+    #: Syscall names this ISA's table uses for a different call (i386's `mmap` is old_mmap).
+    syscall_aliases: Mapping[str, str] = field(default_factory=dict)
+    #: Bits to OR into a code address so execution resumes in the current instruction set
+    #: (ARM: 1 while in Thumb state); None: addresses need none.
+    pc_mode_bits: Callable[[RegisterAccess], int] | None = None
+    #: Run with Unicorn's instruction counter on even without a limit. Unicorn 2.1's MIPS
+    #: translator crashes the host on basic blocks of more than ~700 instructions unless every
+    #: instruction is counted (costs ~2x on compute-bound code).
+    always_count_insns: bool = False
+    #: The `until` address given to emu_start, one guest code never reaches; None: the last
+    #: address. (Unicorn's MIPS reports a bogus fault on every stop if it lies outside kuseg.)
+    run_until: int | None = None
 
     @property
     def word_size(self) -> int:

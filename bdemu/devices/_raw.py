@@ -21,6 +21,7 @@ _void_p, _u64, _uint = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint
 MMIO_READ = ctypes.CFUNCTYPE(_u64, _void_p, _u64, _uint, _void_p)
 MMIO_WRITE = ctypes.CFUNCTYPE(None, _void_p, _u64, _uint, _u64, _void_p)
 CPUID_HOOK = ctypes.CFUNCTYPE(ctypes.c_uint32, _void_p, _void_p)
+INSN_INVALID_HOOK = ctypes.CFUNCTYPE(ctypes.c_bool, _void_p, _void_p)
 
 
 def _check(status: int) -> None:

@@ -6,12 +6,16 @@ only leaves 0x40000000 and 0x40001xxx are answered here and every other leaf
 reaches Unicorn's own CPUID untouched. Other ISAs use a reserved,
 permanently undefined encoding (`Arch.backdoor_insn.encoding`): it raises
 the CPU's undefined-instruction exception, which arrives through the
-emulator's interrupt hook that exists anyway, so no per-instruction hook is
-installed. Any other undefined instruction still ends in SIGILL.
+emulator's interrupt hook that exists anyway (32-bit ARM: Unicorn's
+invalid-instruction hook), so no per-instruction hook is installed. Any other
+undefined instruction still ends in SIGILL. MIPS uses `syscall` with a code
+(see bdemu/cpu/mipsel.py): Unicorn reports no pc for its other exceptions.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from unicorn import UC_HOOK_INSN_INVALID
 
 from ..cpu.base import BackdoorInsn
 from ..errors import RunStopped
@@ -36,6 +40,8 @@ class InstructionInterface:
         self.device, self.spec, self.emu = device, spec, emu
         regs = emu.regs
         self._pc_id = regs.id_of(emu.arch.pc)
+        self._encodings = (spec.encoding, *spec.other_encodings)
+        self._mode_bits = emu.arch.pc_mode_bits
         # leaf, v32, pc in one batch read
         self._inputs = regs.batch_reader([spec.leaf, spec.value, emu.arch.pc])
         self._results = regs.batch_writer(spec.results)
@@ -46,6 +52,9 @@ class InstructionInterface:
             _raw.add_cpuid_hook(emu.uc, self._cpuid_cb, number)
         else:
             self._code = _raw.CodeReader(emu.uc, len(spec.encoding))
+        if kind == "invalid":
+            self._invalid_cb = _raw.INSN_INVALID_HOOK(self._on_invalid)
+            _raw.add_hook(emu.uc, UC_HOOK_INSN_INVALID, self._invalid_cb)
 
     def _on_cpuid(self, _uc, _user) -> int:
         """Non-zero: the leaf was answered here and Unicorn's CPUID does not run."""
@@ -60,17 +69,40 @@ class InstructionInterface:
             _raw.fail(self.emu.uc, error)
             return 1
 
+    def _on_invalid(self, _uc, _user) -> bool:
+        """Unicorn's undefined-instruction stop (32-bit ARM): True if it was the backdoor's."""
+        try:
+            return self._at_pc()
+        except BaseException as error:  # noqa: B036 - the binding's policy, see _raw.fail
+            _raw.fail(self.emu.uc, error)
+            return True
+
     def on_interrupt(self, intno: int) -> bool:
         """The reserved encoding's exception: answer it and resume after the instruction."""
         if intno != self.intno:
             return False
+        return self._at_pc()
+
+    def _at_pc(self) -> bool:
         self._inputs.read()
         pc = self._inputs.values[2] - self.spec.pc_past
-        encoding = self.spec.encoding
-        if self._code(pc) != encoding:
+        if self._code(pc) not in self._encodings:
             return False
         self._answer(self._inputs.values[0] & 0xFFFFFFFF)
-        self.emu.regs.write_id(self._pc_id, pc + len(encoding))
+        resume = pc + len(self.spec.encoding)
+        if self._mode_bits is not None:
+            resume |= self._mode_bits(self.emu.regs)
+        self.emu.regs.write_id(self._pc_id, resume)
+        return True
+
+    def on_syscall(self) -> bool:
+        """The syscall trap with a leaf-sized number: answer it if the instruction before pc is
+        the backdoor's form of `syscall` (pc already points after it); else it is a syscall."""
+        self._inputs.read()
+        pc = self._inputs.values[2]
+        if self._code(pc - len(self.spec.encoding)) not in self._encodings:
+            return False
+        self._answer(self._inputs.values[0] & 0xFFFFFFFF)
         return True
 
     def _answer(self, leaf: int) -> None:

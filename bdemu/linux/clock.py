@@ -74,6 +74,9 @@ def _sleep(nanoseconds: int) -> None:
     time.sleep(min(nanoseconds / 1e9, MAX_SLEEP))
 
 
+read_timespec_ns, sleep_ns = _read_timespec, _sleep
+
+
 @syscall("ptr", "ptr")
 def sys_nanosleep(k, request, remain):
     _sleep(_read_timespec(k, request, k.word))

@@ -141,14 +141,14 @@ def sys_write(k, fd, buf, count):
     return os.write(file.host_fd, k.read(buf, min(count, MAX_IO)))
 
 
-@syscall("fd", "buf_out", "size", "off")
+@syscall("fd", "buf_out", "size", "off64")
 def sys_pread64(k, fd, buf, count, offset):
     data = os.pread(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO), offset)
     k.write(buf, data)
     return len(data)
 
 
-@syscall("fd", "buf_in", "size", "off")
+@syscall("fd", "buf_in", "size", "off64")
 def sys_pwrite64(k, fd, buf, count, offset):
     return os.pwrite(k.fds.get(k.signed32(fd)).host_fd, k.read(buf, min(count, MAX_IO)), offset)
 
@@ -235,12 +235,16 @@ def sys_dup3(k, old, new, flags):
     return new
 
 
-def _pipe(k, address: int, flags: int) -> int:
+def _pipe_fds(k, flags: int) -> list[int]:
     table = open_flags(k)
     read_end, write_end = os.pipe2(os.O_CLOEXEC | (os.O_NONBLOCK if flags & table["O_NONBLOCK"] else 0))
     cloexec = bool(flags & table["O_CLOEXEC"])
-    fds = [k.fds.install(OpenFile(read_end, "pipe:", cloexec)),
-           k.fds.install(OpenFile(write_end, "pipe:", cloexec))]
+    return [k.fds.install(OpenFile(read_end, "pipe:", cloexec)),
+            k.fds.install(OpenFile(write_end, "pipe:", cloexec))]
+
+
+def _pipe(k, address: int, flags: int) -> int:
+    fds = _pipe_fds(k, flags)
     k.write(address, b"".join(fd.to_bytes(4, k.byteorder) for fd in fds))
     return 0
 
@@ -252,7 +256,12 @@ def sys_pipe2(k, address, flags):
 
 @syscall("ptr")
 def sys_pipe(k, address):
-    return _pipe(k, address, 0)
+    second = k.arch.variants.get("pipe_second_fd")
+    if second is None:
+        return _pipe(k, address, 0)
+    read_end, write_end = _pipe_fds(k, 0)  # MIPS: both descriptors come back in registers
+    k.emu.set_reg(second, write_end)
+    return read_end
 
 
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
@@ -274,7 +283,9 @@ def sys_fcntl(k, fd, command, argument):
     if command == F_SETFL:
         host_fcntl.fcntl(file.host_fd, host_fcntl.F_SETFL, host_open_flags(k, argument))
         return 0
-    if command in (5, 6, 7, 36, 37, 38):  # F_GETLK, F_SETLK(W) and their OFD forms: advisory, allow
+    if command in (5, 6, 7, 36, 37, 38, 12, 13, 14, 33, 34, 35):
+        # F_GETLK, F_SETLK(W), their OFD forms and the 32-bit ABIs' *64 forms (MIPS: 33..35,
+        # and 14 = F_GETLK): advisory, allow
         return 0
     raise SyscallError(errno.EINVAL)
 
@@ -308,15 +319,25 @@ def sys_ioctl(k, fd, request, argument):
     raise SyscallError(errno.EINVAL)
 
 
-@syscall("fd", "fd", "ptr", "size", names=("sendfile64",))
+@syscall("fd", "fd", "ptr", "size")
+def sys_sendfile64(k, out_fd, in_fd, offset_address, count):
+    return _sendfile(k, out_fd, in_fd, offset_address, count, 8)
+
+
+@syscall("fd", "fd", "ptr", "size")
 def sys_sendfile(k, out_fd, in_fd, offset_address, count):
+    """The offset is an off_t: a long, 4 bytes on 32-bit ISAs (sendfile64 takes a loff_t)."""
+    return _sendfile(k, out_fd, in_fd, offset_address, count, k.word)
+
+
+def _sendfile(k, out_fd: int, in_fd: int, offset_address: int, count: int, offset_size: int) -> int:
     source = k.fds.get(k.signed32(in_fd))
     target = k.fds.get(k.signed32(out_fd))
     count = min(count, MAX_IO)
     if offset_address:
-        offset = int.from_bytes(k.read(offset_address, 8), k.byteorder)
+        offset = int.from_bytes(k.read(offset_address, offset_size), k.byteorder)
         data = os.pread(source.host_fd, count, offset)
-        k.write(offset_address, (offset + len(data)).to_bytes(8, k.byteorder))
+        k.write(offset_address, (offset + len(data)).to_bytes(offset_size, k.byteorder))
     else:
         data = os.read(source.host_fd, count)
     return os.write(target.host_fd, data) if data else 0
@@ -324,19 +345,35 @@ def sys_sendfile(k, out_fd, in_fd, offset_address, count):
 
 @syscall("fd", "off")
 def sys_ftruncate(k, fd, length):
+    os.ftruncate(k.fds.get(k.signed32(fd)).host_fd, k.signed(length))
+    return 0
+
+
+@syscall("fd", "off64")
+def sys_ftruncate64(k, fd, length):
     os.ftruncate(k.fds.get(k.signed32(fd)).host_fd, length)
+    return 0
+
+
+@syscall("fd", "hex", "off64", "off64")
+def sys_fallocate(k, fd, mode, offset, length):
+    file = k.fds.get(k.signed32(fd))
+    if mode:
+        raise SyscallError(errno.EOPNOTSUPP)
+    os.posix_fallocate(file.host_fd, offset, length)
+    return 0
+
+
+@syscall("fd", names=("fadvise64_64", "arm_fadvise64_64", "sync_file_range", "arm_sync_file_range",
+                      "sync_file_range2", "readahead"))
+def sys_fadvise64(k, fd):
+    """Advice and write-back hints: only the descriptor matters to an emulator."""
+    k.fds.get(k.signed32(fd))
     return 0
 
 
 @syscall("fd", names=("fdatasync", "syncfs"))
 def sys_fsync(k, fd):
-    k.fds.get(k.signed32(fd))
-    return 0
-
-
-@syscall("fd", "off", "size", "int")
-def sys_fadvise64(k, fd, offset, length, advice):
-    """Only a hint about caching (coreutils' cat and sort send one): check the fd, do nothing."""
     k.fds.get(k.signed32(fd))
     return 0
 

@@ -6,6 +6,7 @@ import errno
 import os
 import stat as statmod
 import struct
+import time
 
 from .errors import SyscallError
 from .files import AT_FDCWD, dir_base
@@ -304,7 +305,17 @@ def sys_fchownat(k, dirfd, path, uid, gid, flags):
     return 0
 
 
-@syscall("fd", "int", "int")
+@syscall("path", "int", "int", names=("chown32",))
+def sys_chown(k, path, uid, gid):
+    return sys_fchownat(k, AT_FDCWD, path, uid, gid, 0)
+
+
+@syscall("path", "int", "int", names=("lchown32",))
+def sys_lchown(k, path, uid, gid):
+    return sys_fchownat(k, AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("fd", "int", "int", names=("fchown32",))
 def sys_fchown(k, fd, uid, gid):
     os.fchown(k.fds.get(k.signed32(fd)).host_fd, k.signed32(uid), k.signed32(gid))
     return 0
@@ -312,20 +323,45 @@ def sys_fchown(k, fd, uid, gid):
 
 @syscall("path", "off")
 def sys_truncate(k, path, length):
+    os.truncate(_host(k, AT_FDCWD, path, True), k.signed(length))
+    return 0
+
+
+@syscall("path", "off64")
+def sys_truncate64(k, path, length):
     os.truncate(_host(k, AT_FDCWD, path, True), length)
     return 0
 
 
 @syscall("dirfd", "path", "ptr", "hex")
 def sys_utimensat(k, dirfd, path, times, flags):
+    return _utimensat(k, dirfd, path, times, flags, k.word)
+
+
+@syscall("dirfd", "path", "ptr", "hex")
+def sys_utimensat_time64(k, dirfd, path, times, flags):
+    return _utimensat(k, dirfd, path, times, flags, 8)
+
+
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+def _utimensat(k, dirfd: int, path: int, times: int, flags: int, size: int) -> int:
+    """Two timespecs of `size`-byte fields (the *_time64 calls use 8 on 32-bit ISAs)."""
     host = (os.readlink(f"/proc/self/fd/{k.fds.get(k.signed32(dirfd)).host_fd}")
             if path == 0 else _host(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW))
-    if times:
-        raw = k.read(times, 4 * k.word)
-        words = [int.from_bytes(raw[i:i + k.word], k.byteorder) for i in range(0, len(raw), k.word)]
-        os.utime(host, ns=(words[0] * 10**9 + words[1], words[2] * 10**9 + words[3]))
-    else:
+    if not times:
         os.utime(host)
+        return 0
+    raw = k.read(times, 4 * size)
+    words = [int.from_bytes(raw[i:i + size], k.byteorder, signed=True) for i in range(0, len(raw), size)]
+    current = os.stat(host)
+    stamps = []
+    for (seconds, nanos), old in zip((words[:2], words[2:]), (current.st_atime_ns, current.st_mtime_ns)):
+        nanos &= 0xFFFFFFFF
+        stamps.append(old if nanos == UTIME_OMIT else time.time_ns() if nanos == UTIME_NOW
+                      else seconds * 10**9 + nanos)
+    os.utime(host, ns=tuple(stamps))
     return 0
 
 
@@ -341,14 +377,52 @@ def _host_statfs(function, argument) -> tuple:
 
 
 def _write_statfs(k, address: int, values: tuple) -> int:
-    """`struct statfs` of the generic ABIs: every field a long except f_fsid's two ints."""
+    """`struct statfs` of the generic ABIs: every field a long except f_fsid's two ints
+    (MIPS orders the fields f_type, f_bsize, f_frsize, f_blocks, f_bfree, f_files, f_ffree,
+    f_bavail, f_fsid, f_namelen, f_flags)."""
     mask = k.arch.word_mask
     words = [v & mask if i < 2 else min(v, mask) for i, v in enumerate(values[:7])]
     tail = [min(v, mask) for v in values[9:]]
     end = "<" if k.byteorder == "little" else ">"
     kind = "Q" if k.word == 8 else "I"
+    if k.arch.variants.get("statfs") == "mips":
+        kind_type, bsize, blocks, bfree, bavail, files, ffree = words
+        namelen, frsize, flags = tail[:3]
+        k.write(address, struct.pack(f"{end}8{kind}2i8{kind}", kind_type, bsize, frsize, blocks, bfree,
+                                     files, ffree, bavail, *values[7:9], namelen, flags, 0, 0, 0, 0, 0))
+        return 0
     k.write(address, struct.pack(f"{end}7{kind}2i7{kind}", *words, *values[7:9], *tail))
     return 0
+
+
+def _write_statfs64(k, address: int, size: int, values: tuple) -> int:
+    """`struct statfs64` of 32-bit ABIs (84 bytes on i386 and ARM, MIPS has its own order)."""
+    kind_type, bsize, blocks, bfree, bavail, files, ffree, fsid0, fsid1, namelen, frsize, flags = values[:12]
+    end = "<" if k.byteorder == "little" else ">"
+    if k.arch.variants.get("statfs") == "mips":
+        data = struct.pack(f"{end}4I5Q2i7I", kind_type, bsize, frsize, 0, blocks, bfree, files, ffree,
+                           bavail, fsid0, fsid1, namelen, flags, 0, 0, 0, 0, 0)
+    else:
+        data = struct.pack(f"{end}2I5Q2i7I", kind_type, bsize, blocks, bfree, bavail, files, ffree,
+                           fsid0, fsid1, namelen, frsize, flags, 0, 0, 0, 0)
+    if size < len(data):
+        raise SyscallError(errno.EINVAL)
+    k.write(address, data)
+    return 0
+
+
+@syscall("path", "size", "ptr")
+def sys_statfs64(k, path, size, address):
+    host, node = k.vfs.resolve(k.read_path(path))
+    if node is not None:
+        host = "/" + host.split("/")[1] if os.path.isdir("/" + host.split("/")[1]) else "/"
+    return _write_statfs64(k, address, size, _host_statfs(_LIBC.statfs, os.fsencode(host)))
+
+
+@syscall("fd", "size", "ptr")
+def sys_fstatfs64(k, fd, size, address):
+    return _write_statfs64(k, address, size,
+                           _host_statfs(_LIBC.fstatfs, k.fds.get(k.signed32(fd)).host_fd))
 
 
 @syscall("path", "ptr")

@@ -41,7 +41,7 @@ class Kernel:
         self.word = arch.word_size
         self._sign_bit = 1 << (arch.bits - 1)
         self._full = 1 << arch.bits
-        self.signals = signals.SignalState()
+        self.signals = signals.SignalState(signals.default_ignored(arch.signal_overrides))
         self.shared_files = SharedFiles(emu.uc)
         self.threads = ThreadTable(self)
         self.exe_guest_path = ""
@@ -50,10 +50,17 @@ class Kernel:
         self.children: set[int] = set()
         self.is_child = False
         self.table: dict[int, tuple[Callable[..., int], int, Handler]] = {}
+        #: Argument slots of handlers that need more than one register per argument, or the stack.
+        self.slot_plans: dict[int, tuple[tuple[int, ...], ...]] = {}
+        register_count = len(arch.syscall.args)
         for number, name in arch.syscall_numbers.items():
-            handler = HANDLERS.get(name)
+            handler = HANDLERS.get(arch.syscall_aliases.get(name, name))
             if handler is not None:
-                self.table[number] = (handler.function, len(handler.args), handler)
+                plan = self._slot_plan(handler.args)
+                simple = all(len(slots) == 1 for slots in plan) and len(plan) <= register_count
+                if not simple:
+                    self.slot_plans[number] = plan
+                self.table[number] = (handler.function, len(handler.args) if simple else -1, handler)
         self._install_proc_nodes()
 
     # -- set-up -------------------------------------------------------------------------------
@@ -66,6 +73,44 @@ class Kernel:
         vfs.add_node("/proc/self/exe", VirtualLink(lambda: self.exe_guest_path))
         vfs.add_node("/proc/self/maps", VirtualFile(lambda: self.emu.memory.maps_text().encode()))
         vfs.add_node("/proc/self/cmdline", VirtualFile(lambda: b"".join(a + b"\0" for a in self.emu.argv)))
+
+    def _slot_plan(self, kinds: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+        """Which ABI argument slots make up each argument (a 64-bit one takes a pair on 32-bit ISAs)."""
+        abi, plan, slot = self.arch.syscall, [], 0
+        for kind in kinds:
+            if kind == "off64" and self.word == 4:
+                if abi.pair_align and slot % 2:
+                    slot += 1
+                low_first = self.byteorder == "little"
+                plan.append((slot, slot + 1) if low_first else (slot + 1, slot))
+                slot += 2
+            else:
+                plan.append((slot,))
+                slot += 1
+        return tuple(plan)
+
+    def read_slots(self, count: int, read_arg: Callable[[int], int], arg_ids: tuple[int, ...]) -> list[int]:
+        """The first `count` argument slots: registers, then stack words (MIPS o32)."""
+        words = [read_arg(i) for i in arg_ids[:count]]
+        offset = self.arch.syscall.stack_args_offset
+        if count > len(words) and offset is not None:
+            sp = self.emu.regs.reg(self.arch.sp)
+            for index in range(count - len(words)):
+                words.append(self.read_word(sp + offset + self.word * index))
+        return words + [0] * (count - len(words))
+
+    def observed_args(self, count: int, read_arg: Callable[[int], int], arg_ids: tuple[int, ...]) -> tuple:
+        """The first `count` argument words for plugins (0 for a stack word that cannot be read)."""
+        try:
+            return tuple(self.read_slots(count, read_arg, arg_ids))
+        except SyscallError:
+            return tuple(read_arg(i) for i in arg_ids) + (0,) * (count - len(arg_ids))
+
+    def _gather(self, number: int, read_arg: Callable[[int], int], arg_ids: tuple[int, ...]) -> list[int]:
+        plan = self.slot_plans[number]
+        words = self.read_slots(max(s for slots in plan for s in slots) + 1, read_arg, arg_ids)
+        return [words[slots[0]] if len(slots) == 1 else words[slots[0]] | words[slots[1]] << 32
+                for slots in plan]
 
     # -- values -------------------------------------------------------------------------------
     def signed(self, value: int) -> int:
@@ -143,6 +188,8 @@ class Kernel:
         try:
             if count == 0:
                 return function(self)
+            if count < 0:
+                return function(self, *self._gather(number, read_arg, arg_ids))
             return function(self, *[read_arg(i) for i in arg_ids[:count]])
         except SyscallError as error:
             return -error.code

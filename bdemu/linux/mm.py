@@ -73,6 +73,13 @@ def sys_mmap(k, address, length, prot, flags, fd, offset):
     return do_mmap(k, address, length, prot, flags, fd, offset)
 
 
+@syscall("ptr")
+def sys_old_mmap(k, address):
+    """i386's `mmap` (90): one pointer to its six arguments."""
+    words = k.read(address, 6 * k.word)
+    return do_mmap(k, *(int.from_bytes(words[i:i + k.word], k.byteorder) for i in range(0, 6 * k.word, k.word)))
+
+
 @syscall("ptr", "size", "prot", "mflags", "fd", "off")
 def sys_mmap2(k, address, length, prot, flags, fd, page_offset):
     return do_mmap(k, address, length, prot, flags, fd, page_offset * PAGE)
@@ -149,4 +156,10 @@ def sys_madvise(k, address, length, advice):
                 lo, hi = max(address, region.start), min(address + size, region.end)
                 if lo < hi and not region.device:
                     k.emu.uc.mem_write(lo, bytes(hi - lo))
+    return 0
+
+
+@syscall("ptr", "ptr", "hex", names=("ARM_cacheflush", "cachectl"))
+def sys_cacheflush(k, start, end, flags):
+    """Unicorn keeps translated code coherent with guest writes: nothing to flush."""
     return 0

@@ -125,6 +125,14 @@ def sys_select(k, count, readfds, writefds, exceptfds, timeval):
     return _select(k, k.signed32(count), (readfds, writefds, exceptfds), timeout)
 
 
+@syscall("ptr")
+def sys_old_select(k, address):
+    """i386's `select` (82): one pointer to its five arguments."""
+    words = k.read(address, 5 * k.word)
+    return sys_select(k, *(int.from_bytes(words[i:i + k.word], k.byteorder)
+                           for i in range(0, 5 * k.word, k.word)))
+
+
 @syscall("int", "ptr", "ptr", "ptr", "ptr", "ptr")
 def sys_pselect6(k, count, readfds, writefds, exceptfds, timespec, sigmask):
     timeout = _timeout_ms(k, timespec, k.word, 10**9)

@@ -12,7 +12,9 @@ import errno
 import os
 import resource
 import struct
+import time
 
+from . import clock
 from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
 from .registry import syscall
 from .structs import utsname
@@ -57,8 +59,9 @@ for _name, _function in (("getuid", os.getuid), ("geteuid", os.geteuid), ("getgi
     def _make(function):
         def handler(k):
             return function()
+        handler.__name__ = f"sys_{_name}"
         return handler
-    syscall(names=(_name, _name + "32"))(_make(_function))
+    syscall(names=(_name + "32",))(_make(_function))
 
 
 def _set_ids(k, *ids: int) -> int:
@@ -70,7 +73,8 @@ def _set_ids(k, *ids: int) -> int:
     return 0
 
 
-@syscall("int", names=("setgid", "setfsuid", "setfsgid", "setuid32", "setgid32"))
+@syscall("int", names=("setgid", "setfsuid", "setfsgid", "setuid32", "setgid32", "setfsuid32",
+                        "setfsgid32"))
 def sys_setuid(k, uid):
     return _set_ids(k, uid)
 
@@ -344,6 +348,11 @@ def sys_wait4(k, pid, status_address, options, rusage):
     return child
 
 
+@syscall("int", "ptr", "hex")
+def sys_waitpid(k, pid, status_address, options):
+    return sys_wait4(k, pid, status_address, options, 0)
+
+
 @syscall("int", "int", "ptr", "hex", "ptr")
 def sys_waitid(k, idtype, ident, infop, options, rusage):
     idtype_map = {0: os.P_ALL, 1: os.P_PID, 2: os.P_PGID}
@@ -413,3 +422,18 @@ def sys_arch_prctl(k, code, address):
         k.write_word(address, k.emu.reg(k.arch.tls_register))
         return 0
     raise SyscallError(errno.EINVAL)
+
+
+@syscall("ptr")
+def sys_set_thread_area(k, address):
+    """i386: a `struct user_desc` for a GDT entry; MIPS: the thread pointer itself."""
+    if k.arch.thread_area is not None:
+        return k.arch.thread_area(k, address)
+    k.arch.set_tls(k.emu, address)
+    return 0
+
+
+@syscall("ptr", names=("ARM_set_tls",))
+def sys_set_tls(k, address):
+    k.arch.set_tls(k.emu, address)
+    return 0

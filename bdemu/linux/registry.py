@@ -13,6 +13,7 @@ from typing import Callable
 ARG_KINDS = frozenset({
     "int", "uint", "hex", "fd", "dirfd", "path", "str", "ptr", "size", "buf_in", "buf_out",
     "oflags", "mode", "prot", "mflags", "signal", "clock", "iov", "off",
+    "off64",  # a 64-bit value (loff_t): two argument slots on 32-bit ABIs
 })
 
 
@@ -35,6 +36,8 @@ def syscall(*args: str, names: tuple[str, ...] = ()):
     def register(function: Callable[..., int]) -> Callable[..., int]:
         primary = function.__name__.removeprefix("sys_")
         for name in (primary, *names):
+            if name in HANDLERS:  # two implementations of one syscall: the later would win silently
+                raise ValueError(f"syscall {name!r} registered twice")
             HANDLERS[name] = Handler(name, function, args)
         return function
 

@@ -7,14 +7,21 @@ from .errors import SyscallError
 from .registry import syscall
 
 SIG_DFL, SIG_IGN = 0, 1
-#: Signals whose default action is to be ignored (SIGCHLD, SIGCONT, SIGURG, SIGWINCH).
-DEFAULT_IGNORED = frozenset({17, 18, 23, 28})
+#: Signals whose default action is to be ignored, by name and generic number.
+DEFAULT_IGNORED_NAMES = {"SIGCHLD": 17, "SIGCONT": 18, "SIGURG": 23, "SIGWINCH": 28}
+DEFAULT_IGNORED = frozenset(DEFAULT_IGNORED_NAMES.values())
+
+
+def default_ignored(overrides) -> frozenset[int]:
+    """The default-ignored signal numbers of an ISA whose numbers differ by name (MIPS)."""
+    return frozenset(overrides.get(name, number) for name, number in DEFAULT_IGNORED_NAMES.items())
 
 
 class SignalState:
     """Per-process signal bookkeeping: raw sigaction records, the mask, the alternate stack."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignored: frozenset[int] = DEFAULT_IGNORED) -> None:
+        self.ignored = ignored
         self.actions: dict[int, bytes] = {}
         self.handlers: dict[int, int] = {}
         self.mask = 0
@@ -22,7 +29,7 @@ class SignalState:
 
     def disposition(self, signal: int) -> str:
         handler = self.handlers.get(signal, SIG_DFL)
-        if handler == SIG_IGN or (handler == SIG_DFL and signal in DEFAULT_IGNORED):
+        if handler == SIG_IGN or (handler == SIG_DFL and signal in self.ignored):
             return "ignore"
         return "default" if handler == SIG_DFL else "handler"
 
@@ -57,6 +64,7 @@ def sys_rt_sigprocmask(k, how, new, old, size):
         k.write(old, state.mask.to_bytes(8, k.byteorder))
     if new:
         value = int.from_bytes(k.read(new, 8), k.byteorder)
+        how -= k.arch.variants.get("sigprocmask_how_base", 0)  # MIPS: SIG_BLOCK is 1
         if how == 0:
             state.mask |= value
         elif how == 1:

@@ -29,6 +29,16 @@
  *                hook; unlike them it uses an encoding the architecture
  *                guarantees never to allocate, and one encoding only: the
  *                request travels in registers, as with CPUID.
+ *   ARM (32-bit): A32 `udf #0xbd01` (word 0xe7fbd0f1); Thumb code uses the
+ *                T32 `udf.w #0xbd01` (halfwords 0xf7fb 0xad01) and stays in
+ *                Thumb. r0 = 0x40001000 | type << 8 | i8, r1 = v32; r0 =
+ *                answer, r1 = r2 = r3 = 0; signature leaf as on AArch64.
+ *   MIPS32 (o32): `syscall 0xbd01` (word 0x002f404c) with v0 = 0x40001000 |
+ *                type << 8 | i8, a0 = v32; v0 = answer, v1 = a0 = a1 = 0;
+ *                signature in v1, a0, a1. A syscall with a code no libc
+ *                uses: it is the one MIPS exception for which Unicorn
+ *                reports the pc, and Linux (without bdemu) just answers
+ *                ENOSYS. The leaf values are no Linux syscall number.
  *   RISC-V 64:   the word 0xbd00007b (major opcode custom-3, which the ISA
  *                reserves for non-standard extensions and compilers never
  *                emit) with a0 = 0x40001000 | type << 8 | i8, a1 = v32;
@@ -51,11 +61,16 @@
 #define BDEMU_SYSFS_DIR "/sys/bus/pci/devices/0000:00:04.0"
 #define BDEMU_PAGE_SIZE 4096
 
-#if defined(__x86_64__) || defined(__aarch64__)
 /* The control page; the data window starts BDEMU_PAGE_SIZE after it. */
+#if defined(__x86_64__) || defined(__aarch64__)
 #define BDEMU_CONTROL_ADDR 0x7ffe00000000ULL
-#endif
-#if defined(__riscv) && __riscv_xlen == 64
+#elif defined(__i386__)
+#define BDEMU_CONTROL_ADDR 0xaf000000UL
+#elif defined(__arm__)
+#define BDEMU_CONTROL_ADDR 0xae000000UL
+#elif defined(__mips__) && !defined(__mips64)
+#define BDEMU_CONTROL_ADDR 0x6f000000UL
+#elif defined(__riscv) && __riscv_xlen == 64
 /* RISC-V 64: below the stack, in the Sv39 user address space. */
 #define BDEMU_CONTROL_ADDR 0x3fe8000000ULL
 #endif
@@ -72,12 +87,31 @@ static inline uint64_t bdemu_data_size(void)
 
 static inline void *bdemu_data(void) { return bdemu__data; }
 
+/* Store CMD at `at`. A 32-bit guest makes two 4-byte stores in address order, so the
+ * second one completes CMD and calls the host once (compilers may store the halves of a
+ * volatile uint64_t in either order). */
+static inline void bdemu__store_cmd(volatile uint8_t *at, uint64_t cmd)
+{
+#if UINTPTR_MAX == 0xffffffffu
+    volatile uint32_t *word = (volatile uint32_t *)at;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    word[0] = (uint32_t)(cmd >> 32);
+    word[1] = (uint32_t)cmd;
+#else
+    word[0] = (uint32_t)cmd;
+    word[1] = (uint32_t)(cmd >> 32);
+#endif
+#else
+    *(volatile uint64_t *)at = cmd;
+#endif
+}
+
 /* Call the host: on_backdoor(cmd, data) runs before this returns. */
 static inline void bdemu_call(uint64_t cmd)
 {
-    *(volatile uint64_t *)(bdemu__control + 8) = cmd;
+    bdemu__store_cmd(bdemu__control + 8, cmd);
     if (bdemu__two_pages)
-        *(volatile uint64_t *)(bdemu__control + BDEMU_PAGE_SIZE + 8) = cmd;
+        bdemu__store_cmd(bdemu__control + BDEMU_PAGE_SIZE + 8, cmd);
 }
 
 static inline void *bdemu__map(const char *path, size_t size)
@@ -174,6 +208,32 @@ static inline uint32_t bdemu__insn(uint32_t leaf, uint32_t v32)
     register uint64_t a3 __asm__("a3");
     __asm__ __volatile__(".insn 0xbd00007b" : "+r"(a0), "+r"(a1), "=r"(a2), "=r"(a3) : : "memory");
     return (uint32_t)a0;
+}
+#define BDEMU_HAVE_INSN 1
+#elif defined(__arm__)
+static inline uint32_t bdemu__insn(uint32_t leaf, uint32_t v32)
+{
+    register uint32_t r0 __asm__("r0") = leaf;
+    register uint32_t r1 __asm__("r1") = v32;
+    register uint32_t r2 __asm__("r2");
+    register uint32_t r3 __asm__("r3");
+#if defined(__thumb__)
+    __asm__ __volatile__(".inst.w 0xf7fbad01" : "+r"(r0), "+r"(r1), "=r"(r2), "=r"(r3) : : "memory");
+#else
+    __asm__ __volatile__(".inst 0xe7fbd0f1" : "+r"(r0), "+r"(r1), "=r"(r2), "=r"(r3) : : "memory");
+#endif
+    return r0;
+}
+#define BDEMU_HAVE_INSN 1
+#elif defined(__mips__) && !defined(__mips64)
+static inline uint32_t bdemu__insn(uint32_t leaf, uint32_t v32)
+{
+    register uint32_t v0 __asm__("$2") = leaf;
+    register uint32_t v1 __asm__("$3");
+    register uint32_t a0 __asm__("$4") = v32;
+    register uint32_t a1 __asm__("$5");
+    __asm__ __volatile__(".word 0x002f404c" : "+r"(v0), "=r"(v1), "+r"(a0), "=r"(a1) : : "memory");
+    return v0;
 }
 #define BDEMU_HAVE_INSN 1
 #else

@@ -39,6 +39,20 @@ int main(int argc, char **argv)
         register uint64_t a1 __asm__("a1"), a2 __asm__("a2"), a3 __asm__("a3");
         __asm__ __volatile__(".insn 0xbd00007b" : "+r"(a0), "=r"(a1), "=r"(a2), "=r"(a3));
         regs[0] = a0; regs[1] = a1; regs[2] = a2; regs[3] = a3;
+#elif defined(__arm__)
+        register uint32_t r0 __asm__("r0") = regs[0];
+        register uint32_t r1 __asm__("r1"), r2 __asm__("r2"), r3 __asm__("r3");
+#if defined(__thumb__)
+        __asm__ __volatile__(".inst.w 0xf7fbad01" : "+r"(r0), "=r"(r1), "=r"(r2), "=r"(r3));
+#else
+        __asm__ __volatile__(".inst 0xe7fbd0f1" : "+r"(r0), "=r"(r1), "=r"(r2), "=r"(r3));
+#endif
+        regs[0] = r0; regs[1] = r1; regs[2] = r2; regs[3] = r3;
+#elif defined(__mips__)
+        register uint32_t v0 __asm__("$2") = regs[0];
+        register uint32_t v1 __asm__("$3"), a0 __asm__("$4"), a1 __asm__("$5");
+        __asm__ __volatile__(".word 0x002f404c" : "+r"(v0), "=r"(v1), "=r"(a0), "=r"(a1));
+        regs[0] = v0; regs[1] = v1; regs[2] = a0; regs[3] = a1;
 #endif
         char sig[13];
         memcpy(sig, regs + 1, 12);

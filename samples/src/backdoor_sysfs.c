@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     uint8_t *data = bdemu_data();
     data[0] = 0x77;
     printf("alias data: %#x\n", data2[0]);
-    second[1] = 0xa11a5;   /* a call through the second control mapping */
+    bdemu__store_cmd((volatile uint8_t *)second + 8, 0xa11a5);   /* a call through the second control mapping */
     printf("host wrote through alias: %#x\n", data2[2]);
     return pingpong(call, data, argc > 1 ? atoi(argv[1]) : 1000);
 }

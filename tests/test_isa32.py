@@ -1,0 +1,432 @@
+"""The 32-bit ISAs' ABI details, with keystone-assembled guests (tests/elfgen.py).
+
+64-bit syscall arguments in register pairs (and on MIPS the stack), the MIPS
+a3/errno convention, i386 TLS through set_thread_area and %gs, the ARM kuser
+helpers and Thumb entry, and the backdoor instruction on ARM and MIPS.
+"""
+from __future__ import annotations
+
+import pytest
+
+from bdemu import Emulator, Plugin
+from bdemu.cpu import by_name
+from elfgen import write_elf
+
+OFFSET = (1 << 32) + 3  # the high word of a 64-bit argument matters
+
+
+def _numbers(isa: str) -> dict[str, int]:
+    return by_name(isa).syscall_by_name
+
+
+def _run(path: str, plugin: Plugin | None = None, cwd: str | None = None):
+    emu = Emulator(path, argv=[path], env={}, cwd=cwd)
+    if plugin is not None:
+        emu.add_plugin(plugin)
+    return emu.run(capture_output=True, timeout=30)
+
+
+PWRITE64 = {
+    # openat(AT_FDCWD, "out", O_RDWR|O_CREAT, 0644); pwrite64(fd, "ZZZZ", 4, OFFSET); exit(result)
+    "i386": """
+        sub esp, 16
+        mov dword ptr [esp], 0x0074756f
+        mov dword ptr [esp+4], 0x5a5a5a5a
+        mov ebx, -100
+        mov ecx, esp
+        mov edx, 0x42
+        mov esi, 0x1a4
+        mov eax, {openat}
+        int 0x80
+        mov ebx, eax
+        lea ecx, [esp+4]
+        mov edx, 4
+        mov esi, 3
+        mov edi, 1
+        mov eax, {pwrite64}
+        int 0x80
+        mov ebx, eax
+        mov eax, {exit_group}
+        int 0x80
+    """,
+    # EABI: the 64-bit offset takes the even pair r4:r5; r3 is padding.
+    "arm": """
+        sub sp, sp, #16
+        movw r0, #0x756f
+        movt r0, #0x0074
+        str r0, [sp]
+        movw r0, #0x5a5a
+        movt r0, #0x5a5a
+        str r0, [sp, #4]
+        mvn r0, #99
+        mov r1, sp
+        mov r2, #0x42
+        movw r3, #0x1a4
+        movw r7, #{openat}
+        svc #0
+        add r1, sp, #4
+        mov r2, #4
+        mov r3, #0xee
+        mov r4, #3
+        mov r5, #1
+        movw r7, #{pwrite64}
+        svc #0
+        movw r7, #{exit_group}
+        svc #0
+    """,
+    # o32: a3 is padding, the offset is the 5th and 6th argument words at sp+16 and sp+20.
+    "mipsel": """
+        addiu $sp, $sp, -32
+        lui $t0, 0x0074
+        ori $t0, $t0, 0x756f
+        sw $t0, 24($sp)
+        lui $t0, 0x5a5a
+        ori $t0, $t0, 0x5a5a
+        sw $t0, 28($sp)
+        addiu $a0, $zero, -100
+        addiu $a1, $sp, 24
+        addiu $a2, $zero, 0x102
+        addiu $a3, $zero, 0x1a4
+        addiu $v0, $zero, {openat}
+        syscall
+        move $a0, $v0
+        addiu $a1, $sp, 28
+        addiu $a2, $zero, 4
+        addiu $a3, $zero, 0xee
+        addiu $t0, $zero, 3
+        sw $t0, 16($sp)
+        addiu $t0, $zero, 1
+        sw $t0, 20($sp)
+        addiu $v0, $zero, {pwrite64}
+        syscall
+        move $a0, $v0
+        addiu $v0, $zero, {exit_group}
+        syscall
+    """,
+}
+
+
+@pytest.mark.parametrize("isa", sorted(PWRITE64))
+def test_64bit_argument_in_register_pair(isa, tmp_path):
+    """pwrite64's offset arrives whole: both halves, the ABI's pair alignment, MIPS stack words."""
+    guest = write_elf(tmp_path, isa, PWRITE64[isa].format(**_numbers(isa)))
+    result = _run(guest, cwd=str(tmp_path))
+    assert (result.exit_code, result.reason) == (4, "exit"), result.message
+    out = tmp_path / "out"
+    assert out.stat().st_size == OFFSET + 4
+    with open(out, "rb") as handle:
+        handle.seek(OFFSET - 1)
+        assert handle.read(5) == b"\0ZZZZ"
+
+
+def test_mips_error_flag_and_errno(tmp_path):
+    """MIPS: a failing syscall sets a3 = 1 and v0 = the MIPS errno (ENOSYS 89); success clears a3."""
+    numbers = _numbers("mipsel")
+    guest = write_elf(tmp_path, "mipsel", f"""
+        addiu $a3, $zero, 0
+        addiu $v0, $zero, 4999
+        syscall
+        move $s0, $v0
+        move $s1, $a3
+        addiu $a3, $zero, 1
+        addiu $v0, $zero, {numbers['getpid']}
+        syscall
+        move $s2, $a3
+        sll $s1, $s1, 7
+        sll $s2, $s2, 5
+        addu $a0, $s0, $s1
+        addu $a0, $a0, $s2
+        addiu $v0, $zero, {numbers['exit_group']}
+        syscall
+    """)
+    result = _run(guest)
+    assert result.exit_code == 89 + 128  # v0 = 89, a3 = 1 after the failure, 0 after getpid
+
+
+def test_i386_set_thread_area_and_gs(tmp_path):
+    """set_thread_area picks GDT entry 6 for entry_number -1 and writes it back; %gs then
+    addresses the descriptor's base."""
+    numbers = _numbers("i386")
+    guest = write_elf(tmp_path, "i386", f"""
+        sub esp, 64
+        mov dword ptr [esp], 0xffffffff
+        lea eax, [esp+32]
+        mov dword ptr [esp+4], eax
+        mov dword ptr [esp+8], 0xfffff
+        mov dword ptr [esp+12], 0x51
+        mov ebx, esp
+        mov eax, {numbers['set_thread_area']}
+        int 0x80
+        mov eax, dword ptr [esp]
+        shl eax, 3
+        or eax, 3
+        mov gs, ax
+        mov dword ptr gs:[4], 42
+        mov ebx, dword ptr [esp+36]
+        add ebx, dword ptr [esp]
+        mov eax, {numbers['exit_group']}
+        int 0x80
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (42 + 6, "exit"), result.message
+
+
+def test_arm_thumb_entry_kuser_get_tls_and_cmpxchg(tmp_path):
+    """A Thumb entry point (bit 0 set) runs as Thumb; set_tls is read back by __kuser_get_tls and
+    __kuser_cmpxchg stores and returns 0; blx/bx interwork between Thumb and the ARM helpers."""
+    guest = write_elf(tmp_path, "arm", """
+        movw r0, #0x5678
+        movt r0, #0x1234
+        movw r7, #0x0005
+        movt r7, #0x000f
+        svc #0
+        movw r3, #0x0fe0
+        movt r3, #0xffff
+        blx r3
+        mov r4, r0
+        sub sp, sp, #8
+        movs r1, #5
+        str r1, [sp]
+        movs r0, #5
+        movs r1, #9
+        mov r2, sp
+        movw r3, #0x0fc0
+        movt r3, #0xffff
+        blx r3
+        ldr r1, [sp]
+        add r0, r0, r1
+        movw r5, #0x5678
+        movt r5, #0x1234
+        subs r4, r4, r5
+        add r0, r0, r4
+        movs r7, #248
+        svc #0
+    """, thumb=True)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (9, "exit"), result.message
+
+
+def test_arm_kuser_helper_version(tmp_path):
+    guest = write_elf(tmp_path, "arm", """
+        movw r1, #0x0ffc
+        movt r1, #0xffff
+        ldr r0, [r1]
+        movw r7, #248
+        svc #0
+    """)
+    assert _run(guest).exit_code == 5
+
+
+class Answers(Plugin):
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def on_backdoor_i8(self, emu, i8):
+        self.calls.append((i8,))
+        return i8 + 1
+
+    def on_backdoor_i8_v32(self, emu, i8, v32):
+        self.calls.append((i8, v32))
+        return i8 ^ v32
+
+
+ARM_UDF, THUMB_UDF = ".byte 0xf1, 0xd0, 0xfb, 0xe7", ".byte 0xfb, 0xf7, 0x01, 0xad"
+
+
+@pytest.mark.parametrize("thumb", [False, True], ids=["a32", "thumb"])
+def test_arm_backdoor_instruction(tmp_path, thumb):
+    """`udf #0xbd01` (A32) / `udf.w #0xbd01` (T32): r0 = leaf, r1 = v32; r0 = the answer, r1..r3 = 0,
+    and execution goes on after it in the same instruction set."""
+    guest = write_elf(tmp_path, "arm", f"""
+        movw r0, #0x1105
+        movt r0, #0x4000
+        movw r1, #0x30
+        mov r2, #7
+        mov r3, #7
+        {THUMB_UDF if thumb else ARM_UDF}
+        add r0, r0, r1
+        add r0, r0, r2
+        add r0, r0, r3
+        movw r7, #248
+        svc #0
+    """, thumb=thumb)
+    plugin = Answers()
+    result = _run(guest, plugin)
+    assert (result.exit_code, result.reason) == (5 ^ 0x30, "exit"), result.message
+    assert plugin.calls == [(5, 0x30)]
+
+
+def test_arm_other_undefined_instruction_is_sigill(tmp_path):
+    guest = write_elf(tmp_path, "arm", ".byte 0xf0, 0x00, 0xf0, 0xe7")  # udf #0
+    plugin = Answers()
+    result = _run(guest, plugin)
+    assert (result.exit_code, result.signal) == (132, 4)
+    assert plugin.calls == []
+
+
+def test_mips_backdoor_instruction(tmp_path):
+    """`syscall 0xbd01` with v0 = leaf, a0 = v32: v0 = the answer; a plain `syscall` with the same
+    v0 stays a syscall (ENOSYS), as on Linux."""
+    exit_group = _numbers("mipsel")["exit_group"]
+    guest = write_elf(tmp_path, "mipsel", f"""
+        lui $v0, 0x4000
+        ori $v0, $v0, 0x1105
+        addiu $a0, $zero, 0x30
+        .word 0x002f404c
+        move $s0, $v0
+        lui $v0, 0x4000
+        ori $v0, $v0, 0x1005
+        syscall
+        addu $a0, $s0, $v0
+        addiu $v0, $zero, {exit_group}
+        syscall
+    """)
+    plugin = Answers()
+    result = _run(guest, plugin)
+    assert (result.exit_code, result.reason) == ((5 ^ 0x30) + 89, "exit"), result.message
+    assert plugin.calls == [(5, 0x30)]
+
+
+def test_i386_time64_and_old_timespec_layouts(tmp_path):
+    """clock_gettime writes a 32-bit timespec (8 bytes), clock_gettime64 a 64-bit one (16 bytes)."""
+    import time
+    numbers = _numbers("i386")
+    guest = write_elf(tmp_path, "i386", f"""
+        sub esp, 64
+        mov ecx, 32
+        mov edi, esp
+        mov eax, 0xaaaaaaaa
+        rep stosb
+        mov ebx, 0
+        mov ecx, esp
+        mov eax, {numbers['clock_gettime']}
+        int 0x80
+        mov ebx, 0
+        lea ecx, [esp+16]
+        mov eax, {numbers['clock_gettime64']}
+        int 0x80
+        mov ebx, 0
+        mov eax, {numbers['exit_group']}
+        int 0x80
+    """)
+    emu = Emulator(guest, argv=[guest], env={})
+    before = int(time.time())
+    assert emu.run(capture_output=True).exit_code == 0
+    raw = emu.read_memory(emu.reg("esp"), 32)
+    old_seconds, old_nanos = int.from_bytes(raw[0:4], "little"), int.from_bytes(raw[4:8], "little")
+    assert before <= old_seconds <= before + 5 and old_nanos < 10**9
+    assert raw[8:16] == b"\xaa" * 8  # nothing beyond the 8-byte timespec
+    new_seconds, new_nanos = int.from_bytes(raw[16:24], "little"), int.from_bytes(raw[24:32], "little")
+    assert before <= new_seconds <= before + 5 and new_nanos < 10**9
+
+
+def test_arm_futex_time64_wait(tmp_path):
+    """futex_time64: a changed word is EAGAIN at once; an unchanged one sleeps out its 64-bit
+    timeout and returns ETIMEDOUT (there is no other thread to wake it)."""
+    numbers = _numbers("arm")
+    guest = write_elf(tmp_path, "arm", f"""
+        sub sp, sp, #32
+        mov r0, #7
+        str r0, [sp]
+        mov r0, #0
+        str r0, [sp, #8]
+        str r0, [sp, #12]
+        movw r0, #0xe100
+        movt r0, #0x05f5
+        str r0, [sp, #16]
+        mov r0, #0
+        str r0, [sp, #20]
+        mov r0, sp
+        mov r1, #0
+        mov r2, #8
+        add r3, sp, #8
+        movw r7, #{numbers['futex_time64']}
+        svc #0
+        rsb r6, r0, #0
+        mov r0, sp
+        mov r1, #0
+        mov r2, #7
+        add r3, sp, #8
+        movw r7, #{numbers['futex_time64']}
+        svc #0
+        rsb r0, r0, #0
+        add r0, r0, r6
+        movw r7, #248
+        svc #0
+    """)
+    import time
+    start = time.monotonic()
+    result = _run(guest)
+    assert result.exit_code == 11 + 110  # EAGAIN, then ETIMEDOUT
+    assert time.monotonic() - start >= 0.1  # the 0.1 s timeout (tv_nsec 100000000) was slept
+
+
+def test_i386_old_mmap_takes_a_pointer(tmp_path):
+    """i386 syscall 90 is old_mmap: its six arguments are words in memory."""
+    numbers = _numbers("i386")
+    guest = write_elf(tmp_path, "i386", f"""
+        sub esp, 32
+        mov dword ptr [esp], 0
+        mov dword ptr [esp+4], 8192
+        mov dword ptr [esp+8], 3
+        mov dword ptr [esp+12], 0x22
+        mov dword ptr [esp+16], 0xffffffff
+        mov dword ptr [esp+20], 0
+        mov ebx, esp
+        mov eax, {numbers['mmap']}
+        int 0x80
+        mov dword ptr [eax+8188], 77
+        mov ebx, dword ptr [eax+8188]
+        mov eax, {numbers['exit_group']}
+        int 0x80
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (77, "exit"), result.message
+
+
+def test_arm_vfp_and_neon_run(tmp_path):
+    """Hard-float code runs: VFP double arithmetic and a NEON vector add (FPEXC.EN is set)."""
+    guest = write_elf(tmp_path, "arm", """
+        vmov.f64 d0, #1.5
+        vadd.f64 d1, d0, d0
+        vcvt.s32.f64 s4, d1
+        vmov r4, s4
+        mov r0, #20
+        vdup.32 q1, r0
+        vadd.i32 q2, q1, q1
+        vmov.32 r5, d4[1]
+        add r0, r4, r5
+        movw r7, #248
+        svc #0
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (3 + 40, "exit"), result.message
+
+
+def test_arm_thumb_fork_child_resumes_in_thumb(tmp_path):
+    """A forked child restarts Unicorn at its pc; in Thumb state the restart keeps Thumb."""
+    numbers = _numbers("arm")
+    guest = write_elf(tmp_path, "arm", f"""
+        movw r7, #{numbers['fork']}
+        svc #0
+        cmp r0, #0
+        bne parent
+        movs r0, #7
+        movw r7, #{numbers['exit_group']}
+        svc #0
+    parent:
+        mov r4, r0
+        sub sp, sp, #8
+        mov r0, r4
+        mov r1, sp
+        movs r2, #0
+        movs r3, #0
+        movw r7, #{numbers['wait4']}
+        svc #0
+        ldr r0, [sp]
+        lsrs r0, r0, #8
+        movw r7, #{numbers['exit_group']}
+        svc #0
+    """, thumb=True)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (7, "exit"), result.message
