@@ -62,13 +62,30 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _parse_mounts(specs: Sequence[str], rootfs: str | None) -> list:
+    """`HOST:GUEST[:ro]` strings -> Mounts; a bad spec is a usage error."""
+    from .linux.fs import parse_mount
+    if specs and rootfs is None:
+        raise UsageError("--mount needs --rootfs")
+    try:
+        return [parse_mount(spec) for spec in specs]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 class Emulator:
-    """One guest program on one Unicorn engine."""
+    """One guest program on one Unicorn engine.
+
+    `rootfs` confines every guest path; `mounts` (`HOST:GUEST[:ro]`) bind host
+    directories into it; `read_only` makes every guest write to a host file or
+    directory fail with EROFS (docs/security.md).
+    """
 
     def __init__(self, path: str, argv: Sequence[str | bytes] | None = None,
                  env: Mapping[str, str] | None = None, rootfs: str | None = None,
                  backdoor_pages: int = 1, cwd: str | None = None, strict: bool = False,
-                 backdoor_path: str | None = None, max_memory: int | None = None) -> None:
+                 backdoor_path: str | None = None, max_memory: int | None = None,
+                 read_only: bool = False, mounts: Sequence[str] = ()) -> None:
         if not 1 <= backdoor_pages <= 65536:
             raise UsageError(f"--backdoor-pages must be between 1 and 65536, not {backdoor_pages}")
         if rootfs is not None and not os.path.isdir(rootfs):
@@ -96,7 +113,8 @@ class Emulator:
         self.regs = RegisterFile(self.uc, self.arch)
         self.memory = AddressSpace(self.uc, self.arch.mmap_top, max_memory)
         guest_cwd = os.path.abspath(cwd) if cwd else os.getcwd()
-        self.vfs = VirtualFS(rootfs, guest_cwd if rootfs is None else "/")
+        self.vfs = VirtualFS(rootfs, guest_cwd if rootfs is None else "/",
+                             _parse_mounts(mounts, rootfs), read_only)
         if rootfs is not None and cwd:
             self.vfs.cwd = self.vfs.absolute(cwd)
         self.kernel = Kernel(self, self.arch, self.vfs, strict)

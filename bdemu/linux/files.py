@@ -10,7 +10,7 @@ import termios
 
 from .errors import SyscallError
 from .fds import OpenFile
-from .fs import VirtualDir, VirtualFile
+from .fs import HOST_DEVICES, VirtualDir, VirtualFile
 from .registry import syscall
 
 AT_FDCWD = -100
@@ -71,7 +71,9 @@ def open_path(k, dirfd: int, path_address: int, flags: int, mode: int) -> int:
     if node is not None:
         return k.fds.install(OpenFile(_open_node(k, node, guest, flags), guest, cloexec, node))
     host_flags = host_open_flags(k, flags) | os.O_CLOEXEC
-    fd = os.open(host, host_flags, mode & 0o7777 & ~k.vfs.umask)
+    if host_flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC) and host not in HOST_DEVICES:
+        k.vfs.check_writable(host)
+    fd = k.vfs.open_confined(host, host_flags, mode & 0o7777 & ~k.vfs.umask)
     return k.fds.install(OpenFile(fd, guest, cloexec))
 
 
@@ -79,7 +81,8 @@ def _open_node(k, node, guest: str, flags: int) -> int:
     if isinstance(node, VirtualDir):
         if flags & 3:
             raise SyscallError(errno.EISDIR)
-        return os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # O_PATH: fchmod/fchown on this fd cannot reach the host's `/`.
+        return os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     if isinstance(node, VirtualFile):
         fd = os.memfd_create("bdemu" + guest.replace("/", "-"), os.MFD_CLOEXEC)
         os.write(fd, node.content())
@@ -306,7 +309,9 @@ def sys_sendfile(k, out_fd, in_fd, offset_address, count):
 
 @syscall("fd", "off")
 def sys_ftruncate(k, fd, length):
-    os.ftruncate(k.fds.get(k.signed32(fd)).host_fd, length)
+    host_fd = k.fds.get(k.signed32(fd)).host_fd
+    k.vfs.check_writable_fd(host_fd)
+    os.ftruncate(host_fd, length)
     return 0
 
 
@@ -318,4 +323,25 @@ def sys_fsync(k, fd):
 
 @syscall("int", "int", "int")
 def sys_socket(k, domain, kind, protocol):
+    """Sockets reach the network or other host processes: refused (docs/security.md)."""
     raise SyscallError(errno.EACCES)
+
+
+AF_UNIX = 1
+
+
+@syscall("int", "int", "int", "ptr")
+def sys_socketpair(k, domain, kind, protocol, address):
+    """A connected AF_UNIX pair reaches nothing outside the guest, so it is allowed."""
+    import socket
+    if domain != AF_UNIX:
+        raise SyscallError(errno.EAFNOSUPPORT)
+    kinds = {1: socket.SOCK_STREAM, 2: socket.SOCK_DGRAM, 5: socket.SOCK_SEQPACKET}
+    host_kind = kinds.get(kind & 0xF)
+    if host_kind is None:
+        raise SyscallError(errno.EINVAL)
+    first, second = socket.socketpair(socket.AF_UNIX, host_kind)
+    cloexec = bool(kind & open_flags(k)["O_CLOEXEC"])
+    fds = [k.fds.install(OpenFile(end.detach(), "socket:", cloexec)) for end in (first, second)]
+    k.write(address, b"".join(fd.to_bytes(4, k.byteorder) for fd in fds))
+    return 0

@@ -202,42 +202,63 @@ def _host(k, dirfd: int, path_address: int, follow: bool = False) -> str:
     return k.vfs.host_path(k.read_path(path_address), dir_base(k, dirfd), follow)
 
 
+def _writable(k, dirfd: int, path_address: int, follow: bool = False) -> str:
+    """The host path of a file the guest changes: EROFS under `--read-only` or a `:ro` mount."""
+    host = _host(k, dirfd, path_address, follow)
+    k.vfs.check_writable(host)
+    return host
+
+
+def _removable(k, dirfd: int, path_address: int) -> str:
+    """Like `_writable`, and never the rootfs or a mount point itself (EBUSY)."""
+    host = _writable(k, dirfd, path_address)
+    k.vfs.check_removable(host)
+    return host
+
+
+def _writable_fd(k, fd: int) -> int:
+    host_fd = k.fds.get(k.signed32(fd)).host_fd
+    k.vfs.check_writable_fd(host_fd)
+    return host_fd
+
+
 @syscall("dirfd", "path", "hex")
 def sys_unlinkat(k, dirfd, path, flags):
-    host = _host(k, dirfd, path)
+    host = _removable(k, dirfd, path)
     (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(host)
     return 0
 
 
 @syscall("path")
 def sys_unlink(k, path):
-    os.unlink(_host(k, AT_FDCWD, path))
+    os.unlink(_removable(k, AT_FDCWD, path))
     return 0
 
 
 @syscall("path")
 def sys_rmdir(k, path):
-    os.rmdir(_host(k, AT_FDCWD, path))
+    os.rmdir(_removable(k, AT_FDCWD, path))
     return 0
 
 
 @syscall("dirfd", "path", "mode")
 def sys_mkdirat(k, dirfd, path, mode):
-    os.mkdir(_host(k, dirfd, path), mode & 0o7777 & ~k.vfs.umask)
+    os.mkdir(_writable(k, dirfd, path), mode & 0o7777 & ~k.vfs.umask)
     return 0
 
 
 @syscall("path", "mode")
 def sys_mkdir(k, path, mode):
-    os.mkdir(_host(k, AT_FDCWD, path), mode & 0o7777 & ~k.vfs.umask)
+    os.mkdir(_writable(k, AT_FDCWD, path), mode & 0o7777 & ~k.vfs.umask)
     return 0
 
 
 @syscall("dirfd", "path", "dirfd", "path", "hex")
 def sys_renameat2(k, olddir, old, newdir, new, flags):
-    if flags & 1 and os.path.lexists(_host(k, newdir, new)):  # RENAME_NOREPLACE
+    source, target = _removable(k, olddir, old), _removable(k, newdir, new)
+    if flags & 1 and os.path.lexists(target):  # RENAME_NOREPLACE
         raise SyscallError(errno.EEXIST)
-    os.rename(_host(k, olddir, old), _host(k, newdir, new))
+    os.rename(source, target)
     return 0
 
 
@@ -253,7 +274,7 @@ def sys_rename(k, old, new):
 
 @syscall("path", "dirfd", "path")
 def sys_symlinkat(k, target, dirfd, path):
-    os.symlink(k.read_path(target), _host(k, dirfd, path))
+    os.symlink(k.read_path(target), _writable(k, dirfd, path))
     return 0
 
 
@@ -264,7 +285,7 @@ def sys_symlink(k, target, path):
 
 @syscall("dirfd", "path", "dirfd", "path", "hex")
 def sys_linkat(k, olddir, old, newdir, new, flags):
-    os.link(_host(k, olddir, old, bool(flags & AT_SYMLINK_FOLLOW)), _host(k, newdir, new),
+    os.link(_writable(k, olddir, old, bool(flags & AT_SYMLINK_FOLLOW)), _writable(k, newdir, new),
             follow_symlinks=False)
     return 0
 
@@ -282,7 +303,7 @@ def sys_umask(k, mask):
 
 @syscall("dirfd", "path", "mode")
 def sys_fchmodat(k, dirfd, path, mode):
-    os.chmod(_host(k, dirfd, path, True), mode & 0o7777)
+    os.chmod(_writable(k, dirfd, path, True), mode & 0o7777)
     return 0
 
 
@@ -293,33 +314,35 @@ def sys_chmod(k, path, mode):
 
 @syscall("fd", "mode")
 def sys_fchmod(k, fd, mode):
-    os.fchmod(k.fds.get(k.signed32(fd)).host_fd, mode & 0o7777)
+    os.fchmod(_writable_fd(k, fd), mode & 0o7777)
     return 0
 
 
 @syscall("dirfd", "path", "int", "int", "hex")
 def sys_fchownat(k, dirfd, path, uid, gid, flags):
-    os.chown(_host(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW), k.signed32(uid), k.signed32(gid),
+    os.chown(_writable(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW), k.signed32(uid), k.signed32(gid),
              follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
     return 0
 
 
 @syscall("fd", "int", "int")
 def sys_fchown(k, fd, uid, gid):
-    os.fchown(k.fds.get(k.signed32(fd)).host_fd, k.signed32(uid), k.signed32(gid))
+    os.fchown(_writable_fd(k, fd), k.signed32(uid), k.signed32(gid))
     return 0
 
 
 @syscall("path", "off")
 def sys_truncate(k, path, length):
-    os.truncate(_host(k, AT_FDCWD, path, True), length)
+    os.truncate(_writable(k, AT_FDCWD, path, True), length)
     return 0
 
 
 @syscall("dirfd", "path", "ptr", "hex")
 def sys_utimensat(k, dirfd, path, times, flags):
-    host = (os.readlink(f"/proc/self/fd/{k.fds.get(k.signed32(dirfd)).host_fd}")
-            if path == 0 else _host(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW))
+    if path == 0:
+        host = f"/proc/self/fd/{_writable_fd(k, dirfd)}"
+    else:
+        host = _writable(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW)
     if times:
         raw = k.read(times, 4 * k.word)
         words = [int.from_bytes(raw[i:i + k.word], k.byteorder) for i in range(0, len(raw), k.word)]
