@@ -25,7 +25,7 @@ from .hooks import HookBus, Plugin
 from .linux.errors import ExecRequest, GuestExit, GuestSignal, SyscallError
 from .linux.fs import VirtualFile, VirtualFS
 from .linux.kernel import Kernel
-from .memory import PROT_READ, PROT_WRITE, AddressSpace, page_down
+from .memory import PROT_READ, PROT_WRITE, AddressSpace, OutOfMemory, page_down
 from .regs import INTERRUPT_HOOK, SYSCALL_INSN_HOOK, RegisterFile, add_raw_hook
 
 SIGNAL_NAMES = {4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
@@ -251,6 +251,8 @@ class Emulator:
                 entry, interp_base = interp.entry, interp.base
         except (SyscallError, OSError) as error:
             raise NotExecutable(f"{host_path}: cannot load: {error}") from None
+        except OutOfMemory:
+            raise NotExecutable(f"{host_path}: cannot load: not enough memory for its segments") from None
         self.memory.set_brk_start(main.end)
         stack_low = arch.stack_top - arch.stack_size
         self.memory.map(stack_low, arch.stack_size, PROT_READ | PROT_WRITE, "[stack]")
