@@ -104,7 +104,9 @@ def run(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pa
     emu = build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
                          backdoor_path, max_memory, output, strict, mounts, read_only)
     _check_limits(max_insns, timeout)
-    result = emu.run(max_insns=max_insns, timeout=timeout)
+    from .trace.stop import stop_on_signals
+    with stop_on_signals(emu):  # Ctrl-C / SIGTERM: 130 / 143, plugins' on_exit still runs
+        result = emu.run(max_insns=max_insns, timeout=timeout)
     _close_output(emu)
     sys.exit(report(result))
 

@@ -22,13 +22,13 @@ from . import loaders
 from .cpu import Arch
 from .errors import GuestNotFound, NotExecutable, PluginError, RunStopped, UsageError
 from .hooks import HookBus, Plugin
-from .linux.errors import ExecRequest, GuestExit, GuestSignal, SyscallError
+from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun, SyscallError
 from .linux.fs import VirtualFile, VirtualFS
 from .linux.kernel import Kernel
 from .memory import PROT_READ, PROT_WRITE, AddressSpace, OutOfMemory, page_down
 from .regs import INTERRUPT_HOOK, SYSCALL_INSN_HOOK, RegisterFile, add_raw_hook
 
-SIGNAL_NAMES = {4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
+SIGNAL_NAMES = {2: "SIGINT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
                 11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
 _FAULT_ERRORS = {
     unicorn.UC_ERR_READ_UNMAPPED: (11, "read of unmapped memory"),
@@ -106,6 +106,7 @@ class Emulator:
         self._warnings: list[str] = []
         self._stop_reason: str | None = None
         self._stop_signal: int | None = None
+        self._deadline: float | None = None  # time.monotonic() value of --timeout
         self._fault: tuple[str, int] | None = None
         self.uc = Uc(self.arch.uc_arch, self.arch.uc_mode)
         if self.arch.cpu_model is not None:
@@ -179,6 +180,11 @@ class Emulator:
         """End the run as if bdemu got host signal `signal` (exit 128+signal). Safe from any thread."""
         self._stop_signal = signal
         self.uc.emu_stop()
+
+    def check_stop(self) -> None:
+        """Raise StopRun if the host asked to stop or the timeout passed (for blocking syscalls)."""
+        if self._stop_signal or (self._deadline is not None and time.monotonic() >= self._deadline):
+            raise StopRun()
 
     def open_flag_values(self) -> Mapping[str, int]:
         """The guest's `O_*` flag values by name (they differ between ISAs), for decoding."""
@@ -381,7 +387,7 @@ class Emulator:
 
     # -- the run loop ------------------------------------------------------------------------------
     def _loop(self, max_insns: int | None, timeout: float | None) -> RunResult:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self._deadline = None if timeout is None else time.monotonic() + timeout
         until = self.arch.word_mask
         while True:
             if self._stop_signal:
@@ -400,6 +406,8 @@ class Emulator:
             except ExecRequest as request:
                 self._exec(request)
                 continue
+            except StopRun:
+                pass
             except RunStopped as error:
                 return RunResult(125, "error", message=str(error), pc=self._safe_pc())
             except UcError as error:
@@ -419,7 +427,8 @@ class Emulator:
                     from .hookinstall import remove_plugin_hooks
                     remove_plugin_hooks(self)
                 continue
-            what = "instruction limit" if max_insns else "timeout"
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            what = "timeout" if timed_out or not max_insns else "instruction limit"
             return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
 
     def _stopped_by_host(self) -> RunResult:

@@ -70,13 +70,15 @@ def sys_time(k, address):
     return now
 
 
-def _sleep(nanoseconds: int) -> None:
-    time.sleep(min(nanoseconds / 1e9, MAX_SLEEP))
+def _sleep(k, nanoseconds: int) -> None:
+    end = time.monotonic() + min(nanoseconds / 1e9, MAX_SLEEP)
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(k.wait_slice(left))
 
 
 @syscall("ptr", "ptr")
 def sys_nanosleep(k, request, remain):
-    _sleep(_read_timespec(k, request, k.word))
+    _sleep(k, _read_timespec(k, request, k.word))
     return 0
 
 
@@ -85,7 +87,7 @@ def sys_clock_nanosleep(k, clock, flags, request, remain):
     wanted = _read_timespec(k, request, k.word)
     if flags & TIMER_ABSTIME:
         wanted = max(0, wanted - _clock_ns(clock))
-    _sleep(wanted)
+    _sleep(k, wanted)
     return 0
 
 
@@ -94,7 +96,7 @@ def sys_clock_nanosleep_time64(k, clock, flags, request, remain):
     wanted = _read_timespec(k, request, 8)
     if flags & TIMER_ABSTIME:
         wanted = max(0, wanted - _clock_ns(clock))
-    _sleep(wanted)
+    _sleep(k, wanted)
     return 0
 
 

@@ -115,7 +115,9 @@ def sys_close(k, fd):
 
 @syscall("fd", "buf_out", "size")
 def sys_read(k, fd, buf, count):
-    data = os.read(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO))
+    host_fd = k.fds.get(k.signed32(fd)).host_fd
+    k.wait_readable(host_fd)
+    data = os.read(host_fd, min(count, MAX_IO))
     k.write(buf, data)
     return len(data)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import sys
 from typing import TYPE_CHECKING, Callable
 
@@ -21,6 +22,8 @@ from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
 
 SIGPIPE = 13
+#: Blocking syscalls wait at most this long (seconds) before checking for a stop or the deadline.
+WAIT_SLICE = 0.05
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
@@ -172,6 +175,28 @@ class Kernel:
         if key not in self.warned:
             self.warned.add(key)  # type: ignore[arg-type]
             self.emu.warn(message)
+
+    # -- blocking -----------------------------------------------------------------------------
+    def wait_slice(self, remaining: float | None = None) -> float:
+        """How long a blocking syscall may wait now; raises StopRun once the run must end.
+
+        Blocking host calls are cut in slices so Ctrl-C, SIGTERM and --timeout end the run
+        even while the guest sleeps or waits for input (Python retries interrupted calls).
+        """
+        self.emu.check_stop()
+        return WAIT_SLICE if remaining is None else max(0.0, min(WAIT_SLICE, remaining))
+
+    def wait_readable(self, host_fd: int) -> None:
+        """Block (interruptibly) until a read of a blocking `host_fd` would not block."""
+        try:
+            if not os.get_blocking(host_fd):
+                return
+        except OSError:
+            return
+        poller = select.poll()
+        poller.register(host_fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        while not poller.poll(self.wait_slice() * 1000):
+            pass
 
     def flush_host_stdio(self) -> None:
         for stream in (sys.stdout, sys.stderr):

@@ -12,6 +12,7 @@ import errno
 import os
 import resource
 import struct
+import time
 
 from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
 from .registry import syscall
@@ -292,8 +293,15 @@ def sys_execveat(k, dirfd, path, argv, envp, flags):
 
 
 def _wait(k, pid: int, options: int) -> tuple[int, int]:
+    options = options & 0xFFFFFFFF & ~0x40000000
+    delay = 0.0005
     try:
-        return os.waitpid(pid, options & 0xFFFFFFFF & ~0x40000000)
+        while True:  # WNOHANG polls, so a stop request or --timeout ends a long wait
+            child, status = os.waitpid(pid, options | os.WNOHANG)
+            if child or options & os.WNOHANG:
+                return child, status
+            time.sleep(k.wait_slice(delay))
+            delay = min(delay * 2, 0.05)
     except ChildProcessError:
         raise SyscallError(errno.ECHILD) from None
 

@@ -1,0 +1,183 @@
+"""Limits (--max-insns, --timeout, --max-memory) and clean stops (SIGINT, SIGTERM, plugin errors).
+
+Guests are assembled x86-64 snippets; the stop tests send real signals to a
+`bdemu run` subprocess while its guest loops, sleeps or blocks in read.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bdemu import Emulator
+from conftest import ROOT, run_bdemu
+from elfgen import write_elf
+from guestasm import write_program
+
+READY = 'mov rax, 1\nmov rdi, 1\nlea rsi, [rip + ready]\nmov rdx, 6\nsyscall\n'
+TAIL = 'ready: .ascii "ready\\n"'
+GUESTS = {
+    "loop": READY + "spin: jmp spin\n" + TAIL,
+    "sleep": READY + "lea rdi, [rip + span]\nxor rsi, rsi\nmov rax, 35\nsyscall\n"
+             "mov rax, 60\nmov rdi, 5\nsyscall\nspan: .quad 100\n.quad 0\n" + TAIL,
+    "read": READY + "xor rdi, rdi\nlea rsi, [rip + ready]\nmov rdx, 1\nxor rax, rax\nsyscall\n"
+            "mov rax, 60\nmov rdi, 5\nsyscall\n" + TAIL,
+}
+PLUGIN = '''from bdemu import Plugin
+
+
+class Goodbye(Plugin):
+    """Writes one line in on_exit."""
+
+    def on_exit(self, emu, result):
+        print(f"on_exit ran, status {result.exit_code}", file=emu.output, flush=True)
+'''
+
+
+@pytest.fixture
+def guests(tmp_path):
+    return {name: write_elf(tmp_path, "x86_64", source, name=name) for name, source in GUESTS.items()}
+
+
+def _bdemu(*args: str, stdin=subprocess.PIPE) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-P", "-m", "bdemu", *args], cwd=ROOT, stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("number, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("guest", sorted(GUESTS))
+def test_signals_stop_run_cleanly(guests, tmp_path, guest, number, status):
+    (tmp_path / "goodbye.py").write_text(PLUGIN)
+    output = tmp_path / "plugin.out"
+    process = _bdemu("run", "-p", f"{tmp_path / 'goodbye.py'}:Goodbye", "--output", str(output), guests[guest])
+    assert process.stdout.read(6) == b"ready\n"  # the guest runs (and, for "read", blocks on stdin)
+    time.sleep(0.2)
+    started = time.monotonic()
+    process.send_signal(number)
+    process.wait(timeout=20)  # before communicate() closes stdin, which would end the blocking read
+    out, err = process.communicate(timeout=20)
+    assert time.monotonic() - started < 5
+    assert process.returncode == status
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bdemu: stopped by SIG"), err
+    assert output.read_text() == f"on_exit ran, status {status}\n"
+
+
+def test_plugin_error_still_runs_every_on_exit(guests, tmp_path):
+    (tmp_path / "plugins.py").write_text(PLUGIN + '''
+
+class Broken(Plugin):
+    """Raises on the first syscall."""
+
+    def on_syscall(self, emu, number, args):
+        raise ValueError("broken on purpose")
+''')
+    done = run_bdemu("run", "-p", f"{tmp_path / 'plugins.py'}:Goodbye", "-p", f"{tmp_path / 'plugins.py'}:Broken",
+                     "--output", str(tmp_path / "out"), guests["loop"])
+    assert done.returncode == 125
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and "broken on purpose" in lines[0] and "pc 0x" in lines[0]
+    assert (tmp_path / "out").read_text() == "on_exit ran, status 125\n"
+
+
+# -- --timeout and --max-insns --------------------------------------------------------------------
+
+@pytest.mark.parametrize("guest", ["loop", "sleep"])
+def test_timeout_ends_loops_and_sleeps(guests, guest):
+    emu = Emulator(guests[guest])
+    started = time.monotonic()
+    result = emu.run(timeout=0.5, capture_output=True)
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 124 and result.message == "timeout reached"
+    assert 0.5 <= elapsed < 1.5
+
+
+def test_timeout_ends_a_blocking_read_with_124_and_one_line(guests):
+    """stdin is a pipe nobody writes to: the guest blocks in read until --timeout."""
+    read_end, write_end = os.pipe()
+    started = time.monotonic()
+    process = _bdemu("run", "--timeout", "0.5", guests["read"], stdin=read_end)
+    os.close(read_end)
+    try:
+        out, err = process.communicate(timeout=20)
+    finally:
+        os.close(write_end)
+    assert process.returncode == 124 and err == b"bdemu: timeout reached\n"
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("limit", [1, 7, 1000, 123457])
+def test_max_insns_stops_within_one_block(tmp_path, limit):
+    guest = write_elf(tmp_path, "x86_64", "xor rbx, rbx\nagain: inc rbx\njmp again")
+    emu = Emulator(guest)
+    result = emu.run(max_insns=limit)
+    assert result.exit_code == 124 and result.message == "instruction limit reached"
+    executed = 1 + 2 * emu.reg("rbx")  # xor, then (inc, jmp) per round: within one block of `limit`
+    assert limit - 2 <= executed <= limit + 2
+
+
+# -- --max-memory ---------------------------------------------------------------------------------
+
+HOG = """
+again:
+    xor rdi, rdi
+    mov rsi, 0x100000
+    mov rdx, 3
+    mov r10, 0x22
+    mov r8, -1
+    xor r9, r9
+    mov rax, 9
+    syscall
+    cmp rax, -4096
+    ja failed
+    mov rcx, 256
+touch:
+    mov byte ptr [rax], 1
+    add rax, 4096
+    dec rcx
+    jnz touch
+    jmp again
+failed:
+    neg rax
+    mov rdi, rax
+    mov rax, 60
+    syscall
+"""
+PEAK_RSS = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True)
+sys.stdout.write(f"{done.returncode} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n")
+"""
+
+
+def _peak_rss(*args: str) -> tuple[int, int]:
+    """(exit status, peak RSS in KiB) of `bdemu ARGS` run alone in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, sys.executable, "-P", "-m", "bdemu", *args],
+                          capture_output=True, cwd=ROOT, timeout=120, check=True)
+    status, rss = done.stdout.split()
+    return int(status), int(rss)
+
+
+def test_max_memory_gives_the_guest_enomem_and_bounds_bdemu(tmp_path):
+    hog = write_elf(tmp_path, "x86_64", HOG, name="hog")
+    trivial = write_elf(tmp_path, "x86_64", "mov rax, 60\nmov rdi, 0\nsyscall", name="trivial")
+    status, baseline = _peak_rss("run", trivial)
+    assert status == 0
+    status, peak = _peak_rss("run", "--max-memory", "64M", hog)
+    assert status == 12  # the guest saw ENOMEM and exited with it
+    assert peak < baseline + 64 * 1024, (peak, baseline)
+    assert peak > baseline + 32 * 1024  # it really touched its memory
+
+
+def test_max_memory_caps_brk_too(tmp_path):
+    steps = [("brk", 0), ("brk", 0x400000 + (200 << 20))]
+    guest = write_program(tmp_path / "brk", steps)
+    emu = Emulator(guest, max_memory=64 << 20)
+    result = emu.run(capture_output=True)
+    start, after = struct.unpack_from("<qq", result.stdout)
+    assert result.exit_code == 0 and after == start  # the break did not move
