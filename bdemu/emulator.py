@@ -44,8 +44,8 @@ _FAULT_ERRORS = {
     unicorn.UC_ERR_EXCEPTION: (4, "unhandled CPU exception"),
 }
 _ACCESS_NAMES = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
-                 unicorn.UC_MEM_FETCH_UNMAPPED: "fetch", unicorn.UC_MEM_READ_PROT: "read",
-                 unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "fetch"}
+                 unicorn.UC_MEM_FETCH_UNMAPPED: "exec", unicorn.UC_MEM_READ_PROT: "read",
+                 unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "exec"}
 
 
 @dataclass
@@ -415,7 +415,7 @@ class Emulator:
                 detail = what
                 if self._fault is not None:
                     access, address = self._fault
-                    detail = f"{what} ({access} at {address:#x})"
+                    detail = f"{what} at {address:#x} ({access})"
                 return self._signal_result(signal, detail)
             except KeyboardInterrupt:
                 return RunResult(130, "signal", signal=2, message="interrupted", pc=self._safe_pc())
@@ -443,7 +443,17 @@ class Emulator:
         name = SIGNAL_NAMES.get(signal, f"signal {signal}")
         pc = self._safe_pc()
         return RunResult(128 + signal, "signal", signal=signal,
-                         message=f"guest killed by {name} at pc {pc:#x}: {detail}", pc=pc)
+                         message=f"guest killed by {name} at pc {pc:#x}{self._symbol_of(pc)}: {detail}", pc=pc)
+
+    def _symbol_of(self, address: int) -> str:
+        """` (name+0x12)` for an address inside a loaded module with symbols, else ""."""
+        from .loaders.symbols import nearest_symbol
+        for module in self.modules:
+            if module.start <= address < module.end:
+                found = nearest_symbol(module.image.path, address - module.base)
+                if found:
+                    return f" ({found[0]}+{found[1]:#x})"
+        return ""
 
     def _safe_pc(self) -> int:
         try:
