@@ -61,10 +61,11 @@ def syscall_program(steps: list[tuple]) -> bytes:
     lines += ["mov rax, 1", "mov rdi, 1", f"mov rsi, {TABLE:#x}", f"mov rdx, {buffer - TABLE + BUFFER_SIZE}",
               "syscall", "mov rax, 60", "xor rdi, rdi", "syscall"]
     code = assemble("x86_64", "\n".join(lines))
-    return _elf(code, bytes(strings), buffer - TABLE + BUFFER_SIZE)
+    return image(code, bytes(strings), buffer - TABLE + BUFFER_SIZE)
 
 
-def _elf(code: bytes, strings: bytes, bss: int) -> bytes:
+def image(code: bytes, strings: bytes, bss: int) -> bytes:
+    """An ELF with `code` at CODE (r-x), `strings` at DATA (r--) and `bss` zero bytes at TABLE (rw-)."""
     header = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, bytes(7), 2, 62, 1, CODE,
                          64, 0, 0, 64, 56, 3, 0, 0, 0)
     text = struct.pack("<IIQQQQQQ", 1, 5, 0x1000, CODE, CODE, len(code), len(code), 0x1000)
