@@ -17,7 +17,7 @@ import pytest
 from bdemu import Emulator
 from conftest import ROOT, run_bdemu
 from elfgen import write_elf
-from guestasm import write_program
+from guestasm import BUFFER, Result, parse_output, write_program
 
 READY = 'mov rax, 1\nmov rdi, 1\nlea rsi, [rip + ready]\nmov rdx, 6\nsyscall\n'
 TAIL = 'ready: .ascii "ready\\n"'
@@ -181,3 +181,17 @@ def test_max_memory_caps_brk_too(tmp_path):
     result = emu.run(capture_output=True)
     start, after = struct.unpack_from("<qq", result.stdout)
     assert result.exit_code == 0 and after == start  # the break did not move
+
+
+def test_huge_reads_are_bounded_by_guest_memory(tmp_path):
+    """read/pread/getrandom of a gigabyte into a 4 KiB buffer: bdemu moves only what is mapped there."""
+    getrandom = 318
+    steps = [("open", "/dev/zero", 0, 0), ("read", Result(0), BUFFER, 1 << 30), (getrandom, BUFFER, 1 << 30, 0),
+             ("read", Result(0), 0x10000, 1 << 30), ("mmap", 0, 256 << 20, 3, 2, Result(0), 0)]
+    guest = write_program(tmp_path / "greedy", steps)
+    emu = Emulator(guest, max_memory=64 << 20)
+    result = emu.run(capture_output=True)
+    results, _ = parse_output(result.stdout, len(steps))
+    assert 0 < results[1] < 1 << 16 and results[2] == results[1]  # up to the end of the buffer's mapping
+    assert results[3] == -14  # EFAULT: nothing mapped there
+    assert results[4] == -12  # ENOMEM: beyond --max-memory

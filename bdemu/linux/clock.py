@@ -110,6 +110,6 @@ def sys_times(k, address):
 
 @syscall("buf_out", "size", "hex")
 def sys_getrandom(k, address, length, flags):
-    length = min(length, 1 << 25)
+    length = k.io_size(address, length, 1 << 25)
     k.write(address, os.urandom(length))
     return length

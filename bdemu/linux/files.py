@@ -16,6 +16,7 @@ from .registry import syscall
 AT_FDCWD = -100
 IOV_MAX = 1024
 MAX_IO = 1 << 28
+SENDFILE_CHUNK = 1 << 20
 
 #: Linux open(2) flag values shared by most ISAs; `Arch.variants["open_flags"]` selects others.
 GENERIC_OPEN_FLAGS = {
@@ -117,7 +118,7 @@ def sys_close(k, fd):
 def sys_read(k, fd, buf, count):
     host_fd = k.fds.get(k.signed32(fd)).host_fd
     k.wait_readable(host_fd)
-    data = os.read(host_fd, min(count, MAX_IO))
+    data = os.read(host_fd, k.io_size(buf, count, MAX_IO))
     k.write(buf, data)
     return len(data)
 
@@ -130,7 +131,7 @@ def sys_write(k, fd, buf, count):
 
 @syscall("fd", "buf_out", "size", "off")
 def sys_pread64(k, fd, buf, count, offset):
-    data = os.pread(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO), offset)
+    data = os.pread(k.fds.get(k.signed32(fd)).host_fd, k.io_size(buf, count, MAX_IO), offset)
     k.write(buf, data)
     return len(data)
 
@@ -155,7 +156,7 @@ def sys_readv(k, fd, iov, count):
     for base, length in _iovecs(k, iov, count):
         if not length:
             continue
-        data = os.read(file.host_fd, min(length, MAX_IO))
+        data = os.read(file.host_fd, k.io_size(base, length, MAX_IO))
         k.write(base, data)
         total += len(data)
         if len(data) < length:
@@ -299,7 +300,7 @@ def sys_ioctl(k, fd, request, argument):
 def sys_sendfile(k, out_fd, in_fd, offset_address, count):
     source = k.fds.get(k.signed32(in_fd))
     target = k.fds.get(k.signed32(out_fd))
-    count = min(count, MAX_IO)
+    count = min(count, SENDFILE_CHUNK)  # a short count is legal; the copy passes through bdemu
     if offset_address:
         offset = int.from_bytes(k.read(offset_address, 8), k.byteorder)
         data = os.pread(source.host_fd, count, offset)

@@ -22,6 +22,8 @@ from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
 
 SIGPIPE = 13
+#: Reads above this many bytes are first bounded by the guest memory mapped at the buffer.
+LARGE_IO = 1 << 16
 #: Blocking syscalls wait at most this long (seconds) before checking for a stop or the deadline.
 WAIT_SLICE = 0.05
 
@@ -90,6 +92,27 @@ class Kernel:
             self.emu.uc.mem_write(address, bytes(data))
         except UcError:
             raise SyscallError(errno.EFAULT) from None
+
+    def io_size(self, address: int, count: int, limit: int) -> int:
+        """How many bytes a read into guest memory may move: at most `limit` and, for large
+        counts, no more than is mapped at `address`, so a guest asking for gigabytes never
+        makes bdemu allocate more than the guest itself holds (EFAULT if nothing is mapped)."""
+        count = min(count, limit)
+        if count <= LARGE_IO:
+            return count
+        covered, cursor = 0, address
+        for region in self.emu.memory.regions:
+            if region.end <= cursor:
+                continue
+            if region.start > cursor:
+                break
+            covered += region.end - cursor
+            cursor = region.end
+            if covered >= count:
+                return count
+        if not covered:
+            raise SyscallError(errno.EFAULT)
+        return covered
 
     def read_word(self, address: int) -> int:
         return int.from_bytes(self.read(address, self.word), self.byteorder)
