@@ -218,12 +218,19 @@ class Emulator:
             self.kernel.fds.close_all()
             if captured:
                 result.stdout, result.stderr = (self._drain(f) for f in captured)
+        failures: list[RunStopped] = []
         try:
             from .hookinstall import drain_plugin_hooks
             drain_plugin_hooks(self)
-            self.hooks.call("on_exit", self, result)
         except RunStopped as error:
-            result.exit_code, result.reason, result.message = 125, "error", str(error)
+            failures.append(error)
+        for method in self.hooks.methods("on_exit"):  # each runs, even after another one raised
+            try:
+                self.hooks.guarded(method, "on_exit", self, result)
+            except RunStopped as error:
+                failures.append(error)
+        if failures:
+            result.exit_code, result.reason, result.message = 125, "error", str(failures[0])
         return result
 
     # -- loading -----------------------------------------------------------------------------------

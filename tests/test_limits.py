@@ -195,3 +195,21 @@ def test_huge_reads_are_bounded_by_guest_memory(tmp_path):
     assert 0 < results[1] < 1 << 16 and results[2] == results[1]  # up to the end of the buffer's mapping
     assert results[3] == -14  # EFAULT: nothing mapped there
     assert results[4] == -12  # ENOMEM: beyond --max-memory
+
+
+def test_a_plugin_raising_in_on_exit_does_not_skip_the_others(guests, tmp_path):
+    (tmp_path / "plugins.py").write_text('''from bdemu import Plugin
+
+
+class Failing(Plugin):
+    """Raises in on_exit."""
+
+    def on_exit(self, emu, result):
+        raise RuntimeError("on_exit failed on purpose")
+''' + PLUGIN.split("\n", 2)[2])
+    done = run_bdemu("run", "--max-insns", "1000", "-p", f"{tmp_path / 'plugins.py'}:Failing",
+                     "-p", f"{tmp_path / 'plugins.py'}:Goodbye", "--output", str(tmp_path / "out"), guests["loop"])
+    assert done.returncode == 125
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and "on_exit failed on purpose" in lines[0]
+    assert (tmp_path / "out").read_text() == "on_exit ran, status 124\n"
