@@ -278,3 +278,17 @@ def test_a_link_swapped_in_after_resolution_is_not_followed(world):
     with pytest.raises(OSError) as error:
         os.close(vfs.open_confined(host, os.O_RDONLY, 0))
     assert error.value.errno == ELOOP
+
+
+def test_record_takes_the_same_confinement_options(world, shared, tmp_path):
+    pytest.importorskip("duckdb")
+    (world / "root" / "mnt").mkdir()
+    steps = [("open", "/mnt/note.txt", O_RDONLY, 0), ("open", "/inside.txt", O_WRONLY, 0), ("open", "/abs", O_RDONLY, 0)]
+    program = write_program(world / "guest", steps)
+    trace = tmp_path / "t.duckdb"
+    done = run_bdemu("record", "-o", str(trace), "--rootfs", str(world / "root"), "--read-only",
+                     "--mount", f"{shared}:/mnt:ro", program)
+    assert done.returncode == 0, done.stderr
+    results, _ = parse_output(done.stdout, len(steps))
+    assert results[0] >= 3 and results[1:] == [-EROFS, -ENOENT]
+    assert trace.exists()
