@@ -39,6 +39,7 @@ def world(tmp_path):
     (root / "reldir").symlink_to("../outside")
     (root / "sub" / "up").symlink_to("../../..")
     (root / "dangling").symlink_to(outside / "created.txt")
+    (root / "runme").symlink_to(outside / "prog")
     (root / "loop1").symlink_to("loop2")
     (root / "loop2").symlink_to("loop1")
     return tmp_path
@@ -102,6 +103,9 @@ TRICKS = {
     "unlink-through-link": (lambda w: [("unlink", "/reldir/canary.txt")], 0, ENOENT),
     "execve-outside": (lambda w: [("execve", f"{_o(w)}/prog", 0, 0)], 0, ENOENT),
     "execve-dotdot": (lambda w: [("execve", "/../outside/prog", 0, 0)], 0, ENOENT),
+    "execve-through-link": (lambda w: [("execve", "/runme", 0, 0)], 0, ENOENT),
+    "execveat-dirfd": (lambda w: [("open", "/", O_PATH | O_DIRECTORY, 0),
+                                  (322, Result(0), "../outside/prog", 0, 0, 0)], 1, None),
     "symlink-loop": (lambda w: [("open", "/loop1", O_RDONLY, 0)], 0, ELOOP),
     "socket-inet": (lambda w: [("socket", 2, 1, 0)], 0, EACCES),
     "socket-inet6": (lambda w: [("socket", 10, 2, 0)], 0, EACCES),
