@@ -8,6 +8,7 @@ mtime must stay the same (docs/security.md states the guarantee).
 from __future__ import annotations
 
 import os
+import struct
 
 import pytest
 
@@ -296,3 +297,43 @@ def test_record_takes_the_same_confinement_options(world, shared, tmp_path):
     results, _ = parse_output(done.stdout, len(steps))
     assert results[0] >= 3 and results[1:] == [-EROFS, -ENOENT]
     assert trace.exists()
+
+
+def test_metadata_calls_work_inside_the_rootfs(world):
+    """The race-free forms (parent dirfd, /proc/self/fd paths) still do the job inside DIR."""
+    root = world / "root"
+    times = struct.pack("<qqqq", 1000, 0, 2000, 0)
+    steps = [("mkdir", "/made", 0o700), ("open", "/made/f", O_WRONLY | O_CREAT, 0o600), ("write", Result(1), "12345", 5),
+             ("truncate", "/made/f", 2), ("chmod", "/made/f", 0o640), ("symlink", "f", "/made/l"),
+             ("link", "/made/f", "/made/h"), ("rename", "/made/h", "/made/h2"),
+             ("utimensat", AT_FDCWD, "/made/l", times, 0), ("unlink", "/made/h2"),
+             ("open", "/made/x", O_WRONLY | O_CREAT, 0o600), ("unlinkat", AT_FDCWD, "/made/x", 0),
+             ("mkdir", "/gone", 0o700), ("rmdir", "/gone")]
+    results, _ = _run(world, steps)
+    assert [r for r in results if r < 0] == [], results
+    made = root / "made"
+    assert sorted(os.listdir(made)) == ["f", "l"] and (made / "f").read_bytes() == b"12"
+    assert (made / "f").stat().st_mode & 0o777 == 0o640 and os.readlink(made / "l") == "f"
+    assert (made / "f").stat().st_mtime == 2000 and not (root / "gone").exists()
+
+
+@pytest.mark.parametrize("call", ["unlink", "chmod", "rename"])
+def test_a_link_swapped_in_before_a_metadata_call_is_not_followed(world, call):
+    from bdemu.linux.fs import VirtualFS
+    vfs = VirtualFS(str(world / "root"), "/")
+    host, _ = vfs.resolve("/sub/deeper/canary.txt")
+    (world / "root" / "sub" / "deeper").rmdir()
+    (world / "root" / "sub" / "deeper").symlink_to(world / "outside")
+    before = _outside_state(world)
+    with pytest.raises(OSError) as error:
+        if call == "chmod":
+            with vfs.magic_path(host) as target:
+                os.chmod(target, 0o777)
+        else:
+            with vfs.parent_of(host) as (parent, name):
+                if call == "unlink":
+                    os.unlink(name, dir_fd=parent)
+                else:
+                    os.rename(name, "moved", src_dir_fd=parent, dst_dir_fd=parent)
+    assert error.value.errno == ELOOP
+    assert _outside_state(world) == before

@@ -11,6 +11,7 @@ guarantee and its limits.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -230,19 +231,51 @@ class VirtualFS:
         if target.startswith("/"):
             self.check_writable(target)
 
+    def _anchor(self, host: str) -> str:
+        """The rootfs or mount directory `host` (a path made by `resolve`) lies in."""
+        return next((m.host for m in self.mounts if host == m.host or host.startswith(m.host + "/")),
+                    self.rootfs)
+
     def open_confined(self, host: str, flags: int, mode: int) -> int:
         """Open a host path made by `resolve`: with a rootfs, the kernel re-checks that no link
         (swapped in since resolution) and no `..` is crossed (openat2 RESOLVE_NO_SYMLINKS)."""
         if self.rootfs is None or host in HOST_DEVICES:
             return os.open(host, flags, mode)
-        anchor = next((m.host for m in self.mounts if host == m.host or host.startswith(m.host + "/")),
-                      self.rootfs)
+        anchor = self._anchor(host)
         relative = host[len(anchor):].lstrip("/") or "."
         anchor_fd = os.open(anchor, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             return openat2(anchor_fd, relative, flags, mode, RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)
         finally:
             os.close(anchor_fd)
+
+    @contextlib.contextmanager
+    def parent_of(self, host: str):
+        """(directory fd or None, name) to act on `host` with `dir_fd=` calls: the parent is
+        opened like `open_confined`, so a link swapped into the path is never followed."""
+        anchor = None if self.rootfs is None or host in HOST_DEVICES else self._anchor(host)
+        if anchor is None or host == anchor:
+            yield None, host
+            return
+        parent, name = posixpath.split(host)
+        fd = self.open_confined(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+        try:
+            yield fd, name
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def magic_path(self, host: str):
+        """A `/proc/self/fd/N` path naming the file at `host` itself (opened like `open_confined`),
+        for calls that follow the last link (chmod, chown, utimes) without a race."""
+        if self.rootfs is None or host in HOST_DEVICES:
+            yield host
+            return
+        fd = self.open_confined(host, os.O_PATH | os.O_CLOEXEC, 0)
+        try:
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
 
 
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 1, 2, 4, 8

@@ -224,33 +224,31 @@ def _writable_fd(k, fd: int) -> int:
 
 @syscall("dirfd", "path", "hex")
 def sys_unlinkat(k, dirfd, path, flags):
-    host = _removable(k, dirfd, path)
-    (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(host)
+    with k.vfs.parent_of(_removable(k, dirfd, path)) as (parent, name):
+        (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(name, dir_fd=parent)
     return 0
 
 
 @syscall("path")
 def sys_unlink(k, path):
-    os.unlink(_removable(k, AT_FDCWD, path))
-    return 0
+    return sys_unlinkat(k, AT_FDCWD, path, 0)
 
 
 @syscall("path")
 def sys_rmdir(k, path):
-    os.rmdir(_removable(k, AT_FDCWD, path))
-    return 0
+    return sys_unlinkat(k, AT_FDCWD, path, AT_REMOVEDIR)
 
 
 @syscall("dirfd", "path", "mode")
 def sys_mkdirat(k, dirfd, path, mode):
-    os.mkdir(_writable(k, dirfd, path), mode & 0o7777 & ~k.vfs.umask)
+    with k.vfs.parent_of(_writable(k, dirfd, path)) as (parent, name):
+        os.mkdir(name, mode & 0o7777 & ~k.vfs.umask, dir_fd=parent)
     return 0
 
 
 @syscall("path", "mode")
 def sys_mkdir(k, path, mode):
-    os.mkdir(_writable(k, AT_FDCWD, path), mode & 0o7777 & ~k.vfs.umask)
-    return 0
+    return sys_mkdirat(k, AT_FDCWD, path, mode)
 
 
 @syscall("dirfd", "path", "dirfd", "path", "hex")
@@ -258,7 +256,9 @@ def sys_renameat2(k, olddir, old, newdir, new, flags):
     source, target = _removable(k, olddir, old), _removable(k, newdir, new)
     if flags & 1 and os.path.lexists(target):  # RENAME_NOREPLACE
         raise SyscallError(errno.EEXIST)
-    os.rename(source, target)
+    with k.vfs.parent_of(source) as (source_dir, source_name), \
+            k.vfs.parent_of(target) as (target_dir, target_name):
+        os.rename(source_name, target_name, src_dir_fd=source_dir, dst_dir_fd=target_dir)
     return 0
 
 
@@ -274,7 +274,9 @@ def sys_rename(k, old, new):
 
 @syscall("path", "dirfd", "path")
 def sys_symlinkat(k, target, dirfd, path):
-    os.symlink(k.read_path(target), _writable(k, dirfd, path))
+    text = k.read_path(target)
+    with k.vfs.parent_of(_writable(k, dirfd, path)) as (parent, name):
+        os.symlink(text, name, dir_fd=parent)
     return 0
 
 
@@ -285,8 +287,10 @@ def sys_symlink(k, target, path):
 
 @syscall("dirfd", "path", "dirfd", "path", "hex")
 def sys_linkat(k, olddir, old, newdir, new, flags):
-    os.link(_writable(k, olddir, old, bool(flags & AT_SYMLINK_FOLLOW)), _writable(k, newdir, new),
-            follow_symlinks=False)
+    source, target = _writable(k, olddir, old, bool(flags & AT_SYMLINK_FOLLOW)), _writable(k, newdir, new)
+    with k.vfs.parent_of(source) as (source_dir, source_name), \
+            k.vfs.parent_of(target) as (target_dir, target_name):
+        os.link(source_name, target_name, src_dir_fd=source_dir, dst_dir_fd=target_dir, follow_symlinks=False)
     return 0
 
 
@@ -303,7 +307,8 @@ def sys_umask(k, mask):
 
 @syscall("dirfd", "path", "mode")
 def sys_fchmodat(k, dirfd, path, mode):
-    os.chmod(_writable(k, dirfd, path, True), mode & 0o7777)
+    with k.vfs.magic_path(_writable(k, dirfd, path, True)) as target:
+        os.chmod(target, mode & 0o7777)
     return 0
 
 
@@ -320,8 +325,14 @@ def sys_fchmod(k, fd, mode):
 
 @syscall("dirfd", "path", "int", "int", "hex")
 def sys_fchownat(k, dirfd, path, uid, gid, flags):
-    os.chown(_writable(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW), k.signed32(uid), k.signed32(gid),
-             follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    host = _writable(k, dirfd, path, follow)
+    if follow:
+        with k.vfs.magic_path(host) as target:
+            os.chown(target, k.signed32(uid), k.signed32(gid))
+    else:
+        with k.vfs.parent_of(host) as (parent, name):
+            os.chown(name, k.signed32(uid), k.signed32(gid), dir_fd=parent, follow_symlinks=False)
     return 0
 
 
@@ -333,22 +344,32 @@ def sys_fchown(k, fd, uid, gid):
 
 @syscall("path", "off")
 def sys_truncate(k, path, length):
-    os.truncate(_writable(k, AT_FDCWD, path, True), length)
+    fd = k.vfs.open_confined(_writable(k, AT_FDCWD, path, True), os.O_WRONLY | os.O_CLOEXEC, 0)
+    try:
+        os.ftruncate(fd, length)
+    finally:
+        os.close(fd)
     return 0
 
 
 @syscall("dirfd", "path", "ptr", "hex")
 def sys_utimensat(k, dirfd, path, times, flags):
-    if path == 0:
-        host = f"/proc/self/fd/{_writable_fd(k, dirfd)}"
-    else:
-        host = _writable(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW)
+    when = {}
     if times:
         raw = k.read(times, 4 * k.word)
         words = [int.from_bytes(raw[i:i + k.word], k.byteorder) for i in range(0, len(raw), k.word)]
-        os.utime(host, ns=(words[0] * 10**9 + words[1], words[2] * 10**9 + words[3]))
+        when["ns"] = (words[0] * 10**9 + words[1], words[2] * 10**9 + words[3])
+    if path == 0:
+        os.utime(f"/proc/self/fd/{_writable_fd(k, dirfd)}", **when)
+        return 0
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    host = _writable(k, dirfd, path, follow)
+    if follow:
+        with k.vfs.magic_path(host) as target:
+            os.utime(target, **when)
     else:
-        os.utime(host)
+        with k.vfs.parent_of(host) as (parent, name):
+            os.utime(name, dir_fd=parent, follow_symlinks=False, **when)
     return 0
 
 
