@@ -337,3 +337,16 @@ def test_a_link_swapped_in_before_a_metadata_call_is_not_followed(world, call):
                     os.rename(name, "moved", src_dir_fd=parent, dst_dir_fd=parent)
     assert error.value.errno == ELOOP
     assert _outside_state(world) == before
+
+
+def test_read_only_without_rootfs_protects_the_host(tmp_path):
+    target = tmp_path / "host-file"
+    target.write_bytes(b"keep\n")
+    steps = [("open", str(target), O_WRONLY | O_TRUNC, 0), ("open", str(tmp_path / "new"), O_WRONLY | O_CREAT, 0o644),
+             ("unlink", str(target)), ("open", str(target), O_RDONLY, 0), ("read", Result(3), BUFFER, 10),
+             ("open", "/dev/null", O_WRONLY, 0), ("write", Result(5), "x", 1)]
+    program = write_program(tmp_path / "guest", steps)
+    result = Emulator(program, read_only=True).run(capture_output=True)
+    results, _ = parse_output(result.stdout, len(steps))
+    assert results[:3] == [-EROFS] * 3 and results[4] == 5 and results[6] == 1
+    assert target.read_bytes() == b"keep\n" and not (tmp_path / "new").exists()
