@@ -288,7 +288,8 @@ def test_a_link_swapped_in_after_resolution_is_not_followed(world):
 def test_record_takes_the_same_confinement_options(world, shared, tmp_path):
     pytest.importorskip("duckdb")
     (world / "root" / "mnt").mkdir()
-    steps = [("open", "/mnt/note.txt", O_RDONLY, 0), ("open", "/inside.txt", O_WRONLY, 0), ("open", "/abs", O_RDONLY, 0)]
+    steps = [("open", "/mnt/note.txt", O_RDONLY, 0), ("open", "/inside.txt", O_WRONLY, 0),
+             ("open", "/abs", O_RDONLY, 0)]
     program = write_program(world / "guest", steps)
     trace = tmp_path / "t.duckdb"
     done = run_bdemu("record", "-o", str(trace), "--rootfs", str(world / "root"), "--read-only",
@@ -303,7 +304,8 @@ def test_metadata_calls_work_inside_the_rootfs(world):
     """The race-free forms (parent dirfd, /proc/self/fd paths) still do the job inside DIR."""
     root = world / "root"
     times = struct.pack("<qqqq", 1000, 0, 2000, 0)
-    steps = [("mkdir", "/made", 0o700), ("open", "/made/f", O_WRONLY | O_CREAT, 0o600), ("write", Result(1), "12345", 5),
+    steps = [("mkdir", "/made", 0o700), ("open", "/made/f", O_WRONLY | O_CREAT, 0o600),
+             ("write", Result(1), "12345", 5),
              ("truncate", "/made/f", 2), ("chmod", "/made/f", 0o640), ("symlink", "f", "/made/l"),
              ("link", "/made/f", "/made/h"), ("rename", "/made/h", "/made/h2"),
              ("utimensat", AT_FDCWD, "/made/l", times, 0), ("unlink", "/made/h2"),

@@ -44,7 +44,8 @@ FAULTS = {
     "write": ("xor eax, eax\nmov qword ptr [rax + 8], rbx", 11, "write to unmapped memory at 0x8 (write)"),
     "read": ("mov rax, 0x7000\nmov rbx, qword ptr [rax]", 11, "read of unmapped memory at 0x7000 (read)"),
     "exec": ("mov rax, 0x12345000\njmp rax", 11, "at 0x12345000 (exec)"),
-    "write-to-code": (f"mov rax, {CODE:#x}\nmov byte ptr [rax], 1", 11, f"write to protected memory at {CODE:#x} (write)"),
+    "write-to-code": (f"mov rax, {CODE:#x}\nmov byte ptr [rax], 1", 11,
+                      f"write to protected memory at {CODE:#x} (write)"),
     "invalid": ("nop\nud2", 4, "invalid instruction"),
 }
 

@@ -42,10 +42,8 @@ def _lookup(fd: int, address: int) -> tuple[str, int] | None:
     raw = os.pread(fd, shentsize * shnum, shoff)
     sections = []
     for index in range(len(raw) // shentsize):
-        if wide:
-            _, kind, _, _, offset, size, link, _, _, entsize = struct.unpack_from(end + "IIQQQQIIQQ", raw, index * shentsize)
-        else:
-            _, kind, _, _, offset, size, link, _, _, entsize = struct.unpack_from(end + "IIIIIIIIII", raw, index * shentsize)
+        layout = end + ("IIQQQQIIQQ" if wide else "IIIIIIIIII")
+        _, kind, _, _, offset, size, link, _, _, entsize = struct.unpack_from(layout, raw, index * shentsize)
         sections.append((kind, offset, size, link, entsize))
     best: tuple[int, str] | None = None
     for wanted in (SHT_SYMTAB, SHT_DYNSYM):
