@@ -213,3 +213,19 @@ class Failing(Plugin):
     lines = done.stderr.decode().splitlines()
     assert len(lines) == 1 and "on_exit failed on purpose" in lines[0]
     assert (tmp_path / "out").read_text() == "on_exit ran, status 124\n"
+
+
+def test_execve_argument_limits_are_e2big(tmp_path):
+    """One 100 KB string referenced 30 times (3 MB of argv) is E2BIG, as on Linux, not 3 MB of copies;
+    a single string over 128 KiB too."""
+    from guestasm import DATA
+    path = b"/nonexistent"
+    results = []
+    for length, repeats in ((100_000, 30), (200_000, 1), (1000, 3)):
+        table = 8 * (repeats + 1)
+        pointer = DATA + len(path) + 1 + table
+        blob = pointer.to_bytes(8, "little") * repeats + bytes(8) + b"A" * length
+        guest = write_program(tmp_path / "exec", [("execve", path, blob, 0)])
+        result = Emulator(guest).run(capture_output=True)
+        results.append(parse_output(result.stdout, 1)[0][0])
+    assert results == [-7, -7, -2]  # E2BIG, E2BIG, then ENOENT for a reasonable argv

@@ -22,6 +22,7 @@ from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
 
 SIGPIPE = 13
+MAX_ARG_STRLEN, MAX_ARG_TOTAL = 128 << 10, 2 << 20  # execve's limits, as Linux with an 8 MiB stack
 #: Reads above this many bytes are first bounded by the guest memory mapped at the buffer.
 LARGE_IO = 1 << 16
 #: Blocking syscalls wait at most this long (seconds) before checking for a stop or the deadline.
@@ -141,14 +142,21 @@ class Kernel:
         return os.fsdecode(self.read_cstring(address))
 
     def read_string_array(self, address: int) -> list[bytes]:
-        items = []
+        """argv/envp of execve, with Linux's limits (E2BIG): 128 KiB a string, 2 MiB in all, so a
+        guest repeating one pointer cannot make bdemu copy gigabytes."""
+        items, total = [], 0
         while address:
             pointer = self.read_word(address)
             if pointer == 0:
                 break
-            items.append(self.read_cstring(pointer, 1 << 20))
+            try:
+                item = self.read_cstring(pointer, MAX_ARG_STRLEN)
+            except SyscallError as error:
+                raise SyscallError(errno.E2BIG if error.code == errno.ENAMETOOLONG else error.code) from None
+            items.append(item)
+            total += len(item) + 1 + self.word
             address += self.word
-            if len(items) > 65536:
+            if total > MAX_ARG_TOTAL:
                 raise SyscallError(errno.E2BIG)
         return items
 
