@@ -229,3 +229,34 @@ def test_execve_argument_limits_are_e2big(tmp_path):
         result = Emulator(guest).run(capture_output=True)
         results.append(parse_output(result.stdout, 1)[0][0])
     assert results == [-7, -7, -2]  # E2BIG, E2BIG, then ENOENT for a reasonable argv
+
+
+@pytest.mark.parametrize("flags", [0, 1])  # O_RDONLY waits for a writer, O_WRONLY for a reader
+def test_timeout_ends_an_open_of_a_fifo_nobody_opens(tmp_path, flags):
+    root = tmp_path / "root"
+    root.mkdir()
+    os.mkfifo(root / "fifo")
+    guest = write_program(tmp_path / "fifo-open", [("open", "/fifo", flags, 0)])
+    started = time.monotonic()
+    result = Emulator(guest, rootfs=str(root)).run(timeout=0.5, capture_output=True)
+    assert result.exit_code == 124 and result.message == "timeout reached"
+    assert time.monotonic() - started < 2
+
+
+def test_a_fifo_opened_by_both_ends_works(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    os.mkfifo(root / "fifo")
+    import threading
+
+    def writer():
+        with open(root / "fifo", "wb") as handle:
+            handle.write(b"through the fifo")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    guest = write_program(tmp_path / "fifo-read", [("open", "/fifo", 0, 0), ("read", Result(0), BUFFER, 100)])
+    result = Emulator(guest, rootfs=str(root)).run(timeout=10, capture_output=True)
+    thread.join(5)
+    results, buffer = parse_output(result.stdout, 2)
+    assert results[0] >= 3 and results[1] == 16 and buffer.startswith(b"through the fifo")

@@ -74,8 +74,47 @@ def open_path(k, dirfd: int, path_address: int, flags: int, mode: int) -> int:
     host_flags = host_open_flags(k, flags) | os.O_CLOEXEC
     if host_flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC) and host not in HOST_DEVICES:
         k.vfs.check_writable(host)
-    fd = k.vfs.open_confined(host, host_flags, mode & 0o7777 & ~k.vfs.umask)
+    if not host_flags & os.O_NONBLOCK and _is_fifo(host):
+        fd = _open_fifo(k, host, host_flags, mode & 0o7777 & ~k.vfs.umask)
+    else:
+        fd = k.vfs.open_confined(host, host_flags, mode & 0o7777 & ~k.vfs.umask)
     return k.fds.install(OpenFile(fd, guest, cloexec))
+
+
+def _is_fifo(host: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(host).st_mode)
+    except OSError:
+        return False
+
+
+def _open_fifo(k, host: str, flags: int, mode: int) -> int:
+    """Opening a FIFO blocks until its other end is opened: wait in a thread, in slices, so a stop
+    request or --timeout still ends the run; then open the other end ourselves to release it."""
+    import threading
+    outcome: dict = {}
+
+    def opener() -> None:
+        try:
+            outcome["fd"] = k.vfs.open_confined(host, flags, mode)
+        except OSError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=opener, name="bdemu-fifo-open", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(k.wait_slice())
+    except BaseException:
+        release = k.vfs.open_confined(host, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC, 0)
+        thread.join(5)
+        os.close(release)
+        if "fd" in outcome:
+            os.close(outcome["fd"])
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["fd"]
 
 
 def _open_node(k, node, guest: str, flags: int) -> int:
