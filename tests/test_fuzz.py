@@ -29,7 +29,7 @@ from conftest import ROOT, SAMPLES
 
 IN_PROCESS = int(os.environ.get("BDEMU_FUZZ_CASES", "2000"))
 #: ~0.4 s each (an interpreter start): a sample of real commands, on top of the in-process cases.
-SUBPROCESSES = int(os.environ.get("BDEMU_FUZZ_SUBPROCESSES", "120"))
+SUBPROCESSES = int(os.environ.get("BDEMU_FUZZ_SUBPROCESSES", "200"))
 SEEDS = sorted(p for isa in ("x86_64", "aarch64") for p in (SAMPLES / isa).iterdir() if p.is_file())
 LIMITS = ("--max-insns", "20000", "--timeout", "2")
 
