@@ -377,6 +377,8 @@ def sys_socket(k, domain, kind, protocol):
 
 
 AF_UNIX = 1
+#: Guest SOCK_* values -> host socket types; `Arch.variants["socket_types"]` selects MIPS's order.
+SOCKET_TYPES = {"generic": {1: 1, 2: 2, 5: 5}, "mips": {2: 1, 1: 2, 5: 5}}
 
 
 @syscall("int", "int", "int", "ptr")
@@ -385,7 +387,7 @@ def sys_socketpair(k, domain, kind, protocol, address):
     import socket
     if domain != AF_UNIX:
         raise SyscallError(errno.EAFNOSUPPORT)
-    kinds = {1: socket.SOCK_STREAM, 2: socket.SOCK_DGRAM, 5: socket.SOCK_SEQPACKET}
+    kinds = SOCKET_TYPES[k.arch.variants.get("socket_types", "generic")]
     host_kind = kinds.get(kind & 0xF)
     if host_kind is None:
         raise SyscallError(errno.EINVAL)
