@@ -10,6 +10,7 @@ import errno
 import os
 import select
 import sys
+import weakref
 from typing import TYPE_CHECKING, Callable
 
 from unicorn import UcError
@@ -50,6 +51,11 @@ class Kernel:
         self.exe_host_path = ""
         self.warned: set[int] = set()
         self.children: set[int] = set()
+        #: Every process of this guest (the first and its forks) holds this host fd, and no other
+        #: process does: the guest may signal only processes showing it (see process.py).
+        self.marker_fd = os.pipe2(os.O_CLOEXEC)[0]
+        self.marker = os.readlink(f"/proc/self/fd/{self.marker_fd}")
+        weakref.finalize(self, os.close, self.marker_fd)
         self.is_child = False
         self.table: dict[int, tuple[Callable[..., int], int, Handler]] = {}
         for number, name in arch.syscall_numbers.items():
