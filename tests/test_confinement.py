@@ -352,3 +352,13 @@ def test_read_only_without_rootfs_protects_the_host(tmp_path):
     results, _ = parse_output(result.stdout, len(steps))
     assert results[:3] == [-EROFS] * 3 and results[4] == 5 and results[6] == 1
     assert target.read_bytes() == b"keep\n" and not (tmp_path / "new").exists()
+
+
+def test_guest_never_creates_setuid_or_setgid_files(world):
+    root = world / "root"
+    steps = [("open", "/suid", O_WRONLY | O_CREAT, 0o6755), ("chmod", "/inside.txt", 0o4755),
+             ("mkdir", "/sgid-dir", 0o2775), ("open", "/inside.txt", O_RDONLY, 0), ("fchmod", Result(3), 0o6777)]
+    results, _ = _run(world, steps)
+    assert min(results) >= 0, results
+    for name, mode in (("suid", 0o755), ("sgid-dir", 0o755), ("inside.txt", 0o777)):
+        assert (root / name).stat().st_mode & 0o7777 == mode, name

@@ -10,7 +10,7 @@ import termios
 
 from .errors import SyscallError
 from .fds import OpenFile
-from .fs import HOST_DEVICES, VirtualDir, VirtualFile
+from .fs import GUEST_MODE_BITS, HOST_DEVICES, VirtualDir, VirtualFile
 from .registry import syscall
 
 AT_FDCWD = -100
@@ -75,9 +75,9 @@ def open_path(k, dirfd: int, path_address: int, flags: int, mode: int) -> int:
     if host_flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC) and host not in HOST_DEVICES:
         k.vfs.check_writable(host)
     if not host_flags & os.O_NONBLOCK and _is_fifo(host):
-        fd = _open_fifo(k, host, host_flags, mode & 0o7777 & ~k.vfs.umask)
+        fd = _open_fifo(k, host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
     else:
-        fd = k.vfs.open_confined(host, host_flags, mode & 0o7777 & ~k.vfs.umask)
+        fd = k.vfs.open_confined(host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
     return k.fds.install(OpenFile(fd, guest, cloexec))
 
 

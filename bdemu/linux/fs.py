@@ -23,6 +23,9 @@ from typing import Callable, Sequence
 from .errors import SyscallError
 
 MAX_SYMLINKS = 40
+#: Mode bits a guest may set on host files: never set-user-ID or set-group-ID, so an untrusted
+#: guest run by root cannot leave a setuid-root program behind (docs/security.md).
+GUEST_MODE_BITS = 0o1777
 HOST_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full", "/dev/tty")
 
 

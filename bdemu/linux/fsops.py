@@ -9,7 +9,7 @@ import struct
 
 from .errors import SyscallError
 from .files import AT_FDCWD, dir_base
-from .fs import VirtualDir, VirtualFile, VirtualLink
+from .fs import GUEST_MODE_BITS, VirtualDir, VirtualFile, VirtualLink
 from .registry import syscall
 from .structs import dirent64, dirent_type, pack_stat, pack_statx
 
@@ -242,7 +242,7 @@ def sys_rmdir(k, path):
 @syscall("dirfd", "path", "mode")
 def sys_mkdirat(k, dirfd, path, mode):
     with k.vfs.parent_of(_writable(k, dirfd, path)) as (parent, name):
-        os.mkdir(name, mode & 0o7777 & ~k.vfs.umask, dir_fd=parent)
+        os.mkdir(name, mode & GUEST_MODE_BITS & ~k.vfs.umask, dir_fd=parent)
     return 0
 
 
@@ -308,7 +308,7 @@ def sys_umask(k, mask):
 @syscall("dirfd", "path", "mode")
 def sys_fchmodat(k, dirfd, path, mode):
     with k.vfs.magic_path(_writable(k, dirfd, path, True)) as target:
-        os.chmod(target, mode & 0o7777)
+        os.chmod(target, mode & GUEST_MODE_BITS)
     return 0
 
 
@@ -319,7 +319,7 @@ def sys_chmod(k, path, mode):
 
 @syscall("fd", "mode")
 def sys_fchmod(k, fd, mode):
-    os.fchmod(_writable_fd(k, fd), mode & 0o7777)
+    os.fchmod(_writable_fd(k, fd), mode & GUEST_MODE_BITS)
     return 0
 
 
