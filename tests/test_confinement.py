@@ -8,6 +8,7 @@ mtime must stay the same (docs/security.md states the guarantee).
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 import pytest
@@ -362,3 +363,13 @@ def test_guest_never_creates_setuid_or_setgid_files(world):
     assert min(results) >= 0, results
     for name, mode in (("suid", 0o755), ("sgid-dir", 0o755), ("inside.txt", 0o777)):
         assert (root / name).stat().st_mode & 0o7777 == mode, name
+
+
+def test_device_nodes_inside_the_rootfs_are_refused(world):
+    """A rootfs unpacked as root may hold device nodes: they would reach host hardware."""
+    root = world / "root"
+    os.mknod(root / "mem", 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers, harmless
+    (root / "devlink").symlink_to("/mem")
+    steps = [("open", "/mem", O_RDONLY, 0), ("open", "/devlink", O_RDWR, 0), ("open", "/dev/null", O_RDWR, 0)]
+    results, _ = _run(world, steps)
+    assert results[:2] == [-EACCES, -EACCES] and results[2] >= 3

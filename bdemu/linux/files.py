@@ -74,18 +74,22 @@ def open_path(k, dirfd: int, path_address: int, flags: int, mode: int) -> int:
     host_flags = host_open_flags(k, flags) | os.O_CLOEXEC
     if host_flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC) and host not in HOST_DEVICES:
         k.vfs.check_writable(host)
-    if not host_flags & os.O_NONBLOCK and _is_fifo(host):
+    kind = _file_type(host)
+    if k.vfs.rootfs is not None and host not in HOST_DEVICES and (stat.S_ISCHR(kind) or stat.S_ISBLK(kind)):
+        raise SyscallError(errno.EACCES)  # device nodes inside a rootfs would reach host hardware
+    if not host_flags & os.O_NONBLOCK and stat.S_ISFIFO(kind):
         fd = _open_fifo(k, host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
     else:
         fd = k.vfs.open_confined(host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
     return k.fds.install(OpenFile(fd, guest, cloexec))
 
 
-def _is_fifo(host: str) -> bool:
+def _file_type(host: str) -> int:
+    """The S_IFMT bits of what `host` names (0 if nothing does yet)."""
     try:
-        return stat.S_ISFIFO(os.stat(host).st_mode)
+        return stat.S_IFMT(os.stat(host).st_mode)
     except OSError:
-        return False
+        return 0
 
 
 def _open_fifo(k, host: str, flags: int, mode: int) -> int:

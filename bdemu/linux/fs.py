@@ -16,6 +16,7 @@ import ctypes
 import errno
 import os
 import posixpath
+import stat
 import struct
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -248,9 +249,13 @@ class VirtualFS:
         relative = host[len(anchor):].lstrip("/") or "."
         anchor_fd = os.open(anchor, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            return openat2(anchor_fd, relative, flags, mode, RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)
+            fd = openat2(anchor_fd, relative, flags, mode, RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)
         finally:
             os.close(anchor_fd)
+        if not flags & os.O_PATH and stat.S_IFMT(os.fstat(fd).st_mode) in (stat.S_IFCHR, stat.S_IFBLK):
+            os.close(fd)  # a device node swapped in since open_path checked
+            raise SyscallError(errno.EACCES)
+        return fd
 
     @contextlib.contextmanager
     def parent_of(self, host: str):
