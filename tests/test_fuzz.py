@@ -9,7 +9,8 @@ subprocesses. Every run uses --max-insns and --timeout, an empty --rootfs
 and --read-only, so a mutated guest can neither hang nor leave files.
 In-process runs cannot fork (a fork would copy pytest): fork answers EAGAIN
 there, and the subprocess runs, which do fork, get their own session and are
-killed as a group.
+killed as a group. A third test runs assembled guests making random syscalls
+with random arguments.
 """
 from __future__ import annotations
 
@@ -167,3 +168,50 @@ def test_fuzz_subprocesses(jail, tmp_path):
             (tmp_path / "failing-case").write_bytes(data)
             raise
     assert os.listdir(jail) == []
+
+
+SYSCALL_PROGRAMS = int(os.environ.get("BDEMU_FUZZ_SYSCALL_PROGRAMS", "300"))
+#: Calls that would end the program early or act on this (pytest) process itself.
+NOT_FUZZED = {"fork", "vfork", "clone", "clone3", "execve", "execveat", "exit", "exit_group", "kill", "tkill",
+              "tgkill", "setsid", "setpgid", "pause", "rt_sigsuspend"}
+
+
+def _random_argument(rng: random.Random):
+    from guestasm import BUFFER
+    choice = rng.random()
+    if choice < 0.3:
+        return rng.choice([0, 1, 2, 3, 4, -1, -100, 4096, 0x7FFFFFFF])
+    if choice < 0.5:
+        return BUFFER
+    if choice < 0.6:
+        return rng.choice([b"/file", b"/sub", b"..", b"/", b"/proc/self/maps", b"/dev/zero", b"/sys"])
+    if choice < 0.8:
+        return rng.randrange(0, 1 << 64) - (1 << 63)
+    return rng.randrange(0, 1 << 20)
+
+
+def test_syscall_fuzz_in_process(tmp_path):
+    """Random supported and unsupported syscalls with random arguments (huge values, bad
+    pointers, odd paths): every run ends as a guest run does, never with an exception out of
+    `run` or a 125, and nothing in the read-only rootfs changes."""
+    from bdemu import Emulator
+    from bdemu.cpu import by_name
+    from guestasm import syscall_program
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "file").write_bytes(b"x" * 100)
+    before = sorted((str(p), p.stat().st_mode, p.stat().st_mtime_ns) for p in root.rglob("*"))
+    table = by_name("x86_64").syscall_numbers
+    numbers = sorted(n for n, name in table.items() if name not in NOT_FUZZED)
+    rng = random.Random(4242)
+    guest = tmp_path / "calls"
+    for case in range(SYSCALL_PROGRAMS):
+        steps = [(rng.choice(numbers), *[_random_argument(rng) for _ in range(6)]) for _ in range(30)]
+        guest.write_bytes(syscall_program(steps))
+        guest.chmod(0o755)
+        emu = Emulator(str(guest), rootfs=str(root), read_only=True)
+        emu.warn = lambda message: None  # unsupported syscalls: ENOSYS, as documented
+        result = emu.run(capture_output=True, input=b"", max_insns=100_000, timeout=0.5)
+        assert result.exit_code != 125, (case, result.message, [table.get(s[0]) for s in steps])
+    after = sorted((str(p), p.stat().st_mode, p.stat().st_mtime_ns) for p in root.rglob("*"))
+    assert after == before

@@ -184,6 +184,8 @@ class Kernel:
             return -error.code
         except OSError as error:
             return self.host_error(error)
+        except (OverflowError, ValueError):  # a guest value out of the host call's range
+            return -errno.EINVAL
 
     def host_error(self, error: OSError) -> int:
         """A host call failed: -errno for the guest; a broken pipe also raises SIGPIPE, as Linux does."""

@@ -226,7 +226,8 @@ def sys_getsid(k, pid):
 
 @syscall()
 def sys_setsid(k):
-    return os.setsid()
+    os.setsid()
+    return os.getpid()  # the new session's id
 
 
 @syscall("int", "ptr")
