@@ -23,13 +23,13 @@ from . import loaders
 from .cpu import Arch
 from .errors import GuestNotFound, NotExecutable, PluginError, RunStopped, UsageError
 from .hooks import HookBus, Plugin
-from .linux.errors import ExecRequest, GuestExit, GuestSignal, SyscallError
+from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun, SyscallError
 from .linux.fs import VirtualFile, VirtualFS
 from .linux.kernel import Kernel
-from .memory import PROT_READ, PROT_WRITE, AddressSpace, page_down
+from .memory import PROT_READ, PROT_WRITE, AddressSpace, OutOfMemory, page_down
 from .regs import INTERRUPT_HOOK, SYSCALL_INSN_HOOK, RegisterFile, add_raw_hook
 
-SIGNAL_NAMES = {4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
+SIGNAL_NAMES = {2: "SIGINT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
                 11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
 _FAULT_ERRORS = {
     unicorn.UC_ERR_READ_UNMAPPED: (11, "read of unmapped memory"),
@@ -45,8 +45,8 @@ _FAULT_ERRORS = {
     unicorn.UC_ERR_EXCEPTION: (4, "unhandled CPU exception"),
 }
 _ACCESS_NAMES = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
-                 unicorn.UC_MEM_FETCH_UNMAPPED: "fetch", unicorn.UC_MEM_READ_PROT: "read",
-                 unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "fetch"}
+                 unicorn.UC_MEM_FETCH_UNMAPPED: "exec", unicorn.UC_MEM_READ_PROT: "read",
+                 unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "exec"}
 
 
 @dataclass
@@ -63,13 +63,30 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _parse_mounts(specs: Sequence[str], rootfs: str | None) -> list:
+    """`HOST:GUEST[:ro]` strings -> Mounts; a bad spec is a usage error."""
+    from .linux.fs import parse_mount
+    if specs and rootfs is None:
+        raise UsageError("--mount needs --rootfs")
+    try:
+        return [parse_mount(spec) for spec in specs]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 class Emulator:
-    """One guest program on one Unicorn engine."""
+    """One guest program on one Unicorn engine.
+
+    `rootfs` confines every guest path; `mounts` (`HOST:GUEST[:ro]`) bind host
+    directories into it; `read_only` makes every guest write to a host file or
+    directory fail with EROFS (docs/security.md).
+    """
 
     def __init__(self, path: str, argv: Sequence[str | bytes] | None = None,
                  env: Mapping[str, str] | None = None, rootfs: str | None = None,
                  backdoor_pages: int = 1, cwd: str | None = None, strict: bool = False,
-                 backdoor_path: str | None = None, max_memory: int | None = None) -> None:
+                 backdoor_path: str | None = None, max_memory: int | None = None,
+                 read_only: bool = False, mounts: Sequence[str] = ()) -> None:
         if not 1 <= backdoor_pages <= 65536:
             raise UsageError(f"--backdoor-pages must be between 1 and 65536, not {backdoor_pages}")
         if rootfs is not None and not os.path.isdir(rootfs):
@@ -90,6 +107,7 @@ class Emulator:
         self._warnings: list[str] = []
         self._stop_reason: str | None = None
         self._stop_signal: int | None = None
+        self._deadline: float | None = None  # time.monotonic() value of --timeout
         self._fault: tuple[str, int] | None = None
         self.uc = Uc(self.arch.uc_arch, self.arch.uc_mode)
         if self.arch.cpu_model is not None:
@@ -97,7 +115,8 @@ class Emulator:
         self.regs = RegisterFile(self.uc, self.arch)
         self.memory = AddressSpace(self.uc, self.arch.mmap_top, max_memory)
         guest_cwd = os.path.abspath(cwd) if cwd else os.getcwd()
-        self.vfs = VirtualFS(rootfs, guest_cwd if rootfs is None else "/")
+        self.vfs = VirtualFS(rootfs, guest_cwd if rootfs is None else "/",
+                             _parse_mounts(mounts, rootfs), read_only)
         if rootfs is not None and cwd:
             self.vfs.cwd = self.vfs.absolute(cwd)
         self.kernel = Kernel(self, self.arch, self.vfs, strict)
@@ -177,6 +196,11 @@ class Emulator:
             result = -result if failed else result
         self.regs.set_reg(abi.result, result)
 
+    def check_stop(self) -> None:
+        """Raise StopRun if the host asked to stop or the timeout passed (for blocking syscalls)."""
+        if self._stop_signal or (self._deadline is not None and time.monotonic() >= self._deadline):
+            raise StopRun()
+
     def open_flag_values(self) -> Mapping[str, int]:
         """The guest's `O_*` flag values by name (they differ between ISAs), for decoding."""
         from .linux.files import open_flags
@@ -210,12 +234,19 @@ class Emulator:
             self.kernel.fds.close_all()
             if captured:
                 result.stdout, result.stderr = (self._drain(f) for f in captured)
+        failures: list[RunStopped] = []
         try:
             from .hookinstall import drain_plugin_hooks
             drain_plugin_hooks(self)
-            self.hooks.call("on_exit", self, result)
         except RunStopped as error:
-            result.exit_code, result.reason, result.message = 125, "error", str(error)
+            failures.append(error)
+        for method in self.hooks.methods("on_exit"):  # each runs, even after another one raised
+            try:
+                self.hooks.guarded(method, "on_exit", self, result)
+            except RunStopped as error:
+                failures.append(error)
+        if failures:
+            result.exit_code, result.reason, result.message = 125, "error", str(failures[0])
         return result
 
     # -- loading -----------------------------------------------------------------------------------
@@ -279,6 +310,8 @@ class Emulator:
                 entry, interp_base = interp.entry, interp.base
         except (SyscallError, OSError) as error:
             raise NotExecutable(f"{host_path}: cannot load: {error}") from None
+        except OutOfMemory:
+            raise NotExecutable(f"{host_path}: cannot load: not enough memory for its segments") from None
         self.memory.set_brk_start(main.end)
         stack_low = arch.stack_top - arch.stack_size
         self.memory.map(stack_low, arch.stack_size, PROT_READ | PROT_WRITE, "[stack]")
@@ -423,7 +456,7 @@ class Emulator:
 
     # -- the run loop ------------------------------------------------------------------------------
     def _loop(self, max_insns: int | None, timeout: float | None) -> RunResult:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self._deadline = None if timeout is None else time.monotonic() + timeout
         until = self.arch.word_mask if self.arch.run_until is None else self.arch.run_until
         unlimited_count = 1 << 62 if self.arch.always_count_insns else 0
         while True:
@@ -449,6 +482,8 @@ class Emulator:
             except ExecRequest as request:
                 self._exec(request)
                 continue
+            except StopRun:
+                pass
             except RunStopped as error:
                 return RunResult(125, "error", message=str(error), pc=self._safe_pc())
             except UcError as error:
@@ -456,7 +491,7 @@ class Emulator:
                 detail = what
                 if self._fault is not None:
                     access, address = self._fault
-                    detail = f"{what} ({access} at {address:#x})"
+                    detail = f"{what} at {address:#x} ({access})"
                 return self._signal_result(signal, detail)
             except KeyboardInterrupt:
                 return RunResult(130, "signal", signal=2, message="interrupted", pc=self._safe_pc())
@@ -474,7 +509,8 @@ class Emulator:
                     from .hookinstall import remove_plugin_hooks
                     remove_plugin_hooks(self)
                 continue
-            what = "instruction limit" if max_insns else "timeout"
+            timed_out = deadline is not None and time.monotonic() >= deadline
+            what = "timeout" if timed_out or not max_insns else "instruction limit"
             return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
 
     def _emu_start(self, begin: int, until: int, timeout_us: int, count: int) -> None:
@@ -502,7 +538,17 @@ class Emulator:
         name = SIGNAL_NAMES.get(signal, f"signal {signal}")
         pc = self._safe_pc()
         return RunResult(128 + signal, "signal", signal=signal,
-                         message=f"guest killed by {name} at pc {pc:#x}: {detail}", pc=pc)
+                         message=f"guest killed by {name} at pc {pc:#x}{self._symbol_of(pc)}: {detail}", pc=pc)
+
+    def _symbol_of(self, address: int) -> str:
+        """` (name+0x12)` for an address inside a loaded module with symbols, else ""."""
+        from .loaders.symbols import nearest_symbol
+        for module in self.modules:
+            if module.start <= address < module.end:
+                found = nearest_symbol(module.image.path, address - module.base)
+                if found:
+                    return f" ({found[0]}+{found[1]:#x})"
+        return ""
 
     def _safe_pc(self) -> int:
         try:

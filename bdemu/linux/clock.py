@@ -70,8 +70,10 @@ def sys_time(k, address):
     return now
 
 
-def _sleep(nanoseconds: int) -> None:
-    time.sleep(min(nanoseconds / 1e9, MAX_SLEEP))
+def _sleep(k, nanoseconds: int) -> None:
+    end = time.monotonic() + min(nanoseconds / 1e9, MAX_SLEEP)
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(k.wait_slice(left))
 
 
 read_timespec_ns, sleep_ns = _read_timespec, _sleep
@@ -79,7 +81,7 @@ read_timespec_ns, sleep_ns = _read_timespec, _sleep
 
 @syscall("ptr", "ptr")
 def sys_nanosleep(k, request, remain):
-    _sleep(_read_timespec(k, request, k.word))
+    _sleep(k, _read_timespec(k, request, k.word))
     return 0
 
 
@@ -88,7 +90,7 @@ def sys_clock_nanosleep(k, clock, flags, request, remain):
     wanted = _read_timespec(k, request, k.word)
     if flags & TIMER_ABSTIME:
         wanted = max(0, wanted - _clock_ns(clock))
-    _sleep(wanted)
+    _sleep(k, wanted)
     return 0
 
 
@@ -97,7 +99,7 @@ def sys_clock_nanosleep_time64(k, clock, flags, request, remain):
     wanted = _read_timespec(k, request, 8)
     if flags & TIMER_ABSTIME:
         wanted = max(0, wanted - _clock_ns(clock))
-    _sleep(wanted)
+    _sleep(k, wanted)
     return 0
 
 
@@ -111,6 +113,6 @@ def sys_times(k, address):
 
 @syscall("buf_out", "size", "hex")
 def sys_getrandom(k, address, length, flags):
-    length = min(length, 1 << 25)
+    length = k.io_size(address, length, 1 << 25)
     k.write(address, os.urandom(length))
     return length

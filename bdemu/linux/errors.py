@@ -29,6 +29,10 @@ class GuestSignal(Exception):
         self.detail = detail
 
 
+class StopRun(Exception):
+    """A blocking syscall noticed a host stop request or the --timeout deadline: end the run."""
+
+
 class ExecRequest(Exception):
     """execve succeeded its checks: the run loop replaces the image."""
 

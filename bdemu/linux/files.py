@@ -11,12 +11,13 @@ import termios
 
 from .errors import SyscallError
 from .fds import OpenFile
-from .fs import VirtualDir, VirtualFile
+from .fs import GUEST_MODE_BITS, HOST_DEVICES, VirtualDir, VirtualFile
 from .registry import syscall
 
 AT_FDCWD = -100
 IOV_MAX = 1024
 MAX_IO = 1 << 28
+SENDFILE_CHUNK = 1 << 20
 
 #: Linux open(2) flag values shared by most ISAs; `Arch.variants["open_flags"]` selects others.
 GENERIC_OPEN_FLAGS = {
@@ -72,15 +73,61 @@ def open_path(k, dirfd: int, path_address: int, flags: int, mode: int) -> int:
     if node is not None:
         return k.fds.install(OpenFile(_open_node(k, node, guest, flags), guest, cloexec, node))
     host_flags = host_open_flags(k, flags) | os.O_CLOEXEC
-    fd = os.open(host, host_flags, mode & 0o7777 & ~k.vfs.umask)
+    if host_flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC) and host not in HOST_DEVICES:
+        k.vfs.check_writable(host)
+    kind = _file_type(host)
+    if k.vfs.rootfs is not None and host not in HOST_DEVICES and (stat.S_ISCHR(kind) or stat.S_ISBLK(kind)):
+        raise SyscallError(errno.EACCES)  # device nodes inside a rootfs would reach host hardware
+    if not host_flags & os.O_NONBLOCK and stat.S_ISFIFO(kind):
+        fd = _open_fifo(k, host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
+    else:
+        fd = k.vfs.open_confined(host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
     return k.fds.install(OpenFile(fd, guest, cloexec))
+
+
+def _file_type(host: str) -> int:
+    """The S_IFMT bits of what `host` names (0 if nothing does yet)."""
+    try:
+        return stat.S_IFMT(os.stat(host).st_mode)
+    except OSError:
+        return 0
+
+
+def _open_fifo(k, host: str, flags: int, mode: int) -> int:
+    """Opening a FIFO blocks until its other end is opened: wait in a thread, in slices, so a stop
+    request or --timeout still ends the run; then open the other end ourselves to release it."""
+    import threading
+    outcome: dict = {}
+
+    def opener() -> None:
+        try:
+            outcome["fd"] = k.vfs.open_confined(host, flags, mode)
+        except OSError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=opener, name="bdemu-fifo-open", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(k.wait_slice())
+    except BaseException:
+        release = k.vfs.open_confined(host, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC, 0)
+        thread.join(5)
+        os.close(release)
+        if "fd" in outcome:
+            os.close(outcome["fd"])
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["fd"]
 
 
 def _open_node(k, node, guest: str, flags: int) -> int:
     if isinstance(node, VirtualDir):
         if flags & 3:
             raise SyscallError(errno.EISDIR)
-        return os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # O_PATH: fchmod/fchown on this fd cannot reach the host's `/`.
+        return os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     if isinstance(node, VirtualFile):
         fd = os.memfd_create("bdemu" + guest.replace("/", "-"), os.MFD_CLOEXEC)
         os.write(fd, node.content())
@@ -130,7 +177,9 @@ def sys_close_range(k, first, last, flags):
 
 @syscall("fd", "buf_out", "size")
 def sys_read(k, fd, buf, count):
-    data = os.read(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO))
+    host_fd = k.fds.get(k.signed32(fd)).host_fd
+    k.wait_readable(host_fd)
+    data = os.read(host_fd, k.io_size(buf, count, MAX_IO))
     k.write(buf, data)
     return len(data)
 
@@ -143,7 +192,7 @@ def sys_write(k, fd, buf, count):
 
 @syscall("fd", "buf_out", "size", "off64")
 def sys_pread64(k, fd, buf, count, offset):
-    data = os.pread(k.fds.get(k.signed32(fd)).host_fd, min(count, MAX_IO), offset)
+    data = os.pread(k.fds.get(k.signed32(fd)).host_fd, k.io_size(buf, count, MAX_IO), offset)
     k.write(buf, data)
     return len(data)
 
@@ -168,7 +217,7 @@ def sys_readv(k, fd, iov, count):
     for base, length in _iovecs(k, iov, count):
         if not length:
             continue
-        data = os.read(file.host_fd, min(length, MAX_IO))
+        data = os.read(file.host_fd, k.io_size(base, length, MAX_IO))
         k.write(base, data)
         total += len(data)
         if len(data) < length:
@@ -179,7 +228,14 @@ def sys_readv(k, fd, iov, count):
 @syscall("fd", "iov", "int")
 def sys_writev(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
-    data = b"".join(k.read(base, min(length, MAX_IO)) for base, length in _iovecs(k, iov, count))
+    pieces, total = [], 0
+    for base, length in _iovecs(k, iov, count):  # at most MAX_IO in all: a short write, as Linux may
+        piece = k.read(base, min(length, MAX_IO - total))
+        pieces.append(piece)
+        total += len(piece)
+        if total >= MAX_IO:
+            break
+    data = b"".join(pieces)
     return os.write(file.host_fd, data) if data else 0
 
 
@@ -333,7 +389,7 @@ def sys_sendfile(k, out_fd, in_fd, offset_address, count):
 def _sendfile(k, out_fd: int, in_fd: int, offset_address: int, count: int, offset_size: int) -> int:
     source = k.fds.get(k.signed32(in_fd))
     target = k.fds.get(k.signed32(out_fd))
-    count = min(count, MAX_IO)
+    count = min(count, SENDFILE_CHUNK)  # a short count is legal; the copy passes through bdemu
     if offset_address:
         offset = int.from_bytes(k.read(offset_address, offset_size), k.byteorder)
         data = os.pread(source.host_fd, count, offset)
@@ -345,13 +401,18 @@ def _sendfile(k, out_fd: int, in_fd: int, offset_address: int, count: int, offse
 
 @syscall("fd", "off")
 def sys_ftruncate(k, fd, length):
-    os.ftruncate(k.fds.get(k.signed32(fd)).host_fd, k.signed(length))
-    return 0
+    return _ftruncate(k, fd, k.signed(length))
 
 
 @syscall("fd", "off64")
 def sys_ftruncate64(k, fd, length):
-    os.ftruncate(k.fds.get(k.signed32(fd)).host_fd, length)
+    return _ftruncate(k, fd, length)
+
+
+def _ftruncate(k, fd: int, length: int) -> int:
+    host_fd = k.fds.get(k.signed32(fd)).host_fd
+    k.vfs.check_writable_fd(host_fd)
+    os.ftruncate(host_fd, length)
     return 0
 
 
@@ -380,6 +441,7 @@ def sys_fsync(k, fd):
 
 @syscall("int", "int", "int")
 def sys_socket(k, domain, kind, protocol):
+    """Sockets reach the network or other host processes: refused (docs/security.md)."""
     raise SyscallError(errno.EACCES)
 
 
@@ -409,4 +471,26 @@ def _socket_name(k, fd: int, address: int, length: int, host_call) -> int:
         raise SyscallError(ctypes.get_errno() or errno.EINVAL)
     k.write(address, buffer.raw[:min(room, size.value)])
     k.write_int(length, size.value)
+    return 0
+
+
+AF_UNIX = 1
+#: Guest SOCK_* values -> host socket types; `Arch.variants["socket_types"]` selects MIPS's order.
+SOCKET_TYPES = {"generic": {1: 1, 2: 2, 5: 5}, "mips": {2: 1, 1: 2, 5: 5}}
+
+
+@syscall("int", "int", "int", "ptr")
+def sys_socketpair(k, domain, kind, protocol, address):
+    """A connected AF_UNIX pair reaches nothing outside the guest, so it is allowed."""
+    import socket
+    if domain != AF_UNIX:
+        raise SyscallError(errno.EAFNOSUPPORT)
+    kinds = SOCKET_TYPES[k.arch.variants.get("socket_types", "generic")]
+    host_kind = kinds.get(kind & 0xF)
+    if host_kind is None:
+        raise SyscallError(errno.EINVAL)
+    first, second = socket.socketpair(socket.AF_UNIX, host_kind)
+    cloexec = bool(kind & open_flags(k)["O_CLOEXEC"])
+    fds = [k.fds.install(OpenFile(end.detach(), "socket:", cloexec)) for end in (first, second)]
+    k.write(address, b"".join(fd.to_bytes(4, k.byteorder) for fd in fds))
     return 0

@@ -4,19 +4,29 @@ Without `--rootfs` the guest sees the host filesystem with the user's rights,
 as under qemu-user. With `--rootfs DIR` every path is resolved component by
 component inside DIR, symlinks included, so no `..` or link leads out of it.
 Virtual nodes (`/proc/self/exe`, `/proc/self/maps`, sysfs entries of devices)
-are answered by bdemu and never touch the host.
+are answered by bdemu and never touch the host. `Mount`s bind host
+directories into the confined tree; `read_only` (or a `:ro` mount) makes every
+write that would reach the host fail with EROFS. docs/security.md states the
+guarantee and its limits.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import os
 import posixpath
+import stat
+import struct
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 from .errors import SyscallError
 
 MAX_SYMLINKS = 40
+#: Mode bits a guest may set on host files: never set-user-ID or set-group-ID, so an untrusted
+#: guest run by root cannot leave a setuid-root program behind (docs/security.md).
+GUEST_MODE_BITS = 0o1777
 HOST_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full", "/dev/tty")
 
 
@@ -41,14 +51,44 @@ class VirtualLink:
 Node = VirtualFile | VirtualDir | VirtualLink
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A host directory bound at `guest` (an absolute, normalised guest path)."""
+
+    host: str
+    guest: str
+    read_only: bool = False
+
+
+def parse_mount(spec: str) -> Mount:
+    """`HOST:GUEST[:ro]` -> Mount; raises ValueError with a reason for a bad spec."""
+    parts = spec.split(":")
+    read_only = len(parts) == 3 and parts[2] == "ro"
+    if len(parts) not in (2, 3) or (len(parts) == 3 and not read_only):
+        raise ValueError(f"--mount expects HOST:GUEST[:ro], not {spec!r}")
+    host, guest = parts[0], parts[1]
+    if not host or not os.path.isdir(host):
+        raise ValueError(f"--mount {spec!r}: {host!r} is not a directory")
+    if not guest.startswith("/"):
+        raise ValueError(f"--mount {spec!r}: the guest path must be absolute")
+    guest = "/" + posixpath.normpath(guest).lstrip("/")
+    return Mount(os.path.realpath(host), guest.rstrip("/") or "/", read_only)
+
+
 class VirtualFS:
     """Resolves guest paths to host paths or virtual nodes; owns the guest's cwd."""
 
-    def __init__(self, rootfs: str | None, cwd: str) -> None:
+    def __init__(self, rootfs: str | None, cwd: str, mounts: Sequence[Mount] = (),
+                 read_only: bool = False) -> None:
         self.rootfs = os.path.realpath(rootfs) if rootfs else None
         self.cwd = cwd
         self._nodes: dict[str, Node] = {}
         self.umask = 0o022
+        self.read_only = read_only
+        #: Longest guest prefix first, so the deepest mount wins.
+        self.mounts = sorted(mounts, key=lambda m: -len(m.guest))
+        if self.mounts and self.rootfs is None:
+            raise ValueError("--mount needs --rootfs")
 
     # -- virtual nodes -------------------------------------------------------------------
     def add_node(self, path: str, node: Node) -> None:
@@ -112,6 +152,9 @@ class VirtualFS:
         """Map a host path back into the guest's namespace (for getcwd, readlink)."""
         if self.rootfs is None:
             return host
+        for mount in self.mounts:
+            if host == mount.host or host.startswith(mount.host + "/"):
+                return mount.guest.rstrip("/") + host[len(mount.host):] or "/"
         if host == self.rootfs:
             return "/"
         if host.startswith(self.rootfs + "/"):
@@ -126,9 +169,22 @@ class VirtualFS:
             return "/proc/self" + guest[len("/proc/thread-self"):]
         return guest
 
+    def _host_of(self, components: list[str]) -> str:
+        """Host path of a guest path already free of `.`, `..` and links (mounts applied)."""
+        guest = "/" + "/".join(components)
+        for mount in self.mounts:
+            if guest == mount.guest or guest.startswith(mount.guest.rstrip("/") + "/"):
+                rest = guest[len(mount.guest):].lstrip("/")
+                return mount.host + ("/" + rest if rest else "")
+        return self.rootfs + (guest if components else "")
+
     def _confined(self, guest: str, follow_last: bool) -> str:
-        """Resolve `guest` inside the rootfs, following symlinks as the kernel would but never above it."""
-        root = self.rootfs
+        """Resolve `guest` inside the rootfs, following symlinks as the kernel would but never above it.
+
+        Each component is checked with lstat; a link's target is read and resolved again from
+        the guest's `/` (absolute) or its parent (relative), so neither `..` nor a link can
+        climb out. More than MAX_SYMLINKS links fail with ELOOP, as on Linux.
+        """
         resolved: list[str] = []
         pending = [c for c in guest.split("/") if c]
         pending.reverse()
@@ -141,7 +197,7 @@ class VirtualFS:
                 if resolved:
                     resolved.pop()
                 continue
-            candidate = root + "/" + "/".join(resolved + [component])
+            candidate = self._host_of(resolved + [component])
             if (pending or follow_last) and os.path.islink(candidate):
                 links += 1
                 if links > MAX_SYMLINKS:
@@ -152,4 +208,96 @@ class VirtualFS:
                 pending.extend(reversed([c for c in target.split("/") if c]))
                 continue
             resolved.append(component)
-        return root + ("/" + "/".join(resolved) if resolved else "")
+        return self._host_of(resolved)
+
+    # -- writes ---------------------------------------------------------------------------------
+    def check_writable(self, host: str) -> None:
+        """EROFS unless a guest write to `host` is allowed (`--read-only`, `:ro` mounts)."""
+        if self.read_only:
+            raise SyscallError(errno.EROFS)
+        for mount in self.mounts:
+            if mount.read_only and (host == mount.host or host.startswith(mount.host + "/")):
+                raise SyscallError(errno.EROFS)
+
+    def check_removable(self, host: str) -> None:
+        """The rootfs and mount points themselves cannot be removed or renamed (EBUSY)."""
+        if self.rootfs is not None and (host == self.rootfs or any(host == m.host for m in self.mounts)):
+            raise SyscallError(errno.EBUSY)
+
+    def check_writable_fd(self, host_fd: int) -> None:
+        """`check_writable` for an fd's file; pipes and sockets are not the host's files."""
+        if not (self.read_only or self.mounts):
+            return
+        try:
+            target = os.readlink(f"/proc/self/fd/{host_fd}")
+        except OSError:
+            raise SyscallError(errno.EBADF) from None
+        if target.startswith("/"):
+            self.check_writable(target)
+
+    def _anchor(self, host: str) -> str:
+        """The rootfs or mount directory `host` (a path made by `resolve`) lies in."""
+        return next((m.host for m in self.mounts if host == m.host or host.startswith(m.host + "/")),
+                    self.rootfs)
+
+    def open_confined(self, host: str, flags: int, mode: int) -> int:
+        """Open a host path made by `resolve`: with a rootfs, the kernel re-checks that no link
+        (swapped in since resolution) and no `..` is crossed (openat2 RESOLVE_NO_SYMLINKS)."""
+        if self.rootfs is None or host in HOST_DEVICES:
+            return os.open(host, flags, mode)
+        anchor = self._anchor(host)
+        relative = host[len(anchor):].lstrip("/") or "."
+        anchor_fd = os.open(anchor, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = openat2(anchor_fd, relative, flags, mode, RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)
+        finally:
+            os.close(anchor_fd)
+        if not flags & os.O_PATH and stat.S_IFMT(os.fstat(fd).st_mode) in (stat.S_IFCHR, stat.S_IFBLK):
+            os.close(fd)  # a device node swapped in since open_path checked
+            raise SyscallError(errno.EACCES)
+        return fd
+
+    @contextlib.contextmanager
+    def parent_of(self, host: str):
+        """(directory fd or None, name) to act on `host` with `dir_fd=` calls: the parent is
+        opened like `open_confined`, so a link swapped into the path is never followed."""
+        anchor = None if self.rootfs is None or host in HOST_DEVICES else self._anchor(host)
+        if anchor is None or host == anchor:
+            yield None, host
+            return
+        parent, name = posixpath.split(host)
+        fd = self.open_confined(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0)
+        try:
+            yield fd, name
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def magic_path(self, host: str):
+        """A `/proc/self/fd/N` path naming the file at `host` itself (opened like `open_confined`),
+        for calls that follow the last link (chmod, chown, utimes) without a race."""
+        if self.rootfs is None or host in HOST_DEVICES:
+            yield host
+            return
+        fd = self.open_confined(host, os.O_PATH | os.O_CLOEXEC, 0)
+        try:
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+
+
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 1, 2, 4, 8
+_SYS_OPENAT2 = 437  # the same number on every Linux ISA
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
+    """openat2(2), falling back to openat with O_NOFOLLOW on kernels (or seccomp filters) without it."""
+    how = struct.pack("QQQ", flags, mode if flags & (os.O_CREAT | os.O_TMPFILE) else 0, resolve)
+    fd = _LIBC.syscall(_SYS_OPENAT2, dirfd, os.fsencode(path), how, len(how))
+    if fd >= 0:
+        return fd
+    code = ctypes.get_errno()
+    if code not in (errno.ENOSYS, errno.EPERM):
+        raise OSError(code, os.strerror(code), path)
+    return os.open(path, flags | os.O_NOFOLLOW, mode, dir_fd=dirfd)

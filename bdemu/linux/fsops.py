@@ -10,7 +10,7 @@ import time
 
 from .errors import SyscallError
 from .files import AT_FDCWD, dir_base
-from .fs import VirtualDir, VirtualFile, VirtualLink
+from .fs import GUEST_MODE_BITS, VirtualDir, VirtualFile, VirtualLink
 from .registry import syscall
 from .structs import dirent64, dirent_type, pack_stat, pack_statx
 
@@ -203,42 +203,63 @@ def _host(k, dirfd: int, path_address: int, follow: bool = False) -> str:
     return k.vfs.host_path(k.read_path(path_address), dir_base(k, dirfd), follow)
 
 
+def _writable(k, dirfd: int, path_address: int, follow: bool = False) -> str:
+    """The host path of a file the guest changes: EROFS under `--read-only` or a `:ro` mount."""
+    host = _host(k, dirfd, path_address, follow)
+    k.vfs.check_writable(host)
+    return host
+
+
+def _removable(k, dirfd: int, path_address: int) -> str:
+    """Like `_writable`, and never the rootfs or a mount point itself (EBUSY)."""
+    host = _writable(k, dirfd, path_address)
+    k.vfs.check_removable(host)
+    return host
+
+
+def _writable_fd(k, fd: int) -> int:
+    host_fd = k.fds.get(k.signed32(fd)).host_fd
+    k.vfs.check_writable_fd(host_fd)
+    return host_fd
+
+
 @syscall("dirfd", "path", "hex")
 def sys_unlinkat(k, dirfd, path, flags):
-    host = _host(k, dirfd, path)
-    (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(host)
+    with k.vfs.parent_of(_removable(k, dirfd, path)) as (parent, name):
+        (os.rmdir if flags & AT_REMOVEDIR else os.unlink)(name, dir_fd=parent)
     return 0
 
 
 @syscall("path")
 def sys_unlink(k, path):
-    os.unlink(_host(k, AT_FDCWD, path))
-    return 0
+    return sys_unlinkat(k, AT_FDCWD, path, 0)
 
 
 @syscall("path")
 def sys_rmdir(k, path):
-    os.rmdir(_host(k, AT_FDCWD, path))
-    return 0
+    return sys_unlinkat(k, AT_FDCWD, path, AT_REMOVEDIR)
 
 
 @syscall("dirfd", "path", "mode")
 def sys_mkdirat(k, dirfd, path, mode):
-    os.mkdir(_host(k, dirfd, path), mode & 0o7777 & ~k.vfs.umask)
+    with k.vfs.parent_of(_writable(k, dirfd, path)) as (parent, name):
+        os.mkdir(name, mode & GUEST_MODE_BITS & ~k.vfs.umask, dir_fd=parent)
     return 0
 
 
 @syscall("path", "mode")
 def sys_mkdir(k, path, mode):
-    os.mkdir(_host(k, AT_FDCWD, path), mode & 0o7777 & ~k.vfs.umask)
-    return 0
+    return sys_mkdirat(k, AT_FDCWD, path, mode)
 
 
 @syscall("dirfd", "path", "dirfd", "path", "hex")
 def sys_renameat2(k, olddir, old, newdir, new, flags):
-    if flags & 1 and os.path.lexists(_host(k, newdir, new)):  # RENAME_NOREPLACE
+    source, target = _removable(k, olddir, old), _removable(k, newdir, new)
+    if flags & 1 and os.path.lexists(target):  # RENAME_NOREPLACE
         raise SyscallError(errno.EEXIST)
-    os.rename(_host(k, olddir, old), _host(k, newdir, new))
+    with k.vfs.parent_of(source) as (source_dir, source_name), \
+            k.vfs.parent_of(target) as (target_dir, target_name):
+        os.rename(source_name, target_name, src_dir_fd=source_dir, dst_dir_fd=target_dir)
     return 0
 
 
@@ -254,7 +275,9 @@ def sys_rename(k, old, new):
 
 @syscall("path", "dirfd", "path")
 def sys_symlinkat(k, target, dirfd, path):
-    os.symlink(k.read_path(target), _host(k, dirfd, path))
+    text = k.read_path(target)
+    with k.vfs.parent_of(_writable(k, dirfd, path)) as (parent, name):
+        os.symlink(text, name, dir_fd=parent)
     return 0
 
 
@@ -265,8 +288,10 @@ def sys_symlink(k, target, path):
 
 @syscall("dirfd", "path", "dirfd", "path", "hex")
 def sys_linkat(k, olddir, old, newdir, new, flags):
-    os.link(_host(k, olddir, old, bool(flags & AT_SYMLINK_FOLLOW)), _host(k, newdir, new),
-            follow_symlinks=False)
+    source, target = _writable(k, olddir, old, bool(flags & AT_SYMLINK_FOLLOW)), _writable(k, newdir, new)
+    with k.vfs.parent_of(source) as (source_dir, source_name), \
+            k.vfs.parent_of(target) as (target_dir, target_name):
+        os.link(source_name, target_name, src_dir_fd=source_dir, dst_dir_fd=target_dir, follow_symlinks=False)
     return 0
 
 
@@ -283,7 +308,8 @@ def sys_umask(k, mask):
 
 @syscall("dirfd", "path", "mode")
 def sys_fchmodat(k, dirfd, path, mode):
-    os.chmod(_host(k, dirfd, path, True), mode & 0o7777)
+    with k.vfs.magic_path(_writable(k, dirfd, path, True)) as target:
+        os.chmod(target, mode & GUEST_MODE_BITS)
     return 0
 
 
@@ -294,14 +320,20 @@ def sys_chmod(k, path, mode):
 
 @syscall("fd", "mode")
 def sys_fchmod(k, fd, mode):
-    os.fchmod(k.fds.get(k.signed32(fd)).host_fd, mode & 0o7777)
+    os.fchmod(_writable_fd(k, fd), mode & GUEST_MODE_BITS)
     return 0
 
 
 @syscall("dirfd", "path", "int", "int", "hex")
 def sys_fchownat(k, dirfd, path, uid, gid, flags):
-    os.chown(_host(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW), k.signed32(uid), k.signed32(gid),
-             follow_symlinks=not flags & AT_SYMLINK_NOFOLLOW)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    host = _writable(k, dirfd, path, follow)
+    if follow:
+        with k.vfs.magic_path(host) as target:
+            os.chown(target, k.signed32(uid), k.signed32(gid))
+    else:
+        with k.vfs.parent_of(host) as (parent, name):
+            os.chown(name, k.signed32(uid), k.signed32(gid), dir_fd=parent, follow_symlinks=False)
     return 0
 
 
@@ -317,19 +349,26 @@ def sys_lchown(k, path, uid, gid):
 
 @syscall("fd", "int", "int", names=("fchown32",))
 def sys_fchown(k, fd, uid, gid):
-    os.fchown(k.fds.get(k.signed32(fd)).host_fd, k.signed32(uid), k.signed32(gid))
+    os.fchown(_writable_fd(k, fd), k.signed32(uid), k.signed32(gid))
     return 0
 
 
 @syscall("path", "off")
 def sys_truncate(k, path, length):
-    os.truncate(_host(k, AT_FDCWD, path, True), k.signed(length))
-    return 0
+    return _truncate(k, path, k.signed(length))
 
 
 @syscall("path", "off64")
 def sys_truncate64(k, path, length):
-    os.truncate(_host(k, AT_FDCWD, path, True), length)
+    return _truncate(k, path, length)
+
+
+def _truncate(k, path: int, length: int) -> int:
+    fd = k.vfs.open_confined(_writable(k, AT_FDCWD, path, True), os.O_WRONLY | os.O_CLOEXEC, 0)
+    try:
+        os.ftruncate(fd, length)
+    finally:
+        os.close(fd)
     return 0
 
 
@@ -348,20 +387,34 @@ UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 
 def _utimensat(k, dirfd: int, path: int, times: int, flags: int, size: int) -> int:
     """Two timespecs of `size`-byte fields (the *_time64 calls use 8 on 32-bit ISAs)."""
-    host = (os.readlink(f"/proc/self/fd/{k.fds.get(k.signed32(dirfd)).host_fd}")
-            if path == 0 else _host(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW))
-    if not times:
-        os.utime(host)
+    words = None
+    if times:
+        raw = k.read(times, 4 * size)
+        words = [int.from_bytes(raw[i:i + size], k.byteorder, signed=True) for i in range(0, len(raw), size)]
+
+    def stamps(current: os.stat_result) -> dict:
+        if words is None:
+            return {}
+        chosen = []
+        for (seconds, nanos), old in zip((words[:2], words[2:]), (current.st_atime_ns, current.st_mtime_ns)):
+            nanos &= 0xFFFFFFFF
+            chosen.append(old if nanos == UTIME_OMIT else time.time_ns() if nanos == UTIME_NOW
+                          else seconds * 10**9 + nanos)
+        return {"ns": tuple(chosen)}
+
+    if path == 0:
+        target = f"/proc/self/fd/{_writable_fd(k, dirfd)}"
+        os.utime(target, **stamps(os.stat(target)))
         return 0
-    raw = k.read(times, 4 * size)
-    words = [int.from_bytes(raw[i:i + size], k.byteorder, signed=True) for i in range(0, len(raw), size)]
-    current = os.stat(host)
-    stamps = []
-    for (seconds, nanos), old in zip((words[:2], words[2:]), (current.st_atime_ns, current.st_mtime_ns)):
-        nanos &= 0xFFFFFFFF
-        stamps.append(old if nanos == UTIME_OMIT else time.time_ns() if nanos == UTIME_NOW
-                      else seconds * 10**9 + nanos)
-    os.utime(host, ns=tuple(stamps))
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    host = _writable(k, dirfd, path, follow)
+    if follow:
+        with k.vfs.magic_path(host) as target:
+            os.utime(target, **stamps(os.stat(target)))
+    else:
+        with k.vfs.parent_of(host) as (parent, name):
+            current = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            os.utime(name, dir_fd=parent, follow_symlinks=False, **stamps(current))
     return 0
 
 

@@ -1,8 +1,8 @@
 """futex: glibc's locks, condition variables, once-flags and thread joins.
 
 With one thread nobody else can change the word or wake a waiter, so a wait
-whose value still matches could only end by its timeout (ETIMEDOUT at once
-rather than sleeping) and a wake finds nobody. With several guest threads
+whose value still matches could only end by its timeout (slept out, then
+ETIMEDOUT) and a wake finds nobody. With several guest threads
 (bdemu/linux/threads.py) a wait blocks the calling thread and lets another
 run; a wake makes waiters runnable again.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import time
 
+from . import clock
 from .errors import SyscallError
 from .registry import syscall
 
@@ -52,7 +53,8 @@ def _futex(k, address, op, value, timeout, address2, value3, field):
         if not threads.alone:
             threads.block(address, deadline)
             return 0
-        if deadline is not None:
+        if deadline is not None:  # only the timeout can end it: sleep it out (a stop cuts it short)
+            clock.sleep_ns(k, max(0, int((deadline - time.monotonic()) * 1e9)))
             raise SyscallError(errno.ETIMEDOUT)
         # Nothing can ever wake this thread: waiting forever would hang the run.
         k.warn_once("futex-deadlock", "futex wait with no other thread to wake it; returning EINTR")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import sys
+import weakref
 from typing import TYPE_CHECKING, Callable
 
 from unicorn import UcError
@@ -23,6 +25,11 @@ from .shared import SharedFiles
 from .threads import ThreadTable
 
 SIGPIPE = 13
+MAX_ARG_STRLEN, MAX_ARG_TOTAL = 128 << 10, 2 << 20  # execve's limits, as Linux with an 8 MiB stack
+#: Reads above this many bytes are first bounded by the guest memory mapped at the buffer.
+LARGE_IO = 1 << 16
+#: Blocking syscalls wait at most this long (seconds) before checking for a stop or the deadline.
+WAIT_SLICE = 0.05
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
@@ -48,6 +55,11 @@ class Kernel:
         self.exe_host_path = ""
         self.warned: set[int] = set()
         self.children: set[int] = set()
+        #: Every process of this guest (the first and its forks) holds this host fd, and no other
+        #: process does: the guest may signal only processes showing it (see process.py).
+        self.marker_fd = os.pipe2(os.O_CLOEXEC)[0]
+        self.marker = os.readlink(f"/proc/self/fd/{self.marker_fd}")
+        weakref.finalize(self, os.close, self.marker_fd)
         self.is_child = False
         self.table: dict[int, tuple[Callable[..., int], int, Handler]] = {}
         #: Argument slots of handlers that need more than one register per argument, or the stack.
@@ -137,6 +149,27 @@ class Kernel:
         except UcError:
             raise SyscallError(errno.EFAULT) from None
 
+    def io_size(self, address: int, count: int, limit: int) -> int:
+        """How many bytes a read into guest memory may move: at most `limit` and, for large
+        counts, no more than is mapped at `address`, so a guest asking for gigabytes never
+        makes bdemu allocate more than the guest itself holds (EFAULT if nothing is mapped)."""
+        count = min(count, limit)
+        if count <= LARGE_IO:
+            return count
+        covered, cursor = 0, address
+        for region in self.emu.memory.regions:
+            if region.end <= cursor:
+                continue
+            if region.start > cursor:
+                break
+            covered += region.end - cursor
+            cursor = region.end
+            if covered >= count:
+                return count
+        if not covered:
+            raise SyscallError(errno.EFAULT)
+        return covered
+
     def read_word(self, address: int) -> int:
         return int.from_bytes(self.read(address, self.word), self.byteorder)
 
@@ -164,14 +197,21 @@ class Kernel:
         return os.fsdecode(self.read_cstring(address))
 
     def read_string_array(self, address: int) -> list[bytes]:
-        items = []
+        """argv/envp of execve, with Linux's limits (E2BIG): 128 KiB a string, 2 MiB in all, so a
+        guest repeating one pointer cannot make bdemu copy gigabytes."""
+        items, total = [], 0
         while address:
             pointer = self.read_word(address)
             if pointer == 0:
                 break
-            items.append(self.read_cstring(pointer, 1 << 20))
+            try:
+                item = self.read_cstring(pointer, MAX_ARG_STRLEN)
+            except SyscallError as error:
+                raise SyscallError(errno.E2BIG if error.code == errno.ENAMETOOLONG else error.code) from None
+            items.append(item)
+            total += len(item) + 1 + self.word
             address += self.word
-            if len(items) > 65536:
+            if total > MAX_ARG_TOTAL:
                 raise SyscallError(errno.E2BIG)
         return items
 
@@ -195,6 +235,8 @@ class Kernel:
             return -error.code
         except OSError as error:
             return self.host_error(error)
+        except (OverflowError, ValueError):  # a guest value out of the host call's range
+            return -errno.EINVAL
 
     def host_error(self, error: OSError) -> int:
         """A host call failed: -errno for the guest; a broken pipe also raises SIGPIPE, as Linux does."""
@@ -223,6 +265,28 @@ class Kernel:
         if key not in self.warned:
             self.warned.add(key)  # type: ignore[arg-type]
             self.emu.warn(message)
+
+    # -- blocking -----------------------------------------------------------------------------
+    def wait_slice(self, remaining: float | None = None) -> float:
+        """How long a blocking syscall may wait now; raises StopRun once the run must end.
+
+        Blocking host calls are cut in slices so Ctrl-C, SIGTERM and --timeout end the run
+        even while the guest sleeps or waits for input (Python retries interrupted calls).
+        """
+        self.emu.check_stop()
+        return WAIT_SLICE if remaining is None else max(0.0, min(WAIT_SLICE, remaining))
+
+    def wait_readable(self, host_fd: int) -> None:
+        """Block (interruptibly) until a read of a blocking `host_fd` would not block."""
+        try:
+            if not os.get_blocking(host_fd):
+                return
+        except OSError:
+            return
+        poller = select.poll()
+        poller.register(host_fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        while not poller.poll(self.wait_slice() * 1000):
+            pass
 
     def flush_host_stdio(self) -> None:
         for stream in (sys.stdout, sys.stderr):

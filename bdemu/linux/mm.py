@@ -58,9 +58,13 @@ def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset
     except OutOfMemory:
         raise SyscallError(errno.ENOMEM) from None
     if file is not None:
-        data = os.pread(file.host_fd, length, offset)
-        if data:
-            k.emu.uc.mem_write(address, data)
+        chunk, done = 1 << 20, 0
+        while done < length:  # in chunks: a mapping of /dev/zero is not read at once
+            data = os.pread(file.host_fd, min(chunk, length - done), offset + done)
+            if not data:
+                break
+            k.emu.uc.mem_write(address + done, data)
+            done += len(data)
         if prot & PROT_EXEC:
             k.emu.note_mapped_code(file.host_fd, address, offset)
         if flags & MAP_SHARED and access == os.O_RDWR:

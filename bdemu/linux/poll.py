@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import select
 import struct
+import time
 
 from .errors import SyscallError
 from .registry import syscall
@@ -34,7 +35,14 @@ def _wait_fds(k, requests: list[tuple[int, int]], timeout_ms: int | None) -> lis
         poller.register(host, events | POLLERR | POLLHUP)
     if any(revents):
         timeout_ms = 0
-    for host, events in poller.poll(timeout_ms):
+    end = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+    while True:  # in slices, so a stop request or --timeout ends a long wait
+        left = None if end is None else end - time.monotonic()
+        wait = k.wait_slice(left)
+        ready = poller.poll(wait * 1000)
+        if ready or (left is not None and left <= wait):
+            break
+    for host, events in ready:
         for index in by_host.get(host, ()):
             revents[index] = events & (requests[index][1] | POLLERR | POLLHUP | POLLNVAL)
     return revents

@@ -231,6 +231,9 @@ def sys_getpgrp(k):
 
 @syscall("int", "int")
 def sys_setpgid(k, pid, pgid):
+    pid, pgid = k.signed32(pid), k.signed32(pgid)
+    if (pid and not is_guest_process(k, pid)) or (pgid and not is_guest_process(k, pgid)):
+        raise SyscallError(errno.ESRCH if pid and not is_guest_process(k, pid) else errno.EPERM)
     os.setpgid(pid, pgid)
     return 0
 
@@ -242,7 +245,8 @@ def sys_getsid(k, pid):
 
 @syscall()
 def sys_setsid(k):
-    return os.setsid()
+    os.setsid()
+    return os.getpid()  # the new session's id
 
 
 @syscall("int", "ptr")
@@ -332,8 +336,15 @@ def sys_execveat(k, dirfd, path, argv, envp, flags):
 
 
 def _wait(k, pid: int, options: int) -> tuple[int, int]:
+    options = options & 0xFFFFFFFF & ~0x40000000
+    delay = 0.0005
     try:
-        return os.waitpid(pid, options & 0xFFFFFFFF & ~0x40000000)
+        while True:  # WNOHANG polls, so a stop request or --timeout ends a long wait
+            child, status = os.waitpid(pid, options | os.WNOHANG)
+            if child or options & os.WNOHANG:
+                return child, status
+            time.sleep(k.wait_slice(delay))
+            delay = min(delay * 2, 0.05)
     except ChildProcessError:
         raise SyscallError(errno.ECHILD) from None
 
@@ -388,13 +399,57 @@ def signal_self(k, signal: int) -> int:
     raise GuestSignal(signal, "sent by the guest to itself")
 
 
+def is_guest_process(k, pid: int) -> bool:
+    """True for this guest's own processes (they hold the kernel's marker fd): the only ones a
+    guest may signal or regroup, as in its own PID namespace; any other host process is ESRCH."""
+    if pid == os.getpid():
+        return True
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{k.marker_fd}") == k.marker
+    except OSError:
+        return False
+
+
+def _guest_processes(k) -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and is_guest_process(k, int(name))]
+
+
+def _signal_processes(k, targets: list[int], signal: int) -> int:
+    if not targets:
+        raise SyscallError(errno.ESRCH)
+    for target in targets:
+        if target == os.getpid():
+            signal_self(k, signal)
+            continue
+        try:
+            os.kill(target, signal)
+        except ProcessLookupError:
+            pass
+    return 0
+
+
 @syscall("int", "signal")
 def sys_kill(k, pid, signal):
     pid = k.signed32(pid)
-    if pid in (0, os.getpid()) or (pid == -1 and not k.children):
+    if pid == os.getpid() or (pid in (0, -1) and not k.children):
         return signal_self(k, signal)
-    os.kill(pid, signal)
-    return 0
+    if pid > 0:
+        if not is_guest_process(k, pid):
+            raise SyscallError(errno.ESRCH)
+        os.kill(pid, signal)
+        return 0
+    if pid == -1:  # every guest process but the caller
+        return _signal_processes(k, [p for p in _guest_processes(k) if p != os.getpid()], signal)
+    group = os.getpgid(0) if pid == 0 else -pid  # only the guest's own members of the group
+    members = []
+    for member in _guest_processes(k):
+        try:
+            if os.getpgid(member) == group:
+                members.append(member)
+        except ProcessLookupError:
+            pass
+    members.sort(key=lambda member: member == os.getpid())  # the caller last: it may not come back
+    return _signal_processes(k, members, signal)
 
 
 @syscall("int", "int", "signal")
@@ -404,9 +459,12 @@ def sys_tgkill(k, tgid, tid, signal):
 
 @syscall("int", "signal")
 def sys_tkill(k, tid, signal):
-    if k.signed32(tid) == os.getpid():
+    tid = k.signed32(tid)
+    if tid == os.getpid():
         return signal_self(k, signal)
-    os.kill(k.signed32(tid), signal)
+    if tid <= 0 or not is_guest_process(k, tid):
+        raise SyscallError(errno.ESRCH)
+    os.kill(tid, signal)
     return 0
 
 

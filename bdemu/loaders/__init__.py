@@ -57,9 +57,8 @@ def _map_segment(space: AddressSpace, write, fd: int, segment: Segment, base: in
     while page < end:
         region = space.find(page)
         if region is None:
-            run_end = page
-            while run_end < end and space.find(run_end) is None:
-                run_end += 4096
+            # Up to the next mapped region (not page by page: a segment may span gigabytes).
+            run_end = min([r.start for r in space.regions if page < r.start < end] + [end])
             space.map(page, run_end - page, perms, name, segment.offset + page - (segment.vaddr + base))
             page = run_end
         else:
