@@ -46,13 +46,15 @@ class RecordOptions:
 
     @property
     def live(self) -> bool:
-        return self.mem or self.regs
+        """Per-event Python hooks: registers, or accesses interleaved with instructions."""
+        return self.regs or (self.mem and self.insns)
 
 
 class Recorder(Plugin):
     """Record the run into a DuckDB trace file (see docs/traces.md)."""
 
     name = "record"
+    native = False  # True: blocks and instructions stored as runs, read through views (schema.py)
 
     def __init__(self, path: str, options: RecordOptions | None = None) -> None:
         super().__init__()
@@ -63,8 +65,6 @@ class Recorder(Plugin):
         self.decode = None
         self.instructions = 0
         self.events = 0
-        self._block_chunks: list[tuple[np.ndarray, ...]] = []
-        self._insn_chunks: list[tuple[np.ndarray, ...]] = []
         self._pending = 0
         self._syscalls: dict[str, list] = {k: [] for k in ("seq", "pc", "nr", "name", "args", "ret")}
         self._backdoor: dict[str, list] = {k: [] for k in ("seq", "pc", "kind", "cmd", "i8", "v32", "data")}
@@ -78,7 +78,8 @@ class Recorder(Plugin):
     def on_start(self, emu) -> None:
         from .status import StatusLine
         from .writer import TraceWriter
-        self.writer = TraceWriter(self.path, threaded=self.opts.threaded)
+        self.writer = TraceWriter(self.path, threaded=self.opts.threaded, native=self.native,
+                                  blocks=self.opts.blocks)
         self._started = time.time()
         self._drain = _find_drain(emu)
         arch = emu.arch
@@ -119,45 +120,8 @@ class Recorder(Plugin):
             "seconds": f"{time.time() - self._started:.3f}"})
         self.writer.close()
 
-    # -- blocks -----------------------------------------------------------------------------------
-    def take_blocks(self, pcs: np.ndarray, sizes: np.ndarray) -> None:
-        """Number and buffer a batch of executed blocks (in execution order)."""
-        n = len(pcs)
-        if not n:
-            return
-        base = self.seq
-        if self.decode is None:
-            seq = np.arange(base, base + n, dtype=np.uint64)
-            self.seq = base + n
-        else:
-            insn_pcs, insn_sizes, counts, position = self.decode.expand(pcs, sizes)
-            steps = counts + 1
-            seq = (base + np.cumsum(steps) - steps).astype(np.uint64)
-            insn_seq = np.repeat(seq, counts) + 1 + position.astype(np.uint64)
-            self.seq = base + int(steps.sum())
-            self.instructions += len(insn_pcs)
-            self.events += len(insn_pcs)
-            self._insn_chunks.append((insn_seq, insn_pcs, insn_sizes))
-            self._pending += len(insn_pcs)
-        if self.opts.blocks:
-            self._block_chunks.append((seq, np.asarray(pcs, np.uint64), np.asarray(sizes, np.uint32)))
-            self._pending += n
-        self.events += n
-        if self._pending >= FLUSH_ROWS:
-            self._flush()
-        if self._status is not None:
-            self._status.tick()
-
+    # -- buffered events ---------------------------------------------------------------------------
     def _flush(self, everything: bool = False) -> None:
-        writer = self.writer
-        if self._block_chunks:
-            seq, pcs, sizes = (np.concatenate(c) for c in zip(*self._block_chunks))
-            self._block_chunks = []
-            writer.append("blocks", {"seq": seq, "pc": pcs, "size": sizes})
-        if self._insn_chunks:
-            seq, pcs, sizes = (np.concatenate(c) for c in zip(*self._insn_chunks))
-            self._insn_chunks = []
-            writer.append("insns", {"seq": seq, "pc": pcs, "size": sizes})
         self._pending = 0
         self._flush_live(everything)
         if everything:
@@ -165,7 +129,7 @@ class Recorder(Plugin):
             self._flush_rows("backdoor", self._backdoor)
 
     def _flush_live(self, everything: bool) -> None:
-        """Hook for the live mixins' own buffers."""
+        """Hook for the mixins' own buffers."""
 
     def _flush_rows(self, table: str, rows: dict[str, list]) -> None:
         if rows["seq"]:
@@ -273,13 +237,157 @@ def _find_drain(emu):
     return lambda: drain_streams(emu)
 
 
-class _BatchBlocks:
-    def on_block_batch(self, emu, pcs, sizes) -> None:
-        self.take_blocks(pcs, sizes)
+class _NativeStream:
+    """Blocks (and, for `--mem` alone, memory accesses) from the native trace stream.
 
-    def on_block_counts(self, emu, pcs, sizes, counts) -> None:
-        """Distinct blocks and their counts from the native table: the `code` table and instruction total."""
-        self._distinct = list(zip(pcs.tolist(), sizes.tolist(), counts.tolist()))
+    The C hooks number every block and access as it happens and store a block
+    as a uint32 id; no Python runs per event. Each full buffer comes here:
+    `encode_runs` (C) cuts the block stream into loop runs, numpy lays the
+    runs out as list columns, and the writer thread stores them as
+    `block_runs` rows. New block ids add `block_info` and `code` rows (and,
+    with `--insns`, `insn_info` rows: decoding happens once per block, when
+    it first runs, so its stride of seq numbers is known before it is counted).
+    """
+
+    native = True
+
+    def on_start(self, emu) -> None:
+        super().on_start(emu)
+        from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ_AFTER, UC_HOOK_MEM_WRITE
+
+        from .. import _native
+        self._emu = emu
+        self._known = 0
+        self._encoder = _native.RunEncoder()
+        self._executions = np.zeros(1 << 10, np.int64)
+        self._new_info: dict[str, list] = {"id": [], "pc": [], "size": []}
+        self._new_code: dict[str, list] = {"pc": [], "size": [], "bytes": []}
+        self._new_insns: dict[str, list] = {"block": [], "idx": [], "pc": [], "size": []}
+        self._run_chunks: list[dict[str, np.ndarray]] = []
+        self._mem_chunks: list[np.ndarray] = []
+        arch, uc = emu.arch, emu.uc
+        self.stream = _native.TraceStream(uc, self._take, self._decode_new if self.decode is not None else None,
+                                          pc_reg=arch.registers[arch.pc])
+        hooks = [(_native.add_hook(uc, UC_HOOK_BLOCK, _native.TRACE_BLOCK, self.stream.state), self.stream)]
+        if self.opts.mem:
+            kinds = UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE
+            hooks.append((_native.add_hook(uc, kinds, _native.TRACE_MEM, self.stream.state), None))
+        emu.__dict__.setdefault("_native_hooks", []).extend(hooks)
+        emu.__dict__.setdefault("_native_drains", []).append(self.stream.drain)
+        self._drain = None  # C numbers blocks as they run: a live event just takes the next seq
+
+    def next_seq(self) -> int:
+        self.events += 1
+        return self.stream.take_seq()
+
+    def _decode_new(self, ident: int) -> None:
+        """First run of block `ident` (--insns): its instructions, and its stride of 1 + their count."""
+        pcs, sizes = self.stream.blocks
+        pc = int(pcs[ident])
+        self.decode.block_id(pc, int(sizes[ident]))
+        offsets, lengths = self.decode.layout(ident)
+        self.stream.strides[ident] = 1 + len(offsets)
+        rows = self._new_insns
+        rows["block"].extend([ident] * len(offsets))
+        rows["idx"].extend(range(len(offsets)))
+        rows["pc"].extend(pc + offset for offset in offsets)
+        rows["size"].extend(lengths)
+
+    def _take(self, ids: np.ndarray, seqs: np.ndarray, end: int, accesses: np.ndarray) -> None:
+        """One drained batch: new block ids, then the block stream as runs, then the accesses."""
+        known, total = self._known, self.stream.state.nids
+        if total > known:
+            self._add_blocks(known, total)
+        if len(ids):
+            self._add_runs(ids, seqs, end)
+        if len(accesses):
+            self._mem_chunks.append(accesses)
+            self._pending += len(accesses)
+            self.events += len(accesses)
+        if self._pending >= FLUSH_ROWS:
+            self._flush()
+        if self._status is not None:
+            self._status.tick()
+
+    def _add_blocks(self, known: int, total: int) -> None:
+        pcs, sizes = (a[known:total].tolist() for a in self.stream.blocks)
+        self._known = total
+        if len(self._executions) < total:
+            grown = max(total, 2 * len(self._executions))
+            self._executions = np.concatenate([self._executions, np.zeros(grown - len(self._executions), np.int64)])
+        self._new_info["id"].extend(range(known, total))
+        self._new_info["pc"].extend(pcs)
+        self._new_info["size"].extend(sizes)
+        for ident, pc, size in zip(range(known, total), pcs, sizes):
+            if self.decode is not None:
+                code = self.decode.code[ident][2]
+            else:
+                try:
+                    code = bytes(self._emu.read_memory(pc, size))
+                except Exception:
+                    code = b""
+            self._new_code["pc"].append(pc)
+            self._new_code["size"].append(size)
+            self._new_code["bytes"].append(code)
+
+    def _add_runs(self, ids: np.ndarray, seqs: np.ndarray, end: int) -> None:
+        runs = self._encoder.encode(ids, seqs, end, self._known)
+        lengths = runs.lengths.astype(np.int64)
+        bounds = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=bounds[1:])
+        flat = np.repeat(runs.starts.astype(np.int64) - bounds[:-1], lengths) + np.arange(bounds[-1])
+        pattern = ids[flat]
+        offsets = seqs[flat] - np.repeat(seqs[runs.starts], lengths)
+        np.add.at(self._executions, pattern, np.repeat(runs.reps.astype(np.int64), lengths))
+        self._run_chunks.append({"seq": np.repeat(runs.first, lengths) + offsets,
+                                 "reps": np.repeat(runs.reps.astype(np.int64), lengths),
+                                 "span": np.repeat(runs.span, lengths), "id": pattern})
+        self._pending += len(pattern)
+        if self.opts.blocks:
+            self.events += len(ids)
+        if self.decode is not None:
+            done = int((self.stream.strides[:self._known][ids].astype(np.int64) - 1).sum())
+            self.instructions += done
+            self.events += done
+
+    def _flush_live(self, everything: bool) -> None:
+        from .writer import Labels
+        writer = self.writer
+        for table, rows in (("block_info", self._new_info), ("insn_info", self._new_insns),
+                            ("code", self._new_code)):
+            if rows[next(iter(rows))]:
+                writer.append(table, {k: list(v) for k, v in rows.items()})
+                for column in rows.values():
+                    column.clear()
+        if self._run_chunks:
+            chunks, self._run_chunks = self._run_chunks, []
+            writer.append("block_runs", {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]})
+        if self._mem_chunks:
+            mem = np.concatenate(self._mem_chunks)
+            self._mem_chunks = []
+            writer.append("mem", {"seq": mem["seq"], "pc": mem["pc"],
+                                  "access": Labels(mem["write"], ("r", "w")),
+                                  "address": mem["address"], "size": mem["size"].astype(np.uint8),
+                                  "value": mem["value"]})
+
+    def _write_code(self, emu) -> None:
+        """`code` rows went out with each new block; here the instruction total from executions per block."""
+        executions = self._executions[:self._known]
+        if self.decode is not None:
+            per_block = self.stream.strides[:self._known].astype(np.int64) - 1
+        else:
+            import capstone
+            cs = capstone.Cs(emu.arch.cs_arch, emu.arch.cs_mode)
+            pcs, sizes = self.stream.blocks
+            per_block = np.zeros(self._known, np.int64)
+            for ident in np.flatnonzero(executions).tolist():
+                pc = int(pcs[ident])
+                try:
+                    data = emu.read_memory(pc, int(sizes[ident]))
+                except Exception:
+                    data = b""
+                per_block[ident] = sum(1 for _ in cs.disasm_lite(bytes(data), pc))
+        self.instructions = int((executions * per_block).sum())
 
 
 class _LiveEvents:
@@ -401,8 +509,8 @@ def make_recorder(path: str, options: RecordOptions | None = None) -> Recorder:
             methods["on_mem_read"] = Plugin.on_mem_read
             methods["on_mem_write"] = Plugin.on_mem_write
         cls = type("LiveRecorder", (*bases, Recorder), methods)
-    elif options.blocks or options.insns:
-        cls = type("BatchRecorder", (_BatchBlocks, Recorder), {})
+    elif options.blocks or options.insns or options.mem:
+        cls = type("NativeRecorder", (_NativeStream, Recorder), {})
     else:
         cls = Recorder
     return cls(path, options)

@@ -14,21 +14,37 @@ import queue
 import threading
 from typing import Any, Mapping
 
-from .schema import TABLES, arrow_schema, ddl
+from .schema import arrow_schema, ddl, layout
 
 _STOP = object()
+
+
+class Labels:
+    """A string column given as numpy indices into `labels`; the writer thread makes it Arrow."""
+
+    def __init__(self, indices, labels) -> None:
+        self.indices, self.labels = indices, labels
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def arrow(self, kind):
+        import pyarrow as pa
+        return pa.DictionaryArray.from_arrays(pa.array(self.indices.astype("int8")),
+                                              pa.array(list(self.labels))).cast(kind)
 
 
 class TraceWriter:
     """Owns one trace file: `append(table, columns)` from the recorder, `close()` at the end."""
 
-    def __init__(self, path: str, threaded: bool = True) -> None:
+    def __init__(self, path: str, threaded: bool = True, native: bool = False, blocks: bool = True) -> None:
         self.path = os.fspath(path)
         for stale in (self.path, self.path + ".wal"):
             if os.path.exists(stale):
                 os.remove(stale)
         self.con = None
-        self.rows: dict[str, int] = {table: 0 for table in TABLES}
+        self._tables, self._views = layout(native, blocks)
+        self.rows: dict[str, int] = {table: 0 for table in self._tables}
         self._error: BaseException | None = None
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
@@ -43,9 +59,13 @@ class TraceWriter:
     def _open(self) -> None:
         import duckdb
         self.con = duckdb.connect(self.path)
-        for table in TABLES:
-            self.con.execute(ddl(table))
-        self._schemas = {table: arrow_schema(table) for table in TABLES}
+        self.con.execute("BEGIN")  # one commit (one WAL sync) for the whole schema
+        for table, columns in self._tables.items():
+            self.con.execute(ddl(table, columns))
+        for view, query in self._views.items():
+            self.con.execute(f'CREATE VIEW "{view}" AS {query}')
+        self.con.execute("COMMIT")
+        self._schemas = {table: arrow_schema(table, columns) for table, columns in self._tables.items()}
 
     def append(self, table: str, columns: Mapping[str, Any]) -> None:
         """Queue rows for `table`: column name -> numpy array or list, all the same length."""
@@ -67,9 +87,11 @@ class TraceWriter:
             self._queue.put((function, args))
 
     def _set_meta(self, values: Mapping[str, str]) -> None:
-        for key, value in values.items():
-            self.con.execute("DELETE FROM meta WHERE key = ?", [key])
-            self.con.execute("INSERT INTO meta VALUES (?, ?)", [key, str(value)])
+        keys, texts = list(values), [str(value) for value in values.values()]
+        self.con.execute("BEGIN")
+        self.con.execute("DELETE FROM meta WHERE list_contains(?, key)", [keys])
+        self.con.execute("INSERT INTO meta SELECT unnest(?), unnest(?)", [keys, texts])
+        self.con.execute("COMMIT")
 
     def sync(self) -> None:
         """Wait until every queued batch is in the database."""
@@ -120,7 +142,10 @@ class TraceWriter:
 
     def _insert(self, table: str, columns: Mapping[str, Any]) -> None:
         import pyarrow as pa
-        batch = pa.Table.from_pydict(dict(columns), schema=self._schemas[table])
+        schema = self._schemas[table]
+        columns = {name: value.arrow(schema.field(name).type) if isinstance(value, Labels) else value
+                   for name, value in columns.items()}
+        batch = pa.Table.from_pydict(columns, schema=schema)
         self.con.register("_bdemu_batch", batch)
         try:
             self.con.execute(f'INSERT INTO "{table}" SELECT * FROM _bdemu_batch')
