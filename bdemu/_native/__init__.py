@@ -219,20 +219,27 @@ class RunEncoder:
         return BlockRuns(first, reps, span, starts, lengths)
 
 
+def _nothing() -> None:
+    pass
+
+
 class TraceStream:
     """Blocks (as ids into a table of distinct (pc, size)) and memory accesses, numbered in C.
 
-    `sink(ids, seqs, end, accesses)` receives each batch: block ids and seqs in
-    execution order (views of the buffers, valid during the call only), `end`
-    (the next seq: it closes the last block's step) and the accesses
-    (MEM_EVENT_DTYPE, a copy). `fresh(id)`, if given, runs once per new
-    block id before the block is counted, and may set `strides[id]`.
+    `sink(ids, seqs, end, accesses, release)` receives each batch: block ids
+    and seqs in execution order, `end` (the next seq: it closes the last
+    block's step), the accesses (MEM_EVENT_DTYPE) and `release`. The block
+    arrays are views of a buffer the stream no longer writes (it switched to a
+    spare one), so another thread may read them; `release()` gives the buffer
+    back for reuse. `fresh(id)`, if given, runs once per new block id before
+    the block is counted, and may set `strides[id]`.
     """
 
     def __init__(self, uc, sink: Callable, fresh: Callable[[int], None] | None = None,
                  capacity: int = 1 << 18, mem_capacity: int = 1 << 16, pc_reg: int = 0) -> None:
         self.ids = np.zeros(capacity, np.uint32)
         self.seqs = np.zeros(capacity, np.uint64)
+        self._spare: list[tuple[np.ndarray, np.ndarray]] = []
         self.mem = np.zeros(mem_capacity, MEM_EVENT_DTYPE)
         self._sink = sink
         self._fresh = fresh
@@ -291,5 +298,11 @@ class TraceStream:
         state = self.state
         n, mn = state.n, state.mn
         if n or mn:
+            ids, seqs = self.ids, self.seqs
+            if n:  # write on into a spare buffer (a new one if all are still being read)
+                self.ids, self.seqs = (self._spare.pop() if self._spare else
+                                       (np.zeros_like(ids), np.zeros_like(seqs)))
+                state.ids, state.seqs = _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p)
             state.n = state.mn = 0
-            self._sink(self.ids[:n], self.seqs[:n], state.seq, self.mem[:mn].copy())
+            self._sink(ids[:n], seqs[:n], state.seq, self.mem[:mn].copy(),
+                       (lambda: self._spare.append((ids, seqs))) if n else _nothing)

@@ -241,12 +241,13 @@ class _NativeStream:
     """Blocks (and, for `--mem` alone, memory accesses) from the native trace stream.
 
     The C hooks number every block and access as it happens and store a block
-    as a uint32 id; no Python runs per event. Each full buffer comes here:
-    `encode_runs` (C) cuts the block stream into loop runs, numpy lays the
-    runs out as list columns, and the writer thread stores them as
-    `block_runs` rows. New block ids add `block_info` and `code` rows (and,
-    with `--insns`, `insn_info` rows: decoding happens once per block, when
-    it first runs, so its stride of seq numbers is known before it is counted).
+    as a uint32 id; no Python runs per event. Each full buffer is handed, as
+    it is, to the writer thread (the stream writes on into a spare one), where
+    `RunEncoder` (C) cuts it into loop runs that become `block_runs` rows.
+    What needs the guest stays here: new block ids give `block_info` and
+    `code` rows (and, with `--insns`, `insn_info` rows: a block is decoded
+    once, when it first runs, so its stride of seq numbers is known before
+    it is counted). Rows about blocks are stored before runs that use them.
     """
 
     native = True
@@ -258,13 +259,9 @@ class _NativeStream:
         from .. import _native
         self._emu = emu
         self._known = 0
-        self._encoder = _native.RunEncoder()
-        self._executions = np.zeros(1 << 10, np.int64)
-        self._new_info: dict[str, list] = {"id": [], "pc": [], "size": []}
-        self._new_code: dict[str, list] = {"pc": [], "size": [], "bytes": []}
         self._new_insns: dict[str, list] = {"block": [], "idx": [], "pc": [], "size": []}
-        self._run_chunks: list[dict[str, np.ndarray]] = []
         self._mem_chunks: list[np.ndarray] = []
+        self._runs = _RunStore(self.writer, _native.RunEncoder())
         arch, uc = emu.arch, emu.uc
         self.stream = _native.TraceStream(uc, self._take, self._decode_new if self.decode is not None else None,
                                           pc_reg=arch.registers[arch.pc])
@@ -293,13 +290,20 @@ class _NativeStream:
         rows["pc"].extend(pc + offset for offset in offsets)
         rows["size"].extend(lengths)
 
-    def _take(self, ids: np.ndarray, seqs: np.ndarray, end: int, accesses: np.ndarray) -> None:
-        """One drained batch: new block ids, then the block stream as runs, then the accesses."""
+    def _take(self, ids: np.ndarray, seqs: np.ndarray, end: int, accesses: np.ndarray, release) -> None:
+        """One drained batch: new block ids, then the block stream (to the writer thread), then the accesses."""
         known, total = self._known, self.stream.state.nids
-        if total > known:
-            self._add_blocks(known, total)
-        if len(ids):
-            self._add_runs(ids, seqs, end)
+        blocks = self._new_blocks(known, total) if total > known else None
+        if len(ids) or blocks:
+            self.writer.call(self._runs.add, ids, seqs, end, release, blocks, total)
+        else:
+            release()
+        if self.opts.blocks:
+            self.events += len(ids)
+        if self.decode is not None and len(ids):
+            done = int(self.stream.strides[:total][ids].sum(dtype=np.int64)) - len(ids)
+            self.instructions += done
+            self.events += done
         if len(accesses):
             self._mem_chunks.append(accesses)
             self._pending += len(accesses)
@@ -309,59 +313,30 @@ class _NativeStream:
         if self._status is not None:
             self._status.tick()
 
-    def _add_blocks(self, known: int, total: int) -> None:
+    def _new_blocks(self, known: int, total: int) -> dict[str, dict[str, list]]:
+        """`block_info`, `code` (and `insn_info`) rows of block ids known..total-1, read from the guest now."""
         pcs, sizes = (a[known:total].tolist() for a in self.stream.blocks)
         self._known = total
-        if len(self._executions) < total:
-            grown = max(total, 2 * len(self._executions))
-            self._executions = np.concatenate([self._executions, np.zeros(grown - len(self._executions), np.int64)])
-        self._new_info["id"].extend(range(known, total))
-        self._new_info["pc"].extend(pcs)
-        self._new_info["size"].extend(sizes)
+        code = []
         for ident, pc, size in zip(range(known, total), pcs, sizes):
             if self.decode is not None:
-                code = self.decode.code[ident][2]
+                code.append(self.decode.code[ident][2])
             else:
                 try:
-                    code = bytes(self._emu.read_memory(pc, size))
+                    code.append(bytes(self._emu.read_memory(pc, size)))
                 except Exception:
-                    code = b""
-            self._new_code["pc"].append(pc)
-            self._new_code["size"].append(size)
-            self._new_code["bytes"].append(code)
-
-    def _add_runs(self, ids: np.ndarray, seqs: np.ndarray, end: int) -> None:
-        runs = self._encoder.encode(ids, seqs, end, self._known)
-        lengths = runs.lengths.astype(np.int64)
-        bounds = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=bounds[1:])
-        flat = np.repeat(runs.starts.astype(np.int64) - bounds[:-1], lengths) + np.arange(bounds[-1])
-        pattern = ids[flat]
-        offsets = seqs[flat] - np.repeat(seqs[runs.starts], lengths)
-        np.add.at(self._executions, pattern, np.repeat(runs.reps.astype(np.int64), lengths))
-        self._run_chunks.append({"seq": np.repeat(runs.first, lengths) + offsets,
-                                 "reps": np.repeat(runs.reps.astype(np.int64), lengths),
-                                 "span": np.repeat(runs.span, lengths), "id": pattern})
-        self._pending += len(pattern)
-        if self.opts.blocks:
-            self.events += len(ids)
-        if self.decode is not None:
-            done = int((self.stream.strides[:self._known][ids].astype(np.int64) - 1).sum())
-            self.instructions += done
-            self.events += done
+                    code.append(b"")
+        rows = {"block_info": {"id": list(range(known, total)), "pc": pcs, "size": sizes},
+                "code": {"pc": pcs, "size": sizes, "bytes": code}}
+        if self._new_insns["block"]:
+            rows["insn_info"], self._new_insns = self._new_insns, {k: [] for k in self._new_insns}
+        return rows
 
     def _flush_live(self, everything: bool) -> None:
         from .writer import Labels
         writer = self.writer
-        for table, rows in (("block_info", self._new_info), ("insn_info", self._new_insns),
-                            ("code", self._new_code)):
-            if rows[next(iter(rows))]:
-                writer.append(table, {k: list(v) for k, v in rows.items()})
-                for column in rows.values():
-                    column.clear()
-        if self._run_chunks:
-            chunks, self._run_chunks = self._run_chunks, []
-            writer.append("block_runs", {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]})
+        if everything:
+            writer.call(self._runs.write)
         if self._mem_chunks:
             mem = np.concatenate(self._mem_chunks)
             self._mem_chunks = []
@@ -372,7 +347,8 @@ class _NativeStream:
 
     def _write_code(self, emu) -> None:
         """`code` rows went out with each new block; here the instruction total from executions per block."""
-        executions = self._executions[:self._known]
+        self.writer.sync()
+        executions = self._runs.executions(self._known)
         if self.decode is not None:
             per_block = self.stream.strides[:self._known].astype(np.int64) - 1
         else:
@@ -388,6 +364,71 @@ class _NativeStream:
                     data = b""
                 per_block[ident] = sum(1 for _ in cs.disasm_lite(bytes(data), pc))
         self.instructions = int((executions * per_block).sum())
+
+
+class _RunStore:
+    """The writer thread's side of the block stream: runs from buffers, rows to DuckDB in big inserts."""
+
+    ROWS = 1 << 20  # rows per insert: big inserts bypass the WAL (more than a DuckDB row group)
+
+    def __init__(self, writer, encoder) -> None:
+        self.writer, self.encoder = writer, encoder
+        self.blocks: dict[str, dict[str, list]] = {}
+        self.chunks: dict[str, list[dict[str, np.ndarray]]] = {"block_steps": [], "block_runs": []}
+        self.pending = {table: 0 for table in self.chunks}
+        self._executions = np.zeros(0, np.float64)
+
+    def add(self, ids: np.ndarray, seqs: np.ndarray, end: int, release, blocks, known: int) -> None:
+        for table, rows in (blocks or {}).items():
+            mine = self.blocks.setdefault(table, {k: [] for k in rows})
+            for column, values in rows.items():
+                mine[column].extend(values)
+        try:
+            if len(ids):
+                self._encode(ids, seqs, end, known)
+        finally:
+            release()
+        for table, count in self.pending.items():
+            if count >= self.ROWS:
+                self.write(table)
+
+    def _encode(self, ids: np.ndarray, seqs: np.ndarray, end: int, known: int) -> None:
+        runs = self.encoder.encode(ids, seqs, end, known)
+        lengths = runs.lengths.astype(np.int64)
+        bounds = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=bounds[1:])
+        flat = np.repeat(runs.starts.astype(np.int64) - bounds[:-1], lengths) + np.arange(bounds[-1])
+        pattern = ids[flat]
+        reps = np.repeat(runs.reps.astype(np.int64), lengths)
+        if len(self._executions) < known:
+            self._executions = np.concatenate([self._executions, np.zeros(known - len(self._executions))])
+        self._executions[:known] += np.bincount(pattern, weights=reps, minlength=known)
+        seq = np.repeat(runs.first, lengths) + (seqs[flat] - np.repeat(seqs[runs.starts], lengths))
+        loop = reps > 1
+        self._keep("block_steps", {"seq": seq[~loop], "id": pattern[~loop]})
+        self._keep("block_runs", {"seq": seq[loop], "reps": reps[loop],
+                                  "span": np.repeat(runs.span, lengths)[loop], "id": pattern[loop]})
+
+    def _keep(self, table: str, columns: dict[str, np.ndarray]) -> None:
+        if len(columns["seq"]):
+            self.chunks[table].append(columns)
+            self.pending[table] += len(columns["seq"])
+
+    def write(self, only: str | None = None) -> None:
+        """Insert what was gathered (for table `only`, or all): rows about blocks first, then the runs."""
+        for table, rows in self.blocks.items():
+            self.writer.insert(table, rows)
+        self.blocks = {}
+        for table, chunks in self.chunks.items():
+            if chunks and only in (None, table):
+                self.writer.insert(table, {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]})
+                self.chunks[table], self.pending[table] = [], 0
+
+    def executions(self, known: int) -> np.ndarray:
+        """How often each block id ran (after `writer.sync()`)."""
+        counts = np.zeros(known, np.int64)
+        counts[:min(known, len(self._executions))] = self._executions[:known].round().astype(np.int64)
+        return counts
 
 
 class _LiveEvents:

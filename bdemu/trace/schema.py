@@ -3,7 +3,8 @@
 `TABLES` is what readers see. A recording made by the native stream (every
 mode but `--regs` and `--mem --insns`) stores the block stream compactly and
 makes `blocks` and `insns` views over that storage (`STORED`, `VIEWS`): a
-loop's body is one `block_runs` row per block however often it ran, and
+loop's body is one `block_runs` row per block however often it ran, other
+blocks are one narrow `block_steps` row each, and
 instructions are never stored, only each distinct block's list. Plain DuckDB
 expands the views on query, so `SELECT ... FROM blocks` reads the same from
 either layout.
@@ -39,6 +40,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
 
 #: The native layout's storage of the block stream.
 STORED: dict[str, tuple[tuple[str, str], ...]] = {
+    # Block `id` ran at seq `seq` (blocks outside loops).
+    "block_steps": (("seq", "UBIGINT"), ("id", "UINTEGER")),
     # Block `id` ran `reps` times, at seq `seq`, `seq + span`, ... (a loop: one row per block of its body).
     "block_runs": (("seq", "UBIGINT"), ("reps", "BIGINT"), ("span", "UBIGINT"), ("id", "UINTEGER")),
     # Every distinct executed block.
@@ -49,7 +52,8 @@ STORED: dict[str, tuple[tuple[str, str], ...]] = {
 
 #: The native layout's views: the block stream as (seq, id), then `blocks` and `insns` as in TABLES.
 VIEWS: dict[str, str] = {
-    "block_seq": "SELECT r.seq + r.span * t.rep::UBIGINT AS seq, r.id FROM block_runs r, range(r.reps) t(rep)",
+    "block_seq": "SELECT seq, id FROM block_steps UNION ALL "
+                 "SELECT r.seq + r.span * t.rep::UBIGINT, r.id FROM block_runs r, range(r.reps) t(rep)",
     "blocks": "SELECT s.seq, i.pc, i.size FROM block_seq s JOIN block_info i ON i.id = s.id",
     "insns": "SELECT s.seq + 1 + n.idx AS seq, n.pc, n.size FROM block_seq s JOIN insn_info n ON n.block = s.id",
 }

@@ -76,6 +76,18 @@ class TraceWriter:
         self.rows[table] += count
         self._submit(self._insert, table, columns)
 
+    def call(self, function, *args) -> None:
+        """Run `function(*args)` in the writer thread, in order with the appends (which it may `insert`)."""
+        self._check()
+        self._submit(function, *args)
+
+    def insert(self, table: str, columns: Mapping[str, Any]) -> None:
+        """Store rows now: only from a function given to `call` (or without a thread)."""
+        count = len(next(iter(columns.values())))
+        if count:
+            self.rows[table] += count
+            self._insert(table, columns)
+
     def set_meta(self, values: Mapping[str, str]) -> None:
         """Replace `meta` rows (after everything queued before)."""
         self._submit(self._set_meta, dict(values))
