@@ -1,0 +1,127 @@
+"""The native recording layout: loop runs in C, `blocks`/`insns` as views, accesses numbered in C."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bdemu import Emulator, Plugin
+from bdemu._native import RunEncoder
+from bdemu.trace.recorder import RecordOptions, make_recorder
+from conftest import ROOT, sample
+
+HELLO = sample("x86_64", "hello")
+COMPUTE = sample("x86_64", "compute")
+
+
+def expand(runs, ids: np.ndarray, seqs: np.ndarray) -> tuple[list[int], list[int]]:
+    """The (id, seq) stream the runs describe, ordered by seq (what the `block_seq` view computes)."""
+    events = []
+    for first, reps, span, start, length in zip(runs.first.tolist(), runs.reps.tolist(), runs.span.tolist(),
+                                                runs.starts.tolist(), runs.lengths.tolist()):
+        base = int(seqs[start])
+        for rep in range(reps):
+            for k in range(start, start + length):
+                events.append((first + rep * span + int(seqs[k]) - base, int(ids[k])))
+    events.sort()
+    return [e[1] for e in events], [e[0] for e in events]
+
+
+@st.composite
+def block_streams(draw):
+    """Streams made of literal stretches and (nested) loops, with irregular seq steps."""
+    ids: list[int] = []
+    for _ in range(draw(st.integers(1, 12))):
+        body = draw(st.lists(st.integers(0, 6), min_size=1, max_size=5))
+        inner = draw(st.integers(1, 4))
+        ids.extend(body * inner * draw(st.integers(1, 30)))
+    steps = draw(st.lists(st.integers(1, 3), min_size=1, max_size=4))
+    bumps = draw(st.sets(st.integers(0, len(ids) - 1), max_size=3))  # e.g. an access more this time
+    gaps = [steps[block % len(steps)] + (i in bumps) for i, block in enumerate(ids)]
+    seqs = np.cumsum([0] + gaps[:-1]).astype(np.uint64) + draw(st.integers(0, 1000))
+    end = int(seqs[-1]) + gaps[-1] + draw(st.integers(0, 2))
+    return np.array(ids, np.uint32), seqs, end
+
+
+@settings(max_examples=200, deadline=None)
+@given(block_streams())
+def test_runs_describe_the_stream_exactly(stream):
+    ids, seqs, end = stream
+    encoder = RunEncoder()
+    runs = encoder.encode(ids, seqs, end, 7)
+    assert expand(runs, ids, seqs) == (ids.tolist(), seqs.tolist())
+    assert len(runs.reps) <= len(ids)
+    again = encoder.encode(ids, seqs, end, 7)  # scratch state is reset between calls
+    assert again.reps.tolist() == runs.reps.tolist()
+
+
+def test_a_loop_is_one_run():
+    ids = np.array([9] + [1, 2, 3] * 1000 + [4], np.uint32)
+    seqs = np.arange(len(ids), dtype=np.uint64)
+    runs = RunEncoder().encode(ids, seqs, len(ids), 10)
+    assert sorted(zip(runs.lengths.tolist(), runs.reps.tolist())) == [(1, 1), (1, 1), (3, 1000)]
+
+
+class AccessObserver(Plugin):
+    """Blocks and accesses from the per-event Python hooks, in order."""
+
+    name = "access-observer"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events = []
+
+    def on_block(self, emu, address, size):
+        self.events.append(("b", address, size))
+
+    def on_mem_read(self, emu, address, size):
+        self.events.append(("r", address, size))
+
+    def on_mem_write(self, emu, address, size, value):
+        self.events.append(("w", address, size))
+
+
+def record(tmp_path, guest, argv=None, **options):
+    path = str(tmp_path / "t.db")
+    emu = Emulator(str(ROOT / guest), argv=argv)
+    emu.add_plugin(make_recorder(path, RecordOptions(status=False, **options)))
+    observer = emu.add_plugin(AccessObserver())
+    result = emu.run(capture_output=True)
+    return duckdb.connect(path, read_only=True), observer, result
+
+
+def test_native_mem_interleaves_like_live_hooks(tmp_path):
+    con, observer, result = record(tmp_path, HELLO, mem=True)
+    assert result.exit_code == 0
+    rows = con.execute("SELECT seq, 'b' AS kind, pc, size FROM blocks UNION ALL "
+                       "SELECT seq, access, address, size FROM mem ORDER BY seq").fetchall()
+    assert [tuple(r[1:]) for r in rows] == observer.events
+    # One counter numbers blocks, accesses and syscalls: together they are 0, 1, 2, ...
+    every = [r[0] for r in con.execute("SELECT seq FROM blocks UNION ALL SELECT seq FROM mem UNION ALL "
+                                       "SELECT seq FROM syscalls ORDER BY seq").fetchall()]
+    assert every == list(range(len(every)))
+    writes = con.execute("SELECT count(*) FROM mem WHERE access = 'w'").fetchone()[0]
+    assert writes == sum(1 for e in observer.events if e[0] == "w")
+
+
+def test_views_read_with_plain_duckdb(tmp_path):
+    con, observer, result = record(tmp_path, COMPUTE, argv=[str(ROOT / COMPUTE), "300"], insns=True)
+    assert result.exit_code == 0
+    kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+    assert kinds["blocks"] == kinds["insns"] == "VIEW" and kinds["block_runs"] == "BASE TABLE"
+    blocks = con.execute("SELECT pc, size FROM blocks ORDER BY seq").fetchall()
+    assert blocks == [e[1:] for e in observer.events if e[0] == "b"]
+    assert con.execute("SELECT count(*) FROM block_runs WHERE reps > 1").fetchone()[0] > 0, "compute loops"
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    assert con.execute("SELECT count(*) FROM insns").fetchone()[0] == int(meta["instructions"])
+    # Each block's instructions follow it: seq + 1 .. seq + n, from the block's pc on.
+    first = con.execute("SELECT b.pc, i.pc FROM blocks b JOIN insns i ON i.seq = b.seq + 1").fetchall()
+    assert first and all(block == insn for block, insn in first)
+
+
+def test_no_blocks_keeps_insns(tmp_path):
+    con, _observer, result = record(tmp_path, HELLO, blocks=False, insns=True)
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    assert con.execute("SELECT count(*) FROM blocks").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM insns").fetchone()[0] == int(meta["instructions"]) > 1000
