@@ -260,7 +260,7 @@ static inline int same_step(const uint32_t *ids, const uint64_t *seqs, uint64_t 
     return step_a == step_b;
 }
 
-#define MAX_PERIOD 4096
+#define MAX_PERIOD 1024
 
 /* Cut the block stream ids/seqs[0..n) (`end`: the seq after its last event) into runs:
  * run k repeats the pattern ids[start[k] .. start[k]+len[k]) `reps[k]` times from seq
@@ -272,6 +272,10 @@ uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, uint64_t n, u
                         uint64_t *start, uint64_t *len, uint64_t *reps, uint64_t *first, uint64_t *span)
 {
     uint64_t runs = 0, literal = 0, i = 0;
+    /* The last match measured: positions memo_end - m .. memo_end - 1 equal those `memo_period`
+     * before them. A later position inside it with the same period needs no new scan, which
+     * keeps a long near-repeat (an outer loop whose body changed a little) linear. */
+    uint64_t memo_period = 0, memo_end = 0;
 #define EMIT(p, d, r, f, sp) do { start[runs] = (p); len[runs] = (d); reps[runs] = (r); \
                                   first[runs] = (f); span[runs] = (sp); runs++; } while (0)
     while (i < n) {
@@ -279,16 +283,26 @@ uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, uint64_t n, u
         last[ids[i]] = i;
         if (j != UINT64_MAX && i - j <= MAX_PERIOD) {
             uint64_t d = i - j, m = 0;
-            /* every step but the stream's last has its next seq in the array */
-            while (i + m + 1 < n && ids[i + m] == ids[i + m - d]
-                   && seqs[i + m + 1] - seqs[i + m] == seqs[i + m + 1 - d] - seqs[i + m - d])
-                m++;
-            if (i + m + 1 == n && same_step(ids, seqs, n, end, i + m, i + m - d))
-                m++;
+            if (d == memo_period && i < memo_end) {
+                m = memo_end - i;  /* inside a match already measured with this period */
+            } else {
+                /* every step but the stream's last has its next seq in the array */
+                while (i + m + 1 < n && ids[i + m] == ids[i + m - d]
+                       && seqs[i + m + 1] - seqs[i + m] == seqs[i + m + 1 - d] - seqs[i + m - d])
+                    m++;
+                if (i + m + 1 == n && same_step(ids, seqs, n, end, i + m, i + m - d))
+                    m++;
+                memo_period = d;
+                memo_end = i + m;
+            }
             uint64_t r = m / d;
-            if (r >= 1) {
+            /* A run costs a row per block of its pattern: worth it from two repetitions on. If the
+             * pattern's first copy is still unwritten it joins the run; if not, the repeats alone
+             * must be two or more (else this block is better left to a shorter loop inside it). */
+            int fresh = i - literal >= d;
+            if (r >= 2 || (r == 1 && fresh)) {
                 uint64_t p = i - d, step = seqs[i] - seqs[p];
-                if (i - literal >= d) {  /* the pattern's first copy is still unwritten: take it in */
+                if (fresh) {
                     if (p > literal)
                         EMIT(literal, p - literal, 1, seqs[literal], 0);
                     EMIT(p, d, r + 1, seqs[p], step);
@@ -301,12 +315,6 @@ uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, uint64_t n, u
                 for (uint64_t k = i - d; k < i; k++)
                     last[ids[k]] = k;
                 literal = i;
-                continue;
-            }
-            if (m > 64) {  /* a long near-repeat: skip it as literals (keeps the cost linear) */
-                for (uint64_t k = i + 1; k < i + m; k++)
-                    last[ids[k]] = k;
-                i += m;
                 continue;
             }
         }
