@@ -15,22 +15,21 @@ HELLO = sample("x86_64", "hello")
 COMPUTE = sample("x86_64", "compute")
 
 
-def expand(runs, ids: np.ndarray, seqs: np.ndarray) -> tuple[list[int], list[int]]:
-    """The (id, seq) stream the runs describe, ordered by seq (what the `block_seq` view computes)."""
-    events = []
+def expand(runs, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray) -> list[tuple[int, int, int]]:
+    """The (seq, id, repeats) entries the runs describe, ordered by seq."""
+    entries = []
     for first, reps, span, start, length in zip(runs.first.tolist(), runs.reps.tolist(), runs.span.tolist(),
                                                 runs.starts.tolist(), runs.lengths.tolist()):
         base = int(seqs[start])
         for rep in range(reps):
             for k in range(start, start + length):
-                events.append((first + rep * span + int(seqs[k]) - base, int(ids[k])))
-    events.sort()
-    return [e[1] for e in events], [e[0] for e in events]
+                entries.append((first + rep * span + int(seqs[k]) - base, int(ids[k]), int(repeats[k])))
+    return sorted(entries)
 
 
 @st.composite
 def block_streams(draw):
-    """Streams made of literal stretches and (nested) loops, with irregular seq steps."""
+    """Streams of entries made of literal stretches and (nested) loops, with irregular seq steps."""
     ids: list[int] = []
     for _ in range(draw(st.integers(1, 12))):
         body = draw(st.lists(st.integers(0, 6), min_size=1, max_size=5))
@@ -41,25 +40,26 @@ def block_streams(draw):
     gaps = [steps[block % len(steps)] + (i in bumps) for i, block in enumerate(ids)]
     seqs = np.cumsum([0] + gaps[:-1]).astype(np.uint64) + draw(st.integers(0, 1000))
     end = int(seqs[-1]) + gaps[-1] + draw(st.integers(0, 2))
-    return np.array(ids, np.uint32), seqs, end
+    repeats = [1 + (block == 5) * (i % 3) for i, block in enumerate(ids)]  # one-block loops of varying length
+    return np.array(ids, np.uint32), seqs, np.array(repeats, np.uint32), end
 
 
 @settings(max_examples=200, deadline=None)
 @given(block_streams())
 def test_runs_describe_the_stream_exactly(stream):
-    ids, seqs, end = stream
+    ids, seqs, repeats, end = stream
     encoder = RunEncoder()
-    runs = encoder.encode(ids, seqs, end, 7)
-    assert expand(runs, ids, seqs) == (ids.tolist(), seqs.tolist())
+    runs = encoder.encode(ids, seqs, repeats, end, 7)
+    assert expand(runs, ids, seqs, repeats) == list(zip(seqs.tolist(), ids.tolist(), repeats.tolist()))
     assert len(runs.reps) <= len(ids)
-    again = encoder.encode(ids, seqs, end, 7)  # scratch state is reset between calls
+    again = encoder.encode(ids, seqs, repeats, end, 7)  # scratch state is reset between calls
     assert again.reps.tolist() == runs.reps.tolist()
 
 
 def test_a_loop_is_one_run():
     ids = np.array([9] + [1, 2, 3] * 1000 + [4], np.uint32)
     seqs = np.arange(len(ids), dtype=np.uint64)
-    runs = RunEncoder().encode(ids, seqs, len(ids), 10)
+    runs = RunEncoder().encode(ids, seqs, np.ones(len(ids), np.uint32), len(ids), 10)
     assert sorted(zip(runs.lengths.tolist(), runs.reps.tolist())) == [(1, 1), (1, 1), (3, 1000)]
 
 
@@ -125,3 +125,40 @@ def test_no_blocks_keeps_insns(tmp_path):
     meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
     assert con.execute("SELECT count(*) FROM blocks").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM insns").fetchone()[0] == int(meta["instructions"]) > 1000
+
+
+class RowsKept:
+    """A stand-in for the trace writer that keeps inserted rows."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, list]] = {}
+
+    def insert(self, table, columns):
+        mine = self.tables.setdefault(table, {k: [] for k in columns})
+        for name, values in columns.items():
+            mine[name].extend(np.asarray(values).tolist())
+
+
+def test_rows_expand_to_every_execution():
+    from bdemu.trace.recorder import _RunStore
+    # (block, back-to-back count) entries: a loop whose body has a one-block loop shorter than its trip
+    # count, one with a longer one, a lone one-block loop, and single blocks; stride 2 for block 3.
+    entries = [(9, 1)] + [(0, 1), (1, 3)] * 5 + [(2, 1), (3, 10)] * 2 + [(4, 7), (5, 1), (9, 1)]
+    strides = np.array([1, 1, 1, 2, 1, 1, 1, 1, 1, 1], np.uint32)
+    ids = np.array([e[0] for e in entries], np.uint32)
+    repeats = np.array([e[1] for e in entries], np.uint32)
+    steps = np.array([strides[b] * n for b, n in entries], np.uint64)
+    seqs = np.concatenate([[0], np.cumsum(steps)[:-1]]).astype(np.uint64)
+    writer = RowsKept()
+    store = _RunStore(writer, RunEncoder())
+    store.add(ids, seqs, repeats, int(steps.sum()), lambda: None, None, 10, strides)
+    store.write()
+    expected = sorted((int(s) + k * int(strides[b]), b) for (b, n), s in zip(entries, seqs) for k in range(n))
+    steps_rows = writer.tables.get("block_steps", {"seq": [], "id": []})
+    runs = writer.tables["block_runs"]
+    got = list(zip(steps_rows["seq"], steps_rows["id"]))
+    for seq, reps, span, block in zip(runs["seq"], runs["reps"], runs["span"], runs["id"]):
+        got.extend((seq + k * span, block) for k in range(reps))
+    assert sorted(got) == expected
+    assert len(runs["seq"]) + len(steps_rows["seq"]) < len(expected) / 2
+    assert store.executions(10).tolist() == [5, 15, 2, 20, 7, 1, 0, 0, 0, 2]

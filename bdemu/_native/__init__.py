@@ -177,18 +177,20 @@ class _TraceStream(ctypes.Structure):
                 ("pcs", _u64p), ("sizes", _u32p), ("strides", _u32p),
                 ("nids", ctypes.c_uint64), ("idcap", ctypes.c_uint64), ("grow", FLUSH), ("fresh", FLUSH),
                 ("mem", ctypes.c_void_p), ("mn", ctypes.c_uint64), ("mcap", ctypes.c_uint64),
-                ("reg_read", ctypes.c_void_p), ("pc_reg", ctypes.c_int64)]
+                ("reg_read", ctypes.c_void_p), ("pc_reg", ctypes.c_int64), ("repeats", _u32p),
+                ("mark", ctypes.c_uint64), ("last_pc", ctypes.c_uint64), ("last_size", ctypes.c_uint32),
+                ("last_stride", ctypes.c_uint32)]
 
 
 _lib.bd_stream_rehash.argtypes = [ctypes.POINTER(_TraceStream)]
 _lib.bd_stream_rehash.restype = None
 _lib.bd_encode_runs.restype = ctypes.c_uint64
-_lib.bd_encode_runs.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64,
-                                ctypes.c_void_p] + [ctypes.c_void_p] * 5
+_lib.bd_encode_runs.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+                                ctypes.c_uint64, ctypes.c_void_p] + [ctypes.c_void_p] * 5
 
 
 class BlockRuns:
-    """A block stream cut into runs of a repeated pattern (see `encode_runs`)."""
+    """A block stream cut into runs of a repeated pattern (see `RunEncoder.encode`)."""
 
     __slots__ = ("first", "reps", "span", "starts", "lengths")
 
@@ -203,9 +205,10 @@ class RunEncoder:
         self._last = np.full(1 << 10, np.iinfo(np.uint64).max, np.uint64)  # per block id; kept all-ones
         self._out = [np.empty(0, np.uint64) for _ in range(5)]
 
-    def encode(self, ids: np.ndarray, seqs: np.ndarray, end: int, ids_known: int) -> BlockRuns:
-        """Run k repeats ids[starts[k]:starts[k]+lengths[k]] `reps[k]` times from seq `first[k]`,
-        `span[k]` numbers apart (fresh arrays). `ids_known`: every id in `ids` is below it."""
+    def encode(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int,
+               ids_known: int) -> BlockRuns:
+        """Run k repeats entries starts[k] .. starts[k]+lengths[k]-1 `reps[k]` times from seq
+        `first[k]`, `span[k]` numbers apart (fresh arrays). `ids_known`: every id is below it."""
         if len(self._last) < ids_known:
             self._last = np.full(max(ids_known, 2 * len(self._last)), np.iinfo(np.uint64).max, np.uint64)
         n = len(ids)
@@ -213,7 +216,9 @@ class RunEncoder:
             self._out = [np.empty(n, np.uint64) for _ in range(5)]
         ids = np.ascontiguousarray(ids, np.uint32)
         seqs = np.ascontiguousarray(seqs, np.uint64)
-        count = _lib.bd_encode_runs(ids.ctypes.data, seqs.ctypes.data, n, end, self._last.ctypes.data,
+        repeats = np.ascontiguousarray(repeats, np.uint32)
+        count = _lib.bd_encode_runs(ids.ctypes.data, seqs.ctypes.data, repeats.ctypes.data, n, end,
+                                    self._last.ctypes.data,
                                     *(a.ctypes.data for a in self._out))
         starts, lengths, reps, first, span = (a[:count].copy() for a in self._out)
         return BlockRuns(first, reps, span, starts, lengths)
@@ -226,12 +231,13 @@ def _nothing() -> None:
 class TraceStream:
     """Blocks (as ids into a table of distinct (pc, size)) and memory accesses, numbered in C.
 
-    `sink(ids, seqs, end, accesses, release)` receives each batch: block ids
-    and seqs in execution order, `end` (the next seq: it closes the last
-    block's step), the accesses (MEM_EVENT_DTYPE) and `release`. The block
-    arrays are views of a buffer the stream no longer writes (it switched to a
-    spare one), so another thread may read them; `release()` gives the buffer
-    back for reuse. `fresh(id)`, if given, runs once per new block id before
+    `sink(ids, seqs, repeats, end, accesses, release)` receives each batch:
+    block ids and seqs in execution order and how often each ran back to back
+    (entry k: block ids[k] ran repeats[k] times from seq seqs[k], its stride
+    apart), `end` (the next seq: it closes the last entry's step), the
+    accesses (MEM_EVENT_DTYPE) and `release`. The block arrays are views of a
+    buffer the stream no longer writes (it switched to a spare one), so
+    another thread may read them; `release()` gives the buffer back. `fresh(id)`, if given, runs once per new block id before
     the block is counted, and may set `strides[id]`.
     """
 
@@ -239,7 +245,8 @@ class TraceStream:
                  capacity: int = 1 << 18, mem_capacity: int = 1 << 16, pc_reg: int = 0) -> None:
         self.ids = np.zeros(capacity, np.uint32)
         self.seqs = np.zeros(capacity, np.uint64)
-        self._spare: list[tuple[np.ndarray, np.ndarray]] = []
+        self.repeats = np.zeros(capacity, np.uint32)
+        self._spare: list[tuple[np.ndarray, ...]] = []
         self.mem = np.zeros(mem_capacity, MEM_EVENT_DTYPE)
         self._sink = sink
         self._fresh = fresh
@@ -251,7 +258,7 @@ class TraceStream:
             0, _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p), 0, capacity, self._callbacks[0],
             self._slots.ctypes.data, len(self._slots) - 1, *self._table_pointers(), 0, 256,
             self._callbacks[1], self._callbacks[2], self.mem.ctypes.data, 0, mem_capacity,
-            reg_read_address(), pc_reg)
+            reg_read_address(), pc_reg, _ptr(self.repeats, _u32p), 0, 0, 0, 0)
 
     @staticmethod
     def _allocate(capacity: int):
@@ -298,11 +305,12 @@ class TraceStream:
         state = self.state
         n, mn = state.n, state.mn
         if n or mn:
-            ids, seqs = self.ids, self.seqs
+            buffers = self.ids, self.seqs, self.repeats
             if n:  # write on into a spare buffer (a new one if all are still being read)
-                self.ids, self.seqs = (self._spare.pop() if self._spare else
-                                       (np.zeros_like(ids), np.zeros_like(seqs)))
+                self.ids, self.seqs, self.repeats = (self._spare.pop() if self._spare else
+                                                     tuple(np.zeros_like(b) for b in buffers))
                 state.ids, state.seqs = _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p)
+                state.repeats = _ptr(self.repeats, _u32p)
             state.n = state.mn = 0
-            self._sink(ids[:n], seqs[:n], state.seq, self.mem[:mn].copy(),
-                       (lambda: self._spare.append((ids, seqs))) if n else _nothing)
+            self._sink(*(b[:n] for b in buffers), state.seq, self.mem[:mn].copy(),
+                       (lambda: self._spare.append(buffers)) if n else _nothing)

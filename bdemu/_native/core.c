@@ -137,7 +137,9 @@ void bd_mem_buffer(void *uc, int type, uint64_t address, int size, int64_t value
  * table is an open-addressing hash kept here, its arrays owned by Python.
  * Each block advances `seq` by its id's stride (1, or 1 + its instruction
  * count with --insns: Python fills `strides[id]` from `fresh`, called once per
- * new id); each access by 1.
+ * new id); each access by 1. A block that runs again at once, with nothing
+ * numbered in between, only increments its entry's `repeats`: a one-block loop
+ * costs no hash lookup and no buffer space.
  */
 typedef struct {
     uint64_t seq;
@@ -172,6 +174,10 @@ typedef struct {
     uint64_t mn, mcap;
     reg_read_fn reg_read;
     int64_t pc_reg;
+    uint32_t *repeats;     /* block stream: how often the block ran back to back (a one-block loop) */
+    uint64_t mark;         /* `seq` right after the last block: still equal = nothing else happened */
+    uint64_t last_pc;
+    uint32_t last_size, last_stride;
 } trace_stream;
 
 static inline uint64_t slot_of_block(uint64_t pc, uint32_t size, uint64_t mask)
@@ -202,6 +208,15 @@ void bd_stream_rehash(trace_stream *s)
 void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
 {
     (void)uc;
+    uint64_t n = s->n;
+    /* The same block again and nothing numbered since: count it in the last entry. */
+    if (address == s->last_pc && size == s->last_size && s->seq == s->mark && n != 0
+        && s->repeats[n - 1] != UINT32_MAX) {
+        s->repeats[n - 1]++;
+        s->seq += s->last_stride;
+        s->mark = s->seq;
+        return;
+    }
     uint64_t mask = s->mask, i = slot_of_block(address, size, mask);
     uint32_t id;
     for (;;) {
@@ -224,10 +239,15 @@ void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
         }
         i = (i + 1) & mask;
     }
-    uint64_t n = s->n;
+    uint32_t stride = s->strides[id];
     s->ids[n] = id;
     s->seqs[n] = s->seq;
-    s->seq += s->strides[id];
+    s->repeats[n] = 1;
+    s->seq += stride;
+    s->mark = s->seq;
+    s->last_pc = address;
+    s->last_size = size;
+    s->last_stride = stride;
     s->n = ++n;
     if (n >= s->cap)
         s->flush(s);
@@ -249,11 +269,11 @@ void bd_trace_mem(void *uc, int type, uint64_t address, int size, int64_t value,
         s->flush(s);
 }
 
-/* Same block and same seq step at positions a and b of a block stream? */
-static inline int same_step(const uint32_t *ids, const uint64_t *seqs, uint64_t n, uint64_t end,
-                            uint64_t a, uint64_t b)
+/* Same block, repeats and seq step at positions a and b of a block stream? */
+static inline int same_step(const uint32_t *ids, const uint64_t *seqs, const uint32_t *repeats, uint64_t n,
+                            uint64_t end, uint64_t a, uint64_t b)
 {
-    if (ids[a] != ids[b])
+    if (ids[a] != ids[b] || repeats[a] != repeats[b])
         return 0;
     uint64_t step_a = (a + 1 < n ? seqs[a + 1] : end) - seqs[a];
     uint64_t step_b = (b + 1 < n ? seqs[b + 1] : end) - seqs[b];
@@ -262,13 +282,15 @@ static inline int same_step(const uint32_t *ids, const uint64_t *seqs, uint64_t 
 
 #define MAX_PERIOD 1024
 
-/* Cut the block stream ids/seqs[0..n) (`end`: the seq after its last event) into runs:
- * run k repeats the pattern ids[start[k] .. start[k]+len[k]) `reps[k]` times from seq
- * first[k], each repetition `span[k]` numbers after the previous one. Loops become one
- * run each; what does not repeat becomes runs of one repetition. `last` is scratch, one
- * entry per block id, all set to UINT64_MAX. Returns the number of runs (at most n).
+/* Cut the block stream ids/seqs/repeats[0..n) (`end`: the seq after its last event) into
+ * runs: run k repeats the pattern of entries start[k] .. start[k]+len[k]-1 `reps[k]` times
+ * from seq first[k], each repetition `span[k]` numbers after the previous one. Loops become
+ * one run each; what does not repeat becomes runs of one repetition. An entry (block id, its
+ * seq, how often it ran back to back) is matched whole. `last` is scratch, one entry per
+ * block id, all set to UINT64_MAX. Returns the number of runs (at most n).
  */
-uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, uint64_t n, uint64_t end, uint64_t *last,
+uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, const uint32_t *repeats, uint64_t n,
+                        uint64_t end, uint64_t *last,
                         uint64_t *start, uint64_t *len, uint64_t *reps, uint64_t *first, uint64_t *span)
 {
     uint64_t runs = 0, literal = 0, i = 0;
@@ -287,10 +309,10 @@ uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, uint64_t n, u
                 m = memo_end - i;  /* inside a match already measured with this period */
             } else {
                 /* every step but the stream's last has its next seq in the array */
-                while (i + m + 1 < n && ids[i + m] == ids[i + m - d]
+                while (i + m + 1 < n && ids[i + m] == ids[i + m - d] && repeats[i + m] == repeats[i + m - d]
                        && seqs[i + m + 1] - seqs[i + m] == seqs[i + m + 1 - d] - seqs[i + m - d])
                     m++;
-                if (i + m + 1 == n && same_step(ids, seqs, n, end, i + m, i + m - d))
+                if (i + m + 1 == n && same_step(ids, seqs, repeats, n, end, i + m, i + m - d))
                     m++;
                 memo_period = d;
                 memo_end = i + m;

@@ -221,6 +221,14 @@ class Recorder(Plugin):
             self.writer.append("code", {"pc": list(pcs), "size": list(sizes), "bytes": list(data)})
 
 
+def _spread(seq, copies, copy_step, reps, span, block) -> dict[str, np.ndarray]:
+    """`block_runs` rows: each entry becomes `copies` rows, `copy_step` apart, of `reps` x `span`."""
+    first = np.cumsum(copies) - copies
+    index = np.arange(int(copies.sum())) - np.repeat(first, copies)
+    return {"seq": np.repeat(seq, copies) + index.astype(np.uint64) * np.repeat(copy_step, copies),
+            "reps": np.repeat(reps, copies), "span": np.repeat(span, copies), "id": np.repeat(block, copies)}
+
+
 def _signed(value: int) -> int:
     value &= 0xFFFFFFFFFFFFFFFF
     return value - (1 << 64) if value >> 63 else value
@@ -290,18 +298,23 @@ class _NativeStream:
         rows["pc"].extend(pc + offset for offset in offsets)
         rows["size"].extend(lengths)
 
-    def _take(self, ids: np.ndarray, seqs: np.ndarray, end: int, accesses: np.ndarray, release) -> None:
+    def _take(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, accesses: np.ndarray,
+              release) -> None:
         """One drained batch: new block ids, then the block stream (to the writer thread), then the accesses."""
         known, total = self._known, self.stream.state.nids
         blocks = self._new_blocks(known, total) if total > known else None
+        # Strides of ids below `total` never change (and a grown table is a new array), so the
+        # writer thread may read this one later.
+        strides = self.stream.strides[:total] if self.decode is not None else None
         if len(ids) or blocks:
-            self.writer.call(self._runs.add, ids, seqs, end, release, blocks, total)
+            self.writer.call(self._runs.add, ids, seqs, repeats, end, release, blocks, total, strides)
         else:
             release()
+        ran = int(repeats.sum(dtype=np.int64))
         if self.opts.blocks:
-            self.events += len(ids)
-        if self.decode is not None and len(ids):
-            done = int(self.stream.strides[:total][ids].sum(dtype=np.int64)) - len(ids)
+            self.events += ran
+        if strides is not None and len(ids):
+            done = int((strides[ids].astype(np.int64) * repeats).sum()) - ran
             self.instructions += done
             self.events += done
         if len(accesses):
@@ -378,36 +391,47 @@ class _RunStore:
         self.pending = {table: 0 for table in self.chunks}
         self._executions = np.zeros(0, np.float64)
 
-    def add(self, ids: np.ndarray, seqs: np.ndarray, end: int, release, blocks, known: int) -> None:
+    def add(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, release, blocks,
+            known: int, strides: np.ndarray | None) -> None:
         for table, rows in (blocks or {}).items():
             mine = self.blocks.setdefault(table, {k: [] for k in rows})
             for column, values in rows.items():
                 mine[column].extend(values)
         try:
             if len(ids):
-                self._encode(ids, seqs, end, known)
+                self._encode(ids, seqs, repeats, end, known, strides)
         finally:
             release()
         for table, count in self.pending.items():
             if count >= self.ROWS:
                 self.write(table)
 
-    def _encode(self, ids: np.ndarray, seqs: np.ndarray, end: int, known: int) -> None:
-        runs = self.encoder.encode(ids, seqs, end, known)
+    def _encode(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, known: int,
+                strides: np.ndarray | None) -> None:
+        """Runs of entries -> rows. An entry is one block run back to back `count` times, `step` apart."""
+        runs = self.encoder.encode(ids, seqs, repeats, end, known)
         lengths = runs.lengths.astype(np.int64)
         bounds = np.zeros(len(lengths) + 1, np.int64)
         np.cumsum(lengths, out=bounds[1:])
         flat = np.repeat(runs.starts.astype(np.int64) - bounds[:-1], lengths) + np.arange(bounds[-1])
-        pattern = ids[flat]
+        block = ids[flat]
+        count = repeats[flat].astype(np.int64)
         reps = np.repeat(runs.reps.astype(np.int64), lengths)
+        span = np.repeat(runs.span, lengths)
+        seq = np.repeat(runs.first, lengths) + (seqs[flat] - np.repeat(seqs[runs.starts], lengths))
+        step = strides[block].astype(np.uint64) if strides is not None else np.ones(len(block), np.uint64)
         if len(self._executions) < known:
             self._executions = np.concatenate([self._executions, np.zeros(known - len(self._executions))])
-        self._executions[:known] += np.bincount(pattern, weights=reps, minlength=known)
-        seq = np.repeat(runs.first, lengths) + (seqs[flat] - np.repeat(seqs[runs.starts], lengths))
-        loop = reps > 1
-        self._keep("block_steps", {"seq": seq[~loop], "id": pattern[~loop]})
-        self._keep("block_runs", {"seq": seq[loop], "reps": reps[loop],
-                                  "span": np.repeat(runs.span, lengths)[loop], "id": pattern[loop]})
+        self._executions[:known] += np.bincount(block, weights=reps * count, minlength=known)
+        alone = (reps == 1) & (count == 1)
+        self._keep("block_steps", {"seq": seq[alone], "id": block[alone]})
+        # An entry repeated both ways (count in a row, reps with its pattern) needs one row per
+        # repetition of the smaller kind: per back-to-back execution, or per pattern repetition.
+        inner = ~alone & (count <= reps) & (reps > 1)
+        outer = ~alone & ~inner
+        rows = [_spread(seq[inner], count[inner], step[inner], reps[inner], span[inner], block[inner]),
+                _spread(seq[outer], reps[outer], span[outer], count[outer], step[outer], block[outer])]
+        self._keep("block_runs", {name: np.concatenate([r[name] for r in rows]) for name in rows[0]})
 
     def _keep(self, table: str, columns: dict[str, np.ndarray]) -> None:
         if len(columns["seq"]):
