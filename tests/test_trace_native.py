@@ -162,3 +162,31 @@ def test_rows_expand_to_every_execution():
     assert sorted(got) == expected
     assert len(runs["seq"]) + len(steps_rows["seq"]) < len(expected) / 2
     assert store.executions(10).tolist() == [5, 15, 2, 20, 7, 1, 0, 0, 0, 2]
+
+
+def test_exports_read_the_views(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from bdemu import open_trace
+    from conftest import run_bdemu
+    from trace_helpers import read_drcov
+    assert run_bdemu("run", "-p", f"coverage,out={tmp_path / 'cov'}", HELLO).returncode == 0
+    done = run_bdemu("record", "-o", str(tmp_path / "n.db"), "--insns", HELLO)
+    assert done.returncode == 0, done.stderr
+    native = tmp_path / "n.db"
+    for fmt, out in (("drcov", tmp_path / "n.drcov"), ("parquet", tmp_path / "pq"), ("chrome", tmp_path / "c.json")):
+        done = run_bdemu("export", str(native), "--format", fmt, "-o", str(out))
+        assert done.returncode == 0, done.stderr
+    _, modules, entries = read_drcov(str(tmp_path / "n.drcov"))
+    _, _, expected = read_drcov(str(tmp_path / "cov"))
+    assert sorted(entries) == sorted(expected)
+    with open_trace(str(native)) as trace:
+        for name in ("blocks", "insns"):
+            table = pq.read_table(tmp_path / "pq" / f"{name}.parquet")
+            seqs = table.column("seq").to_pylist()
+            assert len(seqs) == trace.count(name) > 100 and seqs == sorted(seqs)
+        total = int(trace.meta["instructions"])
+    stamps = [e["ts"] for e in json.load(open(tmp_path / "c.json"))["traceEvents"] if e["ph"] == "X"]
+    assert stamps and stamps == sorted(stamps) and all(0 < t <= total for t in stamps)
