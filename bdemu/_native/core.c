@@ -204,19 +204,11 @@ void bd_stream_rehash(trace_stream *s)
         stream_place(s, (uint32_t)id);
 }
 
-/* UC_HOOK_BLOCK: the block's id and seq into the stream. */
-void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
+/* A block that is not a repeat of the last one: look up its id, append an entry. Kept out
+ * of line so the repeat path of bd_trace_block saves no registers. */
+static void __attribute__((noinline)) trace_new_entry(trace_stream *s, uint64_t address, uint32_t size)
 {
-    (void)uc;
     uint64_t n = s->n;
-    /* The same block again and nothing numbered since: count it in the last entry. */
-    if (address == s->last_pc && size == s->last_size && s->seq == s->mark && n != 0
-        && s->repeats[n - 1] != UINT32_MAX) {
-        s->repeats[n - 1]++;
-        s->seq += s->last_stride;
-        s->mark = s->seq;
-        return;
-    }
     uint64_t mask = s->mask, i = slot_of_block(address, size, mask);
     uint32_t id;
     for (;;) {
@@ -251,6 +243,22 @@ void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
     s->n = ++n;
     if (n >= s->cap)
         s->flush(s);
+}
+
+/* UC_HOOK_BLOCK: the block's id and seq into the stream. */
+void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
+{
+    (void)uc;
+    uint64_t n = s->n;
+    /* The same block again and nothing numbered since: count it in the last entry. */
+    if (address == s->last_pc && size == s->last_size && s->seq == s->mark && n != 0
+        && s->repeats[n - 1] != UINT32_MAX) {
+        s->repeats[n - 1]++;
+        s->seq += s->last_stride;
+        s->mark = s->seq;
+        return;
+    }
+    trace_new_entry(s, address, size);
 }
 
 /* UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE: the access, numbered after the block that makes it. */

@@ -43,6 +43,7 @@ class TraceWriter:
             if os.path.exists(stale):
                 os.remove(stale)
         self.con = None
+        self._held = False
         self._tables, self._views = layout(native, blocks)
         self.rows: dict[str, int] = {table: 0 for table in self._tables}
         self._error: BaseException | None = None
@@ -98,12 +99,23 @@ class TraceWriter:
         else:
             self._queue.put((function, args))
 
+    def hold(self) -> None:
+        """From here to `close`, store everything in one transaction: one WAL sync, not one per batch
+        (each costs milliseconds, as much as a whole loop's rows). For the end of a run."""
+        self._submit(self._begin)
+
+    def _begin(self) -> None:
+        self.con.execute("BEGIN")
+        self._held = True
+
     def _set_meta(self, values: Mapping[str, str]) -> None:
         keys, texts = list(values), [str(value) for value in values.values()]
-        self.con.execute("BEGIN")
+        if not self._held:
+            self.con.execute("BEGIN")
         self.con.execute("DELETE FROM meta WHERE list_contains(?, key)", [keys])
         self.con.execute("INSERT INTO meta SELECT unnest(?), unnest(?)", [keys, texts])
-        self.con.execute("COMMIT")
+        if not self._held:
+            self.con.execute("COMMIT")
 
     def sync(self) -> None:
         """Wait until every queued batch is in the database."""
@@ -129,6 +141,12 @@ class TraceWriter:
             self._check()
         finally:
             if self.con is not None:
+                if self._held:
+                    self._held = False
+                    try:
+                        self.con.execute("COMMIT")
+                    except Exception:  # an insert failed (reported by _check): keep what committed before
+                        self.con.execute("ROLLBACK")
                 self.con.execute("CHECKPOINT")
                 self.con.close()
 
