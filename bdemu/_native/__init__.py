@@ -308,7 +308,7 @@ class TraceStream:
             buffers = self.ids, self.seqs, self.repeats
             if n:  # write on into a spare buffer (a new one if all are still being read)
                 self.ids, self.seqs, self.repeats = (self._spare.pop() if self._spare else
-                                                     tuple(np.zeros_like(b) for b in buffers))
+                                                     tuple(np.empty_like(b) for b in buffers))
                 state.ids, state.seqs = _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p)
                 state.repeats = _ptr(self.repeats, _u32p)
             state.n = state.mn = 0

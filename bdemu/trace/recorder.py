@@ -270,7 +270,8 @@ class _NativeStream:
         self._known = 0
         self._new_insns: dict[str, list] = {"block": [], "idx": [], "pc": [], "size": []}
         self._mem_chunks: list[np.ndarray] = []
-        self._runs = _RunStore(self.writer, _native.RunEncoder())
+        counter = None if self.decode is not None else (emu.arch.cs_arch, emu.arch.cs_mode)
+        self._runs = _RunStore(self.writer, _native.RunEncoder(), counter)
         arch, uc = emu.arch, emu.uc
         self.stream = _native.TraceStream(uc, self._take, self._decode_new if self.decode is not None else None,
                                           pc_reg=arch.registers[arch.pc])
@@ -366,17 +367,7 @@ class _NativeStream:
         if self.decode is not None:
             per_block = self.stream.strides[:self._known].astype(np.int64) - 1
         else:
-            import capstone
-            cs = capstone.Cs(emu.arch.cs_arch, emu.arch.cs_mode)
-            pcs, sizes = self.stream.blocks
-            per_block = np.zeros(self._known, np.int64)
-            for ident in np.flatnonzero(executions).tolist():
-                pc = int(pcs[ident])
-                try:
-                    data = emu.read_memory(pc, int(sizes[ident]))
-                except Exception:
-                    data = b""
-                per_block[ident] = sum(1 for _ in cs.disasm_lite(bytes(data), pc))
+            per_block = np.array(self._runs.insn_counts[:self._known], np.int64)
         self.instructions = int((executions * per_block).sum())
 
 
@@ -385,8 +376,12 @@ class _RunStore:
 
     ROWS = 1 << 20  # rows per insert: big inserts bypass the WAL (more than a DuckDB row group)
 
-    def __init__(self, writer, encoder) -> None:
+    def __init__(self, writer, encoder, counter: tuple[int, int] | None = None) -> None:
+        """`counter`: (Capstone arch, mode) to count the instructions of each new block's code."""
         self.writer, self.encoder = writer, encoder
+        self._counter = counter
+        self._cs = None
+        self.insn_counts: list[int] = []
         self.blocks: dict[str, dict[str, list]] = {}
         self.chunks: dict[str, list[dict[str, np.ndarray]]] = {"block_steps": [], "block_runs": []}
         self.pending = {table: 0 for table in self.chunks}
@@ -398,6 +393,8 @@ class _RunStore:
             mine = self.blocks.setdefault(table, {k: [] for k in rows})
             for column, values in rows.items():
                 mine[column].extend(values)
+        if blocks and self._counter is not None:
+            self._count_insns(blocks["code"])
         try:
             if len(ids):
                 self._encode(ids, seqs, repeats, end, known, strides)
@@ -433,6 +430,14 @@ class _RunStore:
         rows = [_spread(seq[inner], count[inner], step[inner], reps[inner], span[inner], block[inner]),
                 _spread(seq[outer], reps[outer], span[outer], count[outer], step[outer], block[outer])]
         self._keep("block_runs", {name: np.concatenate([r[name] for r in rows]) for name in rows[0]})
+
+    def _count_insns(self, code: dict[str, list]) -> None:
+        """Instructions per new block, for the run's total (decoded here, off the guest's thread)."""
+        if self._cs is None:
+            import capstone
+            self._cs = capstone.Cs(*self._counter)
+        for pc, data in zip(code["pc"], code["bytes"]):
+            self.insn_counts.append(sum(1 for _ in self._cs.disasm_lite(data, pc)))
 
     def _keep(self, table: str, columns: dict[str, np.ndarray]) -> None:
         if len(columns["seq"]):
