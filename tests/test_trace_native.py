@@ -82,11 +82,11 @@ class AccessObserver(Plugin):
         self.events.append(("w", address, size))
 
 
-def record(tmp_path, guest, argv=None, **options):
+def record(tmp_path, guest, argv=None, observe=True, **options):
     path = str(tmp_path / "t.db")
     emu = Emulator(str(ROOT / guest), argv=argv)
     emu.add_plugin(make_recorder(path, RecordOptions(status=False, **options)))
-    observer = emu.add_plugin(AccessObserver())
+    observer = emu.add_plugin(AccessObserver()) if observe else None
     result = emu.run(capture_output=True)
     return duckdb.connect(path, read_only=True), observer, result
 
@@ -118,6 +118,18 @@ def test_views_read_with_plain_duckdb(tmp_path):
     # Each block's instructions follow it: seq + 1 .. seq + n, from the block's pc on.
     first = con.execute("SELECT b.pc, i.pc FROM blocks b JOIN insns i ON i.seq = b.seq + 1").fetchall()
     assert first and all(block == insn for block, insn in first)
+
+
+def test_counts_without_expanding_agree(tmp_path):
+    from bdemu import open_trace
+    for options in ({"insns": True}, {"blocks": False, "insns": True}, {}):
+        con, _observer, _result = record(tmp_path, COMPUTE, argv=[str(ROOT / COMPUTE), "200"], observe=False,
+                                         **options)
+        con.close()
+        with open_trace(str(tmp_path / "t.db")) as trace:
+            for name in ("blocks", "insns"):
+                assert trace.count(name) == trace.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            assert trace.count("insns") == (int(trace.meta["instructions"]) if options else 0)
 
 
 def test_no_blocks_keeps_insns(tmp_path):
