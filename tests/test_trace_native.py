@@ -63,10 +63,10 @@ def test_a_loop_is_one_run():
     assert sorted(zip(runs.lengths.tolist(), runs.reps.tolist())) == [(1, 1), (1, 1), (3, 1000)]
 
 
-class AccessObserver(Plugin):
-    """Blocks and accesses from the per-event Python hooks, in order."""
+class BlockObserver(Plugin):
+    """Blocks from the per-event Python hook, in order."""
 
-    name = "access-observer"
+    name = "block-observer"
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,6 +75,12 @@ class AccessObserver(Plugin):
     def on_block(self, emu, address, size):
         self.events.append(("b", address, size))
 
+
+class AccessObserver(BlockObserver):
+    """Blocks and accesses from the per-event Python hooks, in order."""
+
+    name = "access-observer"
+
     def on_mem_read(self, emu, address, size):
         self.events.append(("r", address, size))
 
@@ -82,11 +88,11 @@ class AccessObserver(Plugin):
         self.events.append(("w", address, size))
 
 
-def record(tmp_path, guest, argv=None, observe=True, **options):
+def record(tmp_path, guest, argv=None, observe=AccessObserver, **options):
     path = str(tmp_path / "t.db")
     emu = Emulator(str(ROOT / guest), argv=argv)
     emu.add_plugin(make_recorder(path, RecordOptions(status=False, **options)))
-    observer = emu.add_plugin(AccessObserver()) if observe else None
+    observer = emu.add_plugin(observe()) if observe else None
     result = emu.run(capture_output=True)
     return duckdb.connect(path, read_only=True), observer, result
 
@@ -106,7 +112,8 @@ def test_native_mem_interleaves_like_live_hooks(tmp_path):
 
 
 def test_views_read_with_plain_duckdb(tmp_path):
-    con, observer, result = record(tmp_path, COMPUTE, argv=[str(ROOT / COMPUTE), "300"], insns=True)
+    con, observer, result = record(tmp_path, COMPUTE, argv=[str(ROOT / COMPUTE), "300"], observe=BlockObserver,
+                                   insns=True)
     assert result.exit_code == 0
     kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
     assert kinds["blocks"] == kinds["insns"] == "VIEW" and kinds["block_runs"] == "BASE TABLE"
@@ -123,7 +130,7 @@ def test_views_read_with_plain_duckdb(tmp_path):
 def test_counts_without_expanding_agree(tmp_path):
     from bdemu import open_trace
     for options in ({"insns": True}, {"blocks": False, "insns": True}, {}):
-        con, _observer, _result = record(tmp_path, COMPUTE, argv=[str(ROOT / COMPUTE), "200"], observe=False,
+        con, _observer, _result = record(tmp_path, COMPUTE, argv=[str(ROOT / COMPUTE), "200"], observe=None,
                                          **options)
         con.close()
         with open_trace(str(tmp_path / "t.db")) as trace:
