@@ -1,16 +1,17 @@
-"""The recorder: a plugin on the hook bus that appends every event to typed column buffers.
+"""The recorder: a plugin on the hook bus that turns the run into a DuckDB trace.
 
-Blocks come from the native block stream in batches (`on_block_batch`), after
-the fact; syscalls and backdoor calls arrive live. One counter hands out
-`seq` across all tables, so before a live event takes its number the
-recorder asks the emulator to drain the blocks still buffered: they ran
-first, so they get the lower numbers. With `--insns` each block takes
-1 + (its instruction count) numbers: the block's, then one per instruction,
-expanded from the block stream by the decode cache.
+Blocks (and, for `--mem` alone, memory accesses) come from the native trace
+stream (`_NativeStream`): C hooks number every event with the one `seq`
+counter as it happens, so a live event (a syscall, a backdoor call) just
+takes the next number, and no Python runs per block. With `--insns` each
+block takes 1 + (its instruction count) numbers: the block's, then one per
+instruction; the instructions themselves are never stored, the `insns`
+view derives them from each distinct block's decoded list.
 
-`--mem` and `--regs` need the exact interleaving of accesses and register
-states with instructions, so they switch to the live per-block and
-per-instruction hooks (slower; every event is numbered as it arrives).
+`--regs`, and `--mem` with `--insns`, need the exact interleaving of
+accesses and register states with instructions, so they use the live
+per-block and per-instruction Python hooks instead (`_LiveEvents`: slower;
+every event is numbered as it arrives, and stored as plain rows).
 
 The class a recording uses is composed from mixins (`make_recorder`), so only
 the hooks it needs are overridden and installed in Unicorn.
