@@ -163,9 +163,9 @@ class MemStream:
             self._sink(self.records[:n].copy())
 
 
-#: One memory access as the trace stream stores it.
-MEM_EVENT_DTYPE = np.dtype([("seq", "<u8"), ("pc", "<u8"), ("address", "<u8"), ("value", "<u8"),
-                            ("size", "<u4"), ("write", "<u4")])
+#: The columns of the trace stream's memory accesses (`write`: 1 for a write, 0 for a read).
+MEM_COLUMNS = {"seq": np.uint64, "pc": np.uint64, "address": np.uint64, "value": np.uint64,
+               "size": np.uint8, "write": np.uint8}
 _SLOT_DTYPE = np.dtype([("pc", "<u8"), ("size", "<u4"), ("id1", "<u4")])
 TRACE_BLOCK = ctypes.cast(_lib.bd_trace_block, ctypes.c_void_p).value
 TRACE_MEM = ctypes.cast(_lib.bd_trace_mem, ctypes.c_void_p).value
@@ -176,7 +176,8 @@ class _TraceStream(ctypes.Structure):
                 ("cap", ctypes.c_uint64), ("flush", FLUSH), ("slots", ctypes.c_void_p), ("mask", ctypes.c_uint64),
                 ("pcs", _u64p), ("sizes", _u32p), ("strides", _u32p),
                 ("nids", ctypes.c_uint64), ("idcap", ctypes.c_uint64), ("grow", FLUSH), ("fresh", FLUSH),
-                ("mem", ctypes.c_void_p), ("mn", ctypes.c_uint64), ("mcap", ctypes.c_uint64),
+                *((f"mem_{name}", ctypes.c_void_p) for name in MEM_COLUMNS),
+                ("mn", ctypes.c_uint64), ("mcap", ctypes.c_uint64),
                 ("reg_read", ctypes.c_void_p), ("pc_reg", ctypes.c_int64), ("repeats", _u32p),
                 ("mark", ctypes.c_uint64), ("last_pc", ctypes.c_uint64), ("last_size", ctypes.c_uint32),
                 ("last_stride", ctypes.c_uint32)]
@@ -235,7 +236,7 @@ class TraceStream:
     block ids and seqs in execution order and how often each ran back to back
     (entry k: block ids[k] ran repeats[k] times from seq seqs[k], its stride
     apart), `end` (the next seq: it closes the last entry's step), the
-    accesses (MEM_EVENT_DTYPE) and `release`. The block arrays are views of a
+    accesses (a dict of MEM_COLUMNS arrays) and `release`. The block arrays are views of a
     buffer the stream no longer writes (it switched to a spare one), so
     another thread may read them; `release()` gives the buffer back. `fresh(id)`, if given, runs once per new block id before
     the block is counted, and may set `strides[id]`.
@@ -247,7 +248,7 @@ class TraceStream:
         self.seqs = np.zeros(capacity, np.uint64)
         self.repeats = np.zeros(capacity, np.uint32)
         self._spare: list[tuple[np.ndarray, ...]] = []
-        self.mem = np.zeros(mem_capacity, MEM_EVENT_DTYPE)
+        self.mem = {name: np.zeros(mem_capacity, kind) for name, kind in MEM_COLUMNS.items()}
         self._sink = sink
         self._fresh = fresh
         self._callbacks = [FLUSH(_guarded(uc, self.drain)), FLUSH(_guarded(uc, self._grow)),
@@ -257,7 +258,7 @@ class TraceStream:
         self.state = _TraceStream(
             0, _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p), 0, capacity, self._callbacks[0],
             self._slots.ctypes.data, len(self._slots) - 1, *self._table_pointers(), 0, 256,
-            self._callbacks[1], self._callbacks[2], self.mem.ctypes.data, 0, mem_capacity,
+            self._callbacks[1], self._callbacks[2], *(a.ctypes.data for a in self.mem.values()), 0, mem_capacity,
             reg_read_address(), pc_reg, _ptr(self.repeats, _u32p), 0, 0, 0, 0)
 
     @staticmethod
@@ -312,5 +313,5 @@ class TraceStream:
                 state.ids, state.seqs = _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p)
                 state.repeats = _ptr(self.repeats, _u32p)
             state.n = state.mn = 0
-            self._sink(*(b[:n] for b in buffers), state.seq, self.mem[:mn].copy(),
+            self._sink(*(b[:n] for b in buffers), state.seq, {k: a[:mn].copy() for k, a in self.mem.items()},
                        (lambda: self._spare.append(buffers)) if n else _nothing)

@@ -142,15 +142,6 @@ void bd_mem_buffer(void *uc, int type, uint64_t address, int size, int64_t value
  * costs no hash lookup and no buffer space.
  */
 typedef struct {
-    uint64_t seq;
-    uint64_t pc;
-    uint64_t address;
-    uint64_t value;
-    uint32_t size;
-    uint32_t write;
-} mem_event;
-
-typedef struct {
     uint64_t pc;
     uint32_t size;
     uint32_t id1;          /* id + 1; 0: empty slot */
@@ -170,7 +161,12 @@ typedef struct {
     uint64_t nids, idcap;
     flush_fn grow;         /* nids reached idcap or the hash is half full: Python enlarges */
     flush_fn fresh;        /* optional: a new id appeared (Python sets strides[id]) */
-    mem_event *mem;
+    uint64_t *mem_seq;     /* accesses, one array per column */
+    uint64_t *mem_pc;
+    uint64_t *mem_address;
+    uint64_t *mem_value;
+    uint8_t *mem_size;
+    uint8_t *mem_write;
     uint64_t mn, mcap;
     reg_read_fn reg_read;
     int64_t pc_reg;
@@ -264,16 +260,15 @@ void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
 /* UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE: the access, numbered after the block that makes it. */
 void bd_trace_mem(void *uc, int type, uint64_t address, int size, int64_t value, trace_stream *s)
 {
-    mem_event *e = &s->mem[s->mn];
-    uint64_t pc = 0;
+    uint64_t m = s->mn, pc = 0;
     s->reg_read(uc, (int)s->pc_reg, &pc);
-    e->seq = s->seq++;
-    e->pc = pc;
-    e->address = address;
-    e->value = (uint64_t)value;
-    e->size = (uint32_t)size;
-    e->write = (type == 17); /* UC_MEM_WRITE */
-    if (++s->mn >= s->mcap)
+    s->mem_seq[m] = s->seq++;
+    s->mem_pc[m] = pc;
+    s->mem_address[m] = address;
+    s->mem_value[m] = (uint64_t)value;
+    s->mem_size[m] = (uint8_t)size;
+    s->mem_write[m] = (type == 17); /* UC_MEM_WRITE */
+    if ((s->mn = m + 1) >= s->mcap)
         s->flush(s);
 }
 

@@ -270,7 +270,7 @@ class _NativeStream:
         self._emu = emu
         self._known = 0
         self._new_insns: dict[str, list] = {"block": [], "idx": [], "pc": [], "size": []}
-        self._mem_chunks: list[np.ndarray] = []
+        self._mem_chunks: list[dict[str, np.ndarray]] = []
         counter = None if self.decode is not None else (emu.arch.cs_arch, emu.arch.cs_mode)
         self._runs = _RunStore(self.writer, _native.RunEncoder(), counter)
         arch, uc = emu.arch, emu.uc
@@ -301,8 +301,8 @@ class _NativeStream:
         rows["pc"].extend(pc + offset for offset in offsets)
         rows["size"].extend(lengths)
 
-    def _take(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, accesses: np.ndarray,
-              release) -> None:
+    def _take(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int,
+              accesses: dict[str, np.ndarray], release) -> None:
         """One drained batch: new block ids, then the block stream (to the writer thread), then the accesses."""
         known, total = self._known, self.stream.state.nids
         blocks = self._new_blocks(known, total) if total > known else None
@@ -320,10 +320,11 @@ class _NativeStream:
             done = int((strides[ids].astype(np.int64) * repeats).sum()) - ran
             self.instructions += done
             self.events += done
-        if len(accesses):
+        count = len(accesses["seq"])
+        if count:
             self._mem_chunks.append(accesses)
-            self._pending += len(accesses)
-            self.events += len(accesses)
+            self._pending += count
+            self.events += count
         if self._pending >= FLUSH_ROWS:
             self._flush()
         if self._status is not None:
@@ -354,12 +355,10 @@ class _NativeStream:
         if everything:
             writer.call(self._runs.write)
         if self._mem_chunks:
-            mem = np.concatenate(self._mem_chunks)
-            self._mem_chunks = []
-            writer.append("mem", {"seq": mem["seq"], "pc": mem["pc"],
-                                  "access": Labels(mem["write"], ("r", "w")),
-                                  "address": mem["address"], "size": mem["size"].astype(np.uint8),
-                                  "value": mem["value"]})
+            chunks, self._mem_chunks = self._mem_chunks, []
+            mem = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+            writer.append("mem", {"seq": mem["seq"], "pc": mem["pc"], "access": Labels(mem["write"], ("r", "w")),
+                                  "address": mem["address"], "size": mem["size"], "value": mem["value"]})
 
     def _write_code(self, emu) -> None:
         """`code` rows went out with each new block; here the instruction total from executions per block."""
