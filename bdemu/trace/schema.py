@@ -4,10 +4,9 @@
 mode but `--regs` and `--mem --insns`) stores the block stream compactly and
 makes `blocks` and `insns` views over that storage (`STORED`, `VIEWS`): a
 loop's body is one `block_runs` row per block however often it ran, other
-blocks are one narrow `block_steps` row each, and
-instructions are never stored, only each distinct block's list. Plain DuckDB
-expands the views on query, so `SELECT ... FROM blocks` reads the same from
-either layout.
+blocks are one narrow `block_steps` row each, and instructions are never
+stored, only each distinct block's list. Plain DuckDB expands the views on
+query, so `SELECT ... FROM blocks` reads the same from either layout.
 
 `format_version` in `meta` changes whenever a column changes meaning. New
 columns and tables may be added without bumping it; readers select columns

@@ -4,8 +4,11 @@ Inserting into DuckDB releases the GIL, and so does Unicorn while the guest
 runs, so a writer thread turns queued column batches into Arrow tables and
 inserts them while the guest keeps running. The queue is bounded: if the
 guest produces events faster than DuckDB stores them, the recorder waits
-instead of growing without limit. Every batch is committed when inserted, so
-a file opened after any kind of stop holds everything flushed before it.
+instead of growing without limit. The recorder may also run its own
+functions there (`call`), e.g. to encode block runs off the guest's thread.
+During the run every batch is committed when inserted; at the end (`hold`)
+the last batches and `meta` go in one transaction, committed by `close`, so
+a file opened after any kind of stop holds everything recorded before it.
 """
 from __future__ import annotations
 
