@@ -1,5 +1,10 @@
 """The native core seen from Python: C hook functions that gather hot events into numpy arrays.
 
+`TraceStream` is `bdemu record`'s own: one C state numbers blocks (as ids of
+distinct blocks, a one-block loop as a repeat count) and memory accesses
+with a single `seq` counter, and `RunEncoder` cuts its block stream into
+loop runs (see bdemu/trace/recorder.py).
+
 The C functions (core.c, built at install as `bdemu._native._core`) are
 registered with `uc_hook_add` through ctypes, so Unicorn calls them with no
 Python on the way. Each gathers into arrays owned here; when an array fills,
@@ -236,10 +241,11 @@ class TraceStream:
     block ids and seqs in execution order and how often each ran back to back
     (entry k: block ids[k] ran repeats[k] times from seq seqs[k], its stride
     apart), `end` (the next seq: it closes the last entry's step), the
-    accesses (a dict of MEM_COLUMNS arrays) and `release`. The block arrays are views of a
-    buffer the stream no longer writes (it switched to a spare one), so
-    another thread may read them; `release()` gives the buffer back. `fresh(id)`, if given, runs once per new block id before
-    the block is counted, and may set `strides[id]`.
+    accesses (a dict of MEM_COLUMNS arrays) and `release`. The block arrays
+    are views of a buffer the stream no longer writes (it switched to a spare
+    one), so another thread may read them; `release()` gives the buffer back.
+    `fresh(id)`, if given, runs once per new block id before the block is
+    counted, and may set `strides[id]`.
     """
 
     def __init__(self, uc, sink: Callable, fresh: Callable[[int], None] | None = None,
@@ -258,7 +264,8 @@ class TraceStream:
         self.state = _TraceStream(
             0, _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p), 0, capacity, self._callbacks[0],
             self._slots.ctypes.data, len(self._slots) - 1, *self._table_pointers(), 0, 256,
-            self._callbacks[1], self._callbacks[2], *(a.ctypes.data for a in self.mem.values()), 0, mem_capacity,
+            self._callbacks[1], self._callbacks[2], *(a.ctypes.data for a in self.mem.values()), 0,
+            mem_capacity,
             reg_read_address(), pc_reg, _ptr(self.repeats, _u32p), 0, 0, 0, 0)
 
     @staticmethod
