@@ -159,7 +159,7 @@ class RowsKept:
 
 
 def test_rows_expand_to_every_execution():
-    from bdemu.trace.recorder import _RunStore
+    from bdemu.trace.native import RunStore
     # (block, back-to-back count) entries: a loop whose body has a one-block loop shorter than its trip
     # count, one with a longer one, a lone one-block loop, and single blocks; stride 2 for block 3.
     entries = [(9, 1)] + [(0, 1), (1, 3)] * 5 + [(2, 1), (3, 10)] * 2 + [(4, 7), (5, 1), (9, 1)]
@@ -169,7 +169,7 @@ def test_rows_expand_to_every_execution():
     steps = np.array([strides[b] * n for b, n in entries], np.uint64)
     seqs = np.concatenate([[0], np.cumsum(steps)[:-1]]).astype(np.uint64)
     writer = RowsKept()
-    store = _RunStore(writer, RunEncoder())
+    store = RunStore(writer, RunEncoder())
     store.add(ids, seqs, repeats, int(steps.sum()), lambda: None, None, 10, strides)
     store.write()
     expected = sorted((int(s) + k * int(strides[b]), b) for (b, n), s in zip(entries, seqs) for k in range(n))
