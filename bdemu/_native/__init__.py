@@ -1,5 +1,10 @@
 """The native core seen from Python: C hook functions that gather hot events into numpy arrays.
 
+`TraceStream` is `bdemu record`'s own: one C state numbers blocks (as ids of
+distinct blocks, a one-block loop as a repeat count) and memory accesses
+with a single `seq` counter, and `RunEncoder` cuts its block stream into
+loop runs (see bdemu/trace/recorder.py).
+
 The C functions (core.c, built at install as `bdemu._native._core`) are
 registered with `uc_hook_add` through ctypes, so Unicorn calls them with no
 Python on the way. Each gathers into arrays owned here; when an array fills,
@@ -161,3 +166,159 @@ class MemStream:
         if n:
             self.state.n = 0
             self._sink(self.records[:n].copy())
+
+
+#: The columns of the trace stream's memory accesses (`write`: 1 for a write, 0 for a read).
+MEM_COLUMNS = {"seq": np.uint64, "pc": np.uint64, "address": np.uint64, "value": np.uint64,
+               "size": np.uint8, "write": np.uint8}
+_SLOT_DTYPE = np.dtype([("pc", "<u8"), ("size", "<u4"), ("id1", "<u4")])
+TRACE_BLOCK = ctypes.cast(_lib.bd_trace_block, ctypes.c_void_p).value
+TRACE_MEM = ctypes.cast(_lib.bd_trace_mem, ctypes.c_void_p).value
+
+
+class _TraceStream(ctypes.Structure):
+    _fields_ = [("seq", ctypes.c_uint64), ("ids", _u32p), ("seqs", _u64p), ("n", ctypes.c_uint64),
+                ("cap", ctypes.c_uint64), ("flush", FLUSH), ("slots", ctypes.c_void_p), ("mask", ctypes.c_uint64),
+                ("pcs", _u64p), ("sizes", _u32p), ("strides", _u32p),
+                ("nids", ctypes.c_uint64), ("idcap", ctypes.c_uint64), ("grow", FLUSH), ("fresh", FLUSH),
+                *((f"mem_{name}", ctypes.c_void_p) for name in MEM_COLUMNS),
+                ("mn", ctypes.c_uint64), ("mcap", ctypes.c_uint64),
+                ("reg_read", ctypes.c_void_p), ("pc_reg", ctypes.c_int64), ("repeats", _u32p),
+                ("mark", ctypes.c_uint64), ("last_pc", ctypes.c_uint64), ("last_size", ctypes.c_uint32),
+                ("last_stride", ctypes.c_uint32)]
+
+
+_lib.bd_stream_rehash.argtypes = [ctypes.POINTER(_TraceStream)]
+_lib.bd_stream_rehash.restype = None
+_lib.bd_encode_runs.restype = ctypes.c_uint64
+_lib.bd_encode_runs.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+                                ctypes.c_uint64, ctypes.c_void_p] + [ctypes.c_void_p] * 5
+
+
+class BlockRuns:
+    """A block stream cut into runs of a repeated pattern (see `RunEncoder.encode`)."""
+
+    __slots__ = ("first", "reps", "span", "starts", "lengths")
+
+    def __init__(self, first, reps, span, starts, lengths) -> None:
+        self.first, self.reps, self.span, self.starts, self.lengths = first, reps, span, starts, lengths
+
+
+class RunEncoder:
+    """Cuts block streams into loop runs (C `bd_encode_runs`), reusing its buffers between calls."""
+
+    def __init__(self) -> None:
+        self._last = np.full(1 << 10, np.iinfo(np.uint64).max, np.uint64)  # per block id; kept all-ones
+        self._out = [np.empty(0, np.uint64) for _ in range(5)]
+
+    def encode(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int,
+               ids_known: int) -> BlockRuns:
+        """Run k repeats entries starts[k] .. starts[k]+lengths[k]-1 `reps[k]` times from seq
+        `first[k]`, `span[k]` numbers apart (fresh arrays). `ids_known`: every id is below it."""
+        if len(self._last) < ids_known:
+            self._last = np.full(max(ids_known, 2 * len(self._last)), np.iinfo(np.uint64).max, np.uint64)
+        n = len(ids)
+        if len(self._out[0]) < n:
+            self._out = [np.empty(n, np.uint64) for _ in range(5)]
+        ids = np.ascontiguousarray(ids, np.uint32)
+        seqs = np.ascontiguousarray(seqs, np.uint64)
+        repeats = np.ascontiguousarray(repeats, np.uint32)
+        count = _lib.bd_encode_runs(ids.ctypes.data, seqs.ctypes.data, repeats.ctypes.data, n, end,
+                                    self._last.ctypes.data,
+                                    *(a.ctypes.data for a in self._out))
+        starts, lengths, reps, first, span = (a[:count].copy() for a in self._out)
+        return BlockRuns(first, reps, span, starts, lengths)
+
+
+def _nothing() -> None:
+    pass
+
+
+class TraceStream:
+    """Blocks (as ids into a table of distinct (pc, size)) and memory accesses, numbered in C.
+
+    `sink(ids, seqs, repeats, end, accesses, release)` receives each batch:
+    block ids and seqs in execution order and how often each ran back to back
+    (entry k: block ids[k] ran repeats[k] times from seq seqs[k], its stride
+    apart), `end` (the next seq: it closes the last entry's step), the
+    accesses (a dict of MEM_COLUMNS arrays) and `release`. The block arrays
+    are views of a buffer the stream no longer writes (it switched to a spare
+    one), so another thread may read them; `release()` gives the buffer back.
+    `fresh(id)`, if given, runs once per new block id before the block is
+    counted, and may set `strides[id]`.
+    """
+
+    def __init__(self, uc, sink: Callable, fresh: Callable[[int], None] | None = None,
+                 capacity: int = 1 << 18, mem_capacity: int = 1 << 16, pc_reg: int = 0) -> None:
+        self.ids = np.zeros(capacity, np.uint32)
+        self.seqs = np.zeros(capacity, np.uint64)
+        self.repeats = np.zeros(capacity, np.uint32)
+        self._spare: list[tuple[np.ndarray, ...]] = []
+        self.mem = {name: np.zeros(mem_capacity, kind) for name, kind in MEM_COLUMNS.items()}
+        self._sink = sink
+        self._fresh = fresh
+        self._callbacks = [FLUSH(_guarded(uc, self.drain)), FLUSH(_guarded(uc, self._grow)),
+                           FLUSH(_guarded(uc, self._new)) if fresh else FLUSH()]
+        self._slots = np.zeros(1 << 10, _SLOT_DTYPE)
+        self._table = self._allocate(256)
+        self.state = _TraceStream(
+            0, _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p), 0, capacity, self._callbacks[0],
+            self._slots.ctypes.data, len(self._slots) - 1, *self._table_pointers(), 0, 256,
+            self._callbacks[1], self._callbacks[2], *(a.ctypes.data for a in self.mem.values()), 0,
+            mem_capacity,
+            reg_read_address(), pc_reg, _ptr(self.repeats, _u32p), 0, 0, 0, 0)
+
+    @staticmethod
+    def _allocate(capacity: int):
+        return np.zeros(capacity, np.uint64), np.zeros(capacity, np.uint32), np.zeros(capacity, np.uint32)
+
+    def _table_pointers(self):
+        pcs, sizes, strides = self._table
+        return _ptr(pcs, _u64p), _ptr(sizes, _u32p), _ptr(strides, _u32p)
+
+    def _grow(self) -> None:
+        state = self.state
+        if state.nids >= state.idcap:
+            bigger = self._allocate(state.idcap * 2)
+            for new, old in zip(bigger, self._table):
+                new[:len(old)] = old
+            self._table = bigger
+            state.pcs, state.sizes, state.strides = self._table_pointers()
+            state.idcap *= 2
+        if (state.nids + 1) * 2 > state.mask:
+            self._slots = np.zeros(len(self._slots) * 2, _SLOT_DTYPE)
+            state.slots, state.mask = self._slots.ctypes.data, len(self._slots) - 1
+            _lib.bd_stream_rehash(ctypes.byref(state))
+
+    def _new(self) -> None:
+        self._fresh(self.state.nids - 1)
+
+    @property
+    def blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pc, size) of every block id so far (views: valid until the table grows)."""
+        n = self.state.nids
+        return self._table[0][:n], self._table[1][:n]
+
+    @property
+    def strides(self) -> np.ndarray:
+        return self._table[2]
+
+    def take_seq(self) -> int:
+        """Number a live event (a syscall...): the next seq, after every block and access so far."""
+        seq = self.state.seq
+        self.state.seq = seq + 1
+        return seq
+
+    def drain(self) -> None:
+        state = self.state
+        n, mn = state.n, state.mn
+        if n or mn:
+            buffers = self.ids, self.seqs, self.repeats
+            if n:  # write on into a spare buffer (a new one if all are still being read)
+                self.ids, self.seqs, self.repeats = (self._spare.pop() if self._spare else
+                                                     tuple(np.empty_like(b) for b in buffers))
+                state.ids, state.seqs = _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p)
+                state.repeats = _ptr(self.repeats, _u32p)
+            state.n = state.mn = 0
+            self._sink(*(b[:n] for b in buffers), state.seq, {k: a[:mn].copy() for k, a in self.mem.items()},
+                       (lambda: self._spare.append(buffers)) if n else _nothing)

@@ -128,6 +128,231 @@ void bd_mem_buffer(void *uc, int type, uint64_t address, int size, int64_t value
         b->flush(b);
 }
 
+/* ---- The trace stream: `bdemu record`'s whole hot path in C. ----
+ *
+ * One struct is the user data of both a UC_HOOK_BLOCK and (with --mem) a
+ * UC_HOOK_MEM_READ_AFTER|UC_HOOK_MEM_WRITE hook, so blocks and accesses share
+ * one `seq` counter and their order is exact. A block is stored as a uint32 id
+ * into a per-recording table of distinct (pc, size) pairs plus its seq; the
+ * table is an open-addressing hash kept here, its arrays owned by Python.
+ * Each block advances `seq` by its id's stride (1, or 1 + its instruction
+ * count with --insns: Python fills `strides[id]` from `fresh`, called once per
+ * new id); each access by 1. A block that runs again at once, with nothing
+ * numbered in between, only increments its entry's `repeats`: a one-block loop
+ * costs no hash lookup and no buffer space.
+ */
+typedef struct {
+    uint64_t pc;
+    uint32_t size;
+    uint32_t id1;          /* id + 1; 0: empty slot */
+} block_slot;
+
+typedef struct {
+    uint64_t seq;          /* the next event's number */
+    uint32_t *ids;         /* block stream: id and seq of each executed block */
+    uint64_t *seqs;
+    uint64_t n, cap;
+    flush_fn flush;        /* block or access buffer full */
+    block_slot *slots;     /* hash of (pc, size) -> id */
+    uint64_t mask;
+    uint64_t *pcs;         /* id -> pc, size, seq stride */
+    uint32_t *sizes;
+    uint32_t *strides;
+    uint64_t nids, idcap;
+    flush_fn grow;         /* nids reached idcap or the hash is half full: Python enlarges */
+    flush_fn fresh;        /* optional: a new id appeared (Python sets strides[id]) */
+    uint64_t *mem_seq;     /* accesses, one array per column */
+    uint64_t *mem_pc;
+    uint64_t *mem_address;
+    uint64_t *mem_value;
+    uint8_t *mem_size;
+    uint8_t *mem_write;
+    uint64_t mn, mcap;
+    reg_read_fn reg_read;
+    int64_t pc_reg;
+    uint32_t *repeats;     /* block stream: how often the block ran back to back (a one-block loop) */
+    uint64_t mark;         /* `seq` right after the last block: still equal = nothing else happened */
+    uint64_t last_pc;
+    uint32_t last_size, last_stride;
+} trace_stream;
+
+static inline uint64_t slot_of_block(uint64_t pc, uint32_t size, uint64_t mask)
+{
+    uint64_t h = (pc ^ ((uint64_t)size << 48)) * 0x9E3779B97F4A7C15ull;
+    return (h ^ (h >> 29)) & mask;
+}
+
+/* Put id into the hash table (which has room). */
+static void stream_place(trace_stream *s, uint32_t id)
+{
+    uint64_t i = slot_of_block(s->pcs[id], s->sizes[id], s->mask);
+    while (s->slots[i].id1 != 0)
+        i = (i + 1) & s->mask;
+    s->slots[i].pc = s->pcs[id];
+    s->slots[i].size = s->sizes[id];
+    s->slots[i].id1 = id + 1;
+}
+
+/* After Python gave the stream bigger (zeroed) slots: hash every known id again. */
+void bd_stream_rehash(trace_stream *s)
+{
+    for (uint64_t id = 0; id < s->nids; id++)
+        stream_place(s, (uint32_t)id);
+}
+
+/* A block that is not a repeat of the last one: look up its id, append an entry. Kept out
+ * of line so the repeat path of bd_trace_block saves no registers. */
+static void __attribute__((noinline)) trace_new_entry(trace_stream *s, uint64_t address, uint32_t size)
+{
+    uint64_t n = s->n;
+    uint64_t mask = s->mask, i = slot_of_block(address, size, mask);
+    uint32_t id;
+    for (;;) {
+        block_slot *slot = &s->slots[i];
+        if (slot->pc == address && slot->size == size && slot->id1 != 0) {
+            id = slot->id1 - 1;
+            break;
+        }
+        if (slot->id1 == 0) {  /* first execution of this block */
+            if (s->nids >= s->idcap || (s->nids + 1) * 2 > mask)
+                s->grow(s);
+            id = (uint32_t)s->nids++;
+            s->pcs[id] = address;
+            s->sizes[id] = size;
+            s->strides[id] = 1;
+            stream_place(s, id);
+            if (s->fresh)
+                s->fresh(s);
+            break;
+        }
+        i = (i + 1) & mask;
+    }
+    uint32_t stride = s->strides[id];
+    s->ids[n] = id;
+    s->seqs[n] = s->seq;
+    s->repeats[n] = 1;
+    s->seq += stride;
+    s->mark = s->seq;
+    s->last_pc = address;
+    s->last_size = size;
+    s->last_stride = stride;
+    s->n = ++n;
+    if (n >= s->cap)
+        s->flush(s);
+}
+
+/* UC_HOOK_BLOCK: the block's id and seq into the stream. */
+void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
+{
+    (void)uc;
+    uint64_t n = s->n;
+    /* The same block again and nothing numbered since: count it in the last entry. */
+    if (address == s->last_pc && size == s->last_size && s->seq == s->mark && n != 0
+        && s->repeats[n - 1] != UINT32_MAX) {
+        s->repeats[n - 1]++;
+        s->seq += s->last_stride;
+        s->mark = s->seq;
+        return;
+    }
+    trace_new_entry(s, address, size);
+}
+
+/* UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE: the access, numbered after the block that makes it. */
+void bd_trace_mem(void *uc, int type, uint64_t address, int size, int64_t value, trace_stream *s)
+{
+    uint64_t m = s->mn, pc = 0;
+    s->reg_read(uc, (int)s->pc_reg, &pc);
+    s->mem_seq[m] = s->seq++;
+    s->mem_pc[m] = pc;
+    s->mem_address[m] = address;
+    s->mem_value[m] = (uint64_t)value;
+    s->mem_size[m] = (uint8_t)size;
+    s->mem_write[m] = (type == 17); /* UC_MEM_WRITE */
+    if ((s->mn = m + 1) >= s->mcap)
+        s->flush(s);
+}
+
+/* Same block, repeats and seq step at positions a and b of a block stream? */
+static inline int same_step(const uint32_t *ids, const uint64_t *seqs, const uint32_t *repeats, uint64_t n,
+                            uint64_t end, uint64_t a, uint64_t b)
+{
+    if (ids[a] != ids[b] || repeats[a] != repeats[b])
+        return 0;
+    uint64_t step_a = (a + 1 < n ? seqs[a + 1] : end) - seqs[a];
+    uint64_t step_b = (b + 1 < n ? seqs[b + 1] : end) - seqs[b];
+    return step_a == step_b;
+}
+
+#define MAX_PERIOD 1024
+
+/* Cut the block stream ids/seqs/repeats[0..n) (`end`: the seq after its last event) into
+ * runs: run k repeats the pattern of entries start[k] .. start[k]+len[k]-1 `reps[k]` times
+ * from seq first[k], each repetition `span[k]` numbers after the previous one. Loops become
+ * one run each; what does not repeat becomes runs of one repetition. An entry (block id, its
+ * seq, how often it ran back to back) is matched whole. `last` is scratch, one entry per
+ * block id, all set to UINT64_MAX. Returns the number of runs (at most n).
+ */
+uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, const uint32_t *repeats, uint64_t n,
+                        uint64_t end, uint64_t *last,
+                        uint64_t *start, uint64_t *len, uint64_t *reps, uint64_t *first, uint64_t *span)
+{
+    uint64_t runs = 0, literal = 0, i = 0;
+    /* The last match measured: positions memo_end - m .. memo_end - 1 equal those `memo_period`
+     * before them. A later position inside it with the same period needs no new scan, which
+     * keeps a long near-repeat (an outer loop whose body changed a little) linear. */
+    uint64_t memo_period = 0, memo_end = 0;
+#define EMIT(p, d, r, f, sp) do { start[runs] = (p); len[runs] = (d); reps[runs] = (r); \
+                                  first[runs] = (f); span[runs] = (sp); runs++; } while (0)
+    while (i < n) {
+        uint64_t j = last[ids[i]];
+        last[ids[i]] = i;
+        if (j != UINT64_MAX && i - j <= MAX_PERIOD) {
+            uint64_t d = i - j, m = 0;
+            if (d == memo_period && i < memo_end) {
+                m = memo_end - i;  /* inside a match already measured with this period */
+            } else {
+                /* every step but the stream's last has its next seq in the array */
+                while (i + m + 1 < n && ids[i + m] == ids[i + m - d] && repeats[i + m] == repeats[i + m - d]
+                       && seqs[i + m + 1] - seqs[i + m] == seqs[i + m + 1 - d] - seqs[i + m - d])
+                    m++;
+                if (i + m + 1 == n && same_step(ids, seqs, repeats, n, end, i + m, i + m - d))
+                    m++;
+                memo_period = d;
+                memo_end = i + m;
+            }
+            uint64_t r = m / d;
+            /* A run costs a row per block of its pattern: worth it from two repetitions on. If the
+             * pattern's first copy is still unwritten it joins the run; if not, the repeats alone
+             * must be two or more (else this block is better left to a shorter loop inside it). */
+            int fresh = i - literal >= d;
+            if (r >= 2 || (r == 1 && fresh)) {
+                uint64_t p = i - d, step = seqs[i] - seqs[p];
+                if (fresh) {
+                    if (p > literal)
+                        EMIT(literal, p - literal, 1, seqs[literal], 0);
+                    EMIT(p, d, r + 1, seqs[p], step);
+                } else {
+                    if (i > literal)
+                        EMIT(literal, i - literal, 1, seqs[literal], 0);
+                    EMIT(p, d, r, seqs[i], step);
+                }
+                i += r * d;
+                for (uint64_t k = i - d; k < i; k++)
+                    last[ids[k]] = k;
+                literal = i;
+                continue;
+            }
+        }
+        i++;
+    }
+    if (n > literal)
+        EMIT(literal, n - literal, 1, seqs[literal], 0);
+    for (uint64_t k = 0; k < n; k++)
+        last[ids[k]] = UINT64_MAX;
+#undef EMIT
+    return runs;
+}
+
 /* UC_HOOK_BLOCK that does nothing: the cost floor of a native hook (benchmarks). */
 void bd_block_nop(void *uc, uint64_t address, uint32_t size, void *user)
 {

@@ -1,20 +1,17 @@
-"""Instructions from blocks: Capstone decodes each distinct block once, numpy expands the stream.
+"""Instructions from blocks: Capstone decodes each distinct block once.
 
-A block stream (pc, size per executed block) plus, per distinct block, the
-offsets and sizes of its instructions gives the instruction stream without a
-per-instruction hook: index the per-block tables by block id, `np.repeat`
-the block pcs by instruction count, add the offsets. Blocks are identified
-by (pc, size): the same pc can start blocks of different lengths.
+A block stream plus, per distinct block, the offsets and sizes of its
+instructions gives the instruction stream without a per-instruction hook
+(the trace's `insns` view joins the two). Blocks are identified by
+(pc, size): the same pc can start blocks of different lengths.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
 
 class DecodeCache:
-    """Per-block instruction layout for one ISA; `expand` turns block arrays into insn arrays."""
+    """Per-block instruction layout for one ISA, ids in order of first decode."""
 
     def __init__(self, cs_arch: int, cs_mode: int, read: Callable[[int, int], bytes]) -> None:
         import capstone
@@ -26,7 +23,6 @@ class DecodeCache:
         self._counts: list[int] = []
         self._offsets: list[int] = []
         self._sizes: list[int] = []
-        self._arrays: tuple[np.ndarray, ...] | None = None
 
     def block_id(self, pc: int, size: int) -> int:
         key = (pc, size)
@@ -53,31 +49,10 @@ class DecodeCache:
         self._counts.append(len(offsets))
         self._offsets.extend(offsets)
         self._sizes.extend(sizes)
-        self._arrays = None
         return ident
 
-    def ids(self, pcs: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """Block ids of every (pc, size) pair, decoding new blocks; vectorised over repeats."""
-        unique, first, inverse = np.unique(pcs, return_index=True, return_inverse=True)
-        unique_sizes = sizes[first]
-        ids = np.fromiter((self.block_id(int(p), int(s)) for p, s in zip(unique, unique_sizes)),
-                          dtype=np.int64, count=len(unique))[inverse]
-        odd = np.flatnonzero(sizes != unique_sizes[inverse])
-        for index in odd:  # the same pc with another size in this batch: rare
-            ids[index] = self.block_id(int(pcs[index]), int(sizes[index]))
-        return ids
+    def layout(self, ident: int) -> tuple[list[int], list[int]]:
+        """(offsets, sizes) of the instructions of block `ident`."""
+        start, count = self._starts[ident], self._counts[ident]
+        return self._offsets[start:start + count], self._sizes[start:start + count]
 
-    def expand(self, pcs: np.ndarray, sizes: np.ndarray):
-        """-> (insn pcs, insn sizes, instruction count per block, position of each insn in its block)."""
-        ids = self.ids(pcs, sizes)
-        if self._arrays is None:
-            self._arrays = (np.asarray(self._starts, dtype=np.int64), np.asarray(self._counts, dtype=np.int64),
-                            np.asarray(self._offsets, dtype=np.uint64), np.asarray(self._sizes, dtype=np.uint8))
-        starts, counts_table, offsets, insn_sizes = self._arrays
-        counts = counts_table[ids]
-        total = int(counts.sum())
-        block_first = np.cumsum(counts) - counts
-        position = np.arange(total, dtype=np.int64) - np.repeat(block_first, counts)
-        flat = np.repeat(starts[ids], counts) + position
-        insn_pcs = np.repeat(pcs.astype(np.uint64), counts) + offsets[flat]
-        return insn_pcs, insn_sizes[flat], counts, position

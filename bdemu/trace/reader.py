@@ -6,9 +6,19 @@ process reads it too. Anything DuckDB can do works through `.sql()`;
 """
 from __future__ import annotations
 
+import json
 import os
 
 from .schema import TABLES
+
+
+#: Row counts of the native layout's views, from what they expand (see schema.py).
+_EXECUTIONS = "SELECT id, 1 AS n FROM block_steps UNION ALL SELECT id, reps FROM block_runs"
+_STORED_COUNTS = {
+    "blocks": f"SELECT sum(n) FROM ({_EXECUTIONS})",
+    "insns": f"SELECT sum(e.n * i.k) FROM ({_EXECUTIONS}) e "
+             "JOIN (SELECT block, count(*) AS k FROM insn_info GROUP BY block) i ON i.block = e.id",
+}
 
 
 class Trace:
@@ -47,6 +57,11 @@ class Trace:
         return self.sql(f'SELECT * FROM "{name}"{order}')
 
     def count(self, name: str) -> int:
+        """Rows of a table or view; `blocks` and `insns` of a native recording without expanding them."""
+        if name in _STORED_COUNTS and "block_runs" in self.tables:
+            if name == "blocks" and not json.loads(self.meta.get("options") or "{}").get("blocks", True):
+                return 0
+            return int(self.con.execute(_STORED_COUNTS[name]).fetchone()[0] or 0)
         return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
 
     @property

@@ -1,16 +1,17 @@
-"""The recorder: a plugin on the hook bus that appends every event to typed column buffers.
+"""The recorder: a plugin on the hook bus that turns the run into a DuckDB trace.
 
-Blocks come from the native block stream in batches (`on_block_batch`), after
-the fact; syscalls and backdoor calls arrive live. One counter hands out
-`seq` across all tables, so before a live event takes its number the
-recorder asks the emulator to drain the blocks still buffered: they ran
-first, so they get the lower numbers. With `--insns` each block takes
-1 + (its instruction count) numbers: the block's, then one per instruction,
-expanded from the block stream by the decode cache.
+Blocks (and, for `--mem` alone, memory accesses) come from the native trace
+stream (`NativeStream`, native.py): C hooks number every event with the one `seq`
+counter as it happens, so a live event (a syscall, a backdoor call) just
+takes the next number, and no Python runs per block. With `--insns` each
+block takes 1 + (its instruction count) numbers: the block's, then one per
+instruction; the instructions themselves are never stored, the `insns`
+view derives them from each distinct block's decoded list.
 
-`--mem` and `--regs` need the exact interleaving of accesses and register
-states with instructions, so they switch to the live per-block and
-per-instruction hooks (slower; every event is numbered as it arrives).
+`--regs`, and `--mem` with `--insns`, need the exact interleaving of
+accesses and register states with instructions, so they use the live
+per-block and per-instruction Python hooks instead (`_LiveEvents`: slower;
+every event is numbered as it arrives, and stored as plain rows).
 
 The class a recording uses is composed from mixins (`make_recorder`), so only
 the hooks it needs are overridden and installed in Unicorn.
@@ -46,13 +47,15 @@ class RecordOptions:
 
     @property
     def live(self) -> bool:
-        return self.mem or self.regs
+        """Per-event Python hooks: registers, or accesses interleaved with instructions."""
+        return self.regs or (self.mem and self.insns)
 
 
 class Recorder(Plugin):
     """Record the run into a DuckDB trace file (see docs/traces.md)."""
 
     name = "record"
+    native = False  # True: blocks and instructions stored as runs, read through views (schema.py)
 
     def __init__(self, path: str, options: RecordOptions | None = None) -> None:
         super().__init__()
@@ -63,8 +66,6 @@ class Recorder(Plugin):
         self.decode = None
         self.instructions = 0
         self.events = 0
-        self._block_chunks: list[tuple[np.ndarray, ...]] = []
-        self._insn_chunks: list[tuple[np.ndarray, ...]] = []
         self._pending = 0
         self._syscalls: dict[str, list] = {k: [] for k in ("seq", "pc", "nr", "name", "args", "ret")}
         self._backdoor: dict[str, list] = {k: [] for k in ("seq", "pc", "kind", "cmd", "i8", "v32", "data")}
@@ -80,7 +81,8 @@ class Recorder(Plugin):
     def on_start(self, emu) -> None:
         from .status import StatusLine
         from .writer import TraceWriter
-        self.writer = TraceWriter(self.path, threaded=self.opts.threaded)
+        self.writer = TraceWriter(self.path, threaded=self.opts.threaded, native=self.native,
+                                  blocks=self.opts.blocks)
         self._started = time.time()
         self._drain = _find_drain(emu)
         arch = emu.arch
@@ -105,6 +107,7 @@ class Recorder(Plugin):
         if self._closed or self.writer is None:
             return
         self._closed = True
+        self.writer.hold()
         try:
             if self._drain is not None:
                 self._drain()
@@ -122,45 +125,8 @@ class Recorder(Plugin):
             "seconds": f"{time.time() - self._started:.3f}"})
         self.writer.close()
 
-    # -- blocks -----------------------------------------------------------------------------------
-    def take_blocks(self, pcs: np.ndarray, sizes: np.ndarray) -> None:
-        """Number and buffer a batch of executed blocks (in execution order)."""
-        n = len(pcs)
-        if not n:
-            return
-        base = self.seq
-        if self.decode is None:
-            seq = np.arange(base, base + n, dtype=np.uint64)
-            self.seq = base + n
-        else:
-            insn_pcs, insn_sizes, counts, position = self.decode.expand(pcs, sizes)
-            steps = counts + 1
-            seq = (base + np.cumsum(steps) - steps).astype(np.uint64)
-            insn_seq = np.repeat(seq, counts) + 1 + position.astype(np.uint64)
-            self.seq = base + int(steps.sum())
-            self.instructions += len(insn_pcs)
-            self.events += len(insn_pcs)
-            self._insn_chunks.append((insn_seq, insn_pcs, insn_sizes))
-            self._pending += len(insn_pcs)
-        if self.opts.blocks:
-            self._block_chunks.append((seq, np.asarray(pcs, np.uint64), np.asarray(sizes, np.uint32)))
-            self._pending += n
-        self.events += n
-        if self._pending >= FLUSH_ROWS:
-            self._flush()
-        if self._status is not None:
-            self._status.tick()
-
+    # -- buffered events ---------------------------------------------------------------------------
     def _flush(self, everything: bool = False) -> None:
-        writer = self.writer
-        if self._block_chunks:
-            seq, pcs, sizes = (np.concatenate(c) for c in zip(*self._block_chunks))
-            self._block_chunks = []
-            writer.append("blocks", {"seq": seq, "pc": pcs, "size": sizes})
-        if self._insn_chunks:
-            seq, pcs, sizes = (np.concatenate(c) for c in zip(*self._insn_chunks))
-            self._insn_chunks = []
-            writer.append("insns", {"seq": seq, "pc": pcs, "size": sizes})
         self._pending = 0
         if self._emu is not None:
             self._write_modules(self._emu)
@@ -170,7 +136,7 @@ class Recorder(Plugin):
             self._flush_rows("backdoor", self._backdoor)
 
     def _flush_live(self, everything: bool) -> None:
-        """Hook for the live mixins' own buffers."""
+        """Hook for the mixins' own buffers."""
 
     def _flush_rows(self, table: str, rows: dict[str, list]) -> None:
         if rows["seq"]:
@@ -282,15 +248,6 @@ def _find_drain(emu):
     """'Deliver the buffered blocks now', for numbering a live event after them."""
     from ..hookinstall import drain_streams
     return lambda: drain_streams(emu)
-
-
-class _BatchBlocks:
-    def on_block_batch(self, emu, pcs, sizes) -> None:
-        self.take_blocks(pcs, sizes)
-
-    def on_block_counts(self, emu, pcs, sizes, counts) -> None:
-        """Distinct blocks and their counts from the native table: the `code` table and instruction total."""
-        self._distinct = list(zip(pcs.tolist(), sizes.tolist(), counts.tolist()))
 
 
 class _LiveEvents:
@@ -412,8 +369,9 @@ def make_recorder(path: str, options: RecordOptions | None = None) -> Recorder:
             methods["on_mem_read"] = Plugin.on_mem_read
             methods["on_mem_write"] = Plugin.on_mem_write
         cls = type("LiveRecorder", (*bases, Recorder), methods)
-    elif options.blocks or options.insns:
-        cls = type("BatchRecorder", (_BatchBlocks, Recorder), {})
+    elif options.blocks or options.insns or options.mem:
+        from .native import NativeStream
+        cls = type("NativeRecorder", (NativeStream, Recorder), {})
     else:
         cls = Recorder
     return cls(path, options)

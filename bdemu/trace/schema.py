@@ -1,5 +1,13 @@
 """The trace file's tables (SPEC section 5), as DuckDB DDL and matching Arrow schemas.
 
+`TABLES` is what readers see. A recording made by the native stream (every
+mode but `--regs` and `--mem --insns`) stores the block stream compactly and
+makes `blocks` and `insns` views over that storage (`STORED`, `VIEWS`): a
+loop's body is one `block_runs` row per block however often it ran, other
+blocks are one narrow `block_steps` row each, and instructions are never
+stored, only each distinct block's list. Plain DuckDB expands the views on
+query, so `SELECT ... FROM blocks` reads the same from either layout.
+
 `format_version` in `meta` changes whenever a column changes meaning. New
 columns and tables may be added without bumping it; readers select columns
 by name.
@@ -29,14 +37,47 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def ddl(table: str) -> str:
-    columns = ", ".join(f'"{name}" {kind}' for name, kind in TABLES[table])
+#: The native layout's storage of the block stream.
+STORED: dict[str, tuple[tuple[str, str], ...]] = {
+    # Block `id` ran at seq `seq` (blocks outside loops).
+    "block_steps": (("seq", "UBIGINT"), ("id", "UINTEGER")),
+    # Block `id` ran `reps` times, at seq `seq`, `seq + span`, ... (a loop: one row per block of its body).
+    "block_runs": (("seq", "UBIGINT"), ("reps", "BIGINT"), ("span", "UBIGINT"), ("id", "UINTEGER")),
+    # Every distinct executed block.
+    "block_info": (("id", "UINTEGER"), ("pc", "UBIGINT"), ("size", "UINTEGER")),
+    # The instructions of each distinct block (--insns): instruction `idx` has seq `block's seq + 1 + idx`.
+    "insn_info": (("block", "UINTEGER"), ("idx", "UINTEGER"), ("pc", "UBIGINT"), ("size", "UTINYINT")),
+}
+
+#: The native layout's views: the block stream as (seq, id), then `blocks` and `insns` as in TABLES.
+VIEWS: dict[str, str] = {
+    "block_seq": "SELECT seq, id FROM block_steps UNION ALL "
+                 "SELECT r.seq + r.span * t.rep::UBIGINT, r.id FROM block_runs r, range(r.reps) t(rep)",
+    "blocks": "SELECT s.seq, i.pc, i.size FROM block_seq s JOIN block_info i ON i.id = s.id",
+    "insns": "SELECT s.seq + 1 + n.idx AS seq, n.pc, n.size FROM block_seq s JOIN insn_info n ON n.block = s.id",
+}
+
+
+def layout(native: bool, blocks: bool = True) -> tuple[dict, dict]:
+    """(tables, views) to create for a recording; `blocks=False` leaves the `blocks` view empty."""
+    if not native:
+        return dict(TABLES), {}
+    tables = {name: columns for name, columns in TABLES.items() if name not in VIEWS}
+    tables.update(STORED)
+    views = dict(VIEWS)
+    if not blocks:
+        views["blocks"] += " WHERE false"
+    return tables, views
+
+
+def ddl(table: str, columns=None) -> str:
+    columns = ", ".join(f'"{name}" {kind}' for name, kind in (columns or TABLES[table]))
     return f'CREATE TABLE IF NOT EXISTS "{table}" ({columns})'
 
 
-def arrow_schema(table: str):
+def arrow_schema(table: str, columns=None):
     import pyarrow as pa
     kinds = {"VARCHAR": pa.string(), "UBIGINT": pa.uint64(), "BIGINT": pa.int64(),
              "INTEGER": pa.int32(), "UINTEGER": pa.uint32(), "UTINYINT": pa.uint8(),
              "BLOB": pa.binary(), "UBIGINT[]": pa.list_(pa.uint64())}
-    return pa.schema([(name, kinds[kind]) for name, kind in TABLES[table]])
+    return pa.schema([(name, kinds[kind]) for name, kind in (columns or TABLES[table])])

@@ -1,0 +1,234 @@
+"""`bdemu record`'s native path: the C trace stream, loop runs, and their rows.
+
+`NativeStream` is the recorder mixin for every mode but `--regs` and
+`--mem --insns` (see recorder.py); `RunStore` is its writer-thread side,
+turning buffers of block entries into `block_steps`/`block_runs` rows
+(schema.py explains the layout and the views over it).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .recorder import FLUSH_ROWS
+
+
+class NativeStream:
+    """Blocks (and, for `--mem` alone, memory accesses) from the native trace stream.
+
+    The C hooks number every block and access as it happens and store a block
+    as a uint32 id; no Python runs per event. Each full buffer is handed, as
+    it is, to the writer thread (the stream writes on into a spare one), where
+    `RunEncoder` (C) cuts it into loop runs that become `block_runs` rows.
+    What needs the guest stays here: new block ids give `block_info` and
+    `code` rows (and, with `--insns`, `insn_info` rows: a block is decoded
+    once, when it first runs, so its stride of seq numbers is known before
+    it is counted). Rows about blocks are stored before runs that use them.
+    """
+
+    native = True
+
+    def on_start(self, emu) -> None:
+        super().on_start(emu)
+        from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ_AFTER, UC_HOOK_MEM_WRITE
+
+        from .. import _native
+        self._emu = emu
+        self._known = 0
+        self._new_insns: dict[str, list] = {"block": [], "idx": [], "pc": [], "size": []}
+        self._mem_chunks: list[dict[str, np.ndarray]] = []
+        counter = None if self.decode is not None else (emu.arch.cs_arch, emu.arch.cs_mode)
+        self._runs = RunStore(self.writer, _native.RunEncoder(), counter)
+        arch, uc = emu.arch, emu.uc
+        self.stream = _native.TraceStream(uc, self._take, self._decode_new if self.decode is not None else None,
+                                          pc_reg=arch.registers[arch.pc])
+        hooks = [(_native.add_hook(uc, UC_HOOK_BLOCK, _native.TRACE_BLOCK, self.stream.state), self.stream)]
+        if self.opts.mem:
+            kinds = UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE
+            hooks.append((_native.add_hook(uc, kinds, _native.TRACE_MEM, self.stream.state), None))
+        emu.__dict__.setdefault("_native_hooks", []).extend(hooks)
+        emu.__dict__.setdefault("_native_drains", []).append(self.stream.drain)
+        self._drain = None  # C numbers blocks as they run: a live event just takes the next seq
+
+    def next_seq(self) -> int:
+        self.events += 1
+        return self.stream.take_seq()
+
+    def _decode_new(self, ident: int) -> None:
+        """First run of block `ident` (--insns): its instructions, and its stride of 1 + their count."""
+        pcs, sizes = self.stream.blocks
+        pc = int(pcs[ident])
+        self.decode.block_id(pc, int(sizes[ident]))
+        offsets, lengths = self.decode.layout(ident)
+        self.stream.strides[ident] = 1 + len(offsets)
+        rows = self._new_insns
+        rows["block"].extend([ident] * len(offsets))
+        rows["idx"].extend(range(len(offsets)))
+        rows["pc"].extend(pc + offset for offset in offsets)
+        rows["size"].extend(lengths)
+
+    def _take(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int,
+              accesses: dict[str, np.ndarray], release) -> None:
+        """One drained batch: new block ids, then the block stream (to the writer thread), then the accesses."""
+        known, total = self._known, self.stream.state.nids
+        blocks = self._new_blocks(known, total) if total > known else None
+        # Strides of ids below `total` never change (and a grown table is a new array), so the
+        # writer thread may read this one later.
+        strides = self.stream.strides[:total] if self.decode is not None else None
+        if len(ids) or blocks:
+            self.writer.call(self._runs.add, ids, seqs, repeats, end, release, blocks, total, strides)
+        else:
+            release()
+        ran = int(repeats.sum(dtype=np.int64))
+        if self.opts.blocks:
+            self.events += ran
+        if strides is not None and len(ids):
+            done = int((strides[ids].astype(np.int64) * repeats).sum()) - ran
+            self.instructions += done
+            self.events += done
+        count = len(accesses["seq"])
+        if count:
+            self._mem_chunks.append(accesses)
+            self._pending += count
+            self.events += count
+        if self._pending >= FLUSH_ROWS:
+            self._flush()
+        if self._status is not None:
+            self._status.tick()
+
+    def _new_blocks(self, known: int, total: int) -> dict[str, dict[str, list]]:
+        """`block_info`, `code` (and `insn_info`) rows of block ids known..total-1, read from the guest now."""
+        pcs, sizes = (a[known:total].tolist() for a in self.stream.blocks)
+        self._known = total
+        code = []
+        for ident, pc, size in zip(range(known, total), pcs, sizes):
+            if self.decode is not None:
+                code.append(self.decode.code[ident][2])
+            else:
+                try:
+                    code.append(bytes(self._emu.read_memory(pc, size)))
+                except Exception:
+                    code.append(b"")
+        rows = {"block_info": {"id": list(range(known, total)), "pc": pcs, "size": sizes},
+                "code": {"pc": pcs, "size": sizes, "bytes": code}}
+        if self._new_insns["block"]:
+            rows["insn_info"], self._new_insns = self._new_insns, {k: [] for k in self._new_insns}
+        return rows
+
+    def _flush_live(self, everything: bool) -> None:
+        from .writer import Labels
+        writer = self.writer
+        if everything:
+            writer.call(self._runs.write)
+        if self._mem_chunks:
+            chunks, self._mem_chunks = self._mem_chunks, []
+            mem = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+            writer.append("mem", {"seq": mem["seq"], "pc": mem["pc"], "access": Labels(mem["write"], ("r", "w")),
+                                  "address": mem["address"], "size": mem["size"], "value": mem["value"]})
+
+    def _write_code(self, emu) -> None:
+        """`code` rows went out with each new block; here the instruction total from executions per block."""
+        self.writer.sync()
+        executions = self._runs.executions(self._known)
+        if self.decode is not None:
+            per_block = self.stream.strides[:self._known].astype(np.int64) - 1
+        else:
+            per_block = np.array(self._runs.insn_counts[:self._known], np.int64)
+        self.instructions = int((executions * per_block).sum())
+
+
+class RunStore:
+    """The writer thread's side of the block stream: runs from buffers, rows to DuckDB in big inserts."""
+
+    ROWS = 1 << 20  # rows per insert: big inserts bypass the WAL (more than a DuckDB row group)
+
+    def __init__(self, writer, encoder, counter: tuple[int, int] | None = None) -> None:
+        """`counter`: (Capstone arch, mode) to count the instructions of each new block's code."""
+        self.writer, self.encoder = writer, encoder
+        self._counter = counter
+        self._cs = None
+        self.insn_counts: list[int] = []
+        self.blocks: dict[str, dict[str, list]] = {}
+        self.chunks: dict[str, list[dict[str, np.ndarray]]] = {"block_steps": [], "block_runs": []}
+        self.pending = {table: 0 for table in self.chunks}
+        self._executions = np.zeros(0, np.float64)
+
+    def add(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, release, blocks,
+            known: int, strides: np.ndarray | None) -> None:
+        for table, rows in (blocks or {}).items():
+            mine = self.blocks.setdefault(table, {k: [] for k in rows})
+            for column, values in rows.items():
+                mine[column].extend(values)
+        if blocks and self._counter is not None:
+            self._count_insns(blocks["code"])
+        try:
+            if len(ids):
+                self._encode(ids, seqs, repeats, end, known, strides)
+        finally:
+            release()
+        for table, count in self.pending.items():
+            if count >= self.ROWS:
+                self.write(table)
+
+    def _encode(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, known: int,
+                strides: np.ndarray | None) -> None:
+        """Runs of entries -> rows. An entry is one block run back to back `count` times, `step` apart."""
+        runs = self.encoder.encode(ids, seqs, repeats, end, known)
+        lengths = runs.lengths.astype(np.int64)
+        bounds = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=bounds[1:])
+        flat = np.repeat(runs.starts.astype(np.int64) - bounds[:-1], lengths) + np.arange(bounds[-1])
+        block = ids[flat]
+        count = repeats[flat].astype(np.int64)
+        reps = np.repeat(runs.reps.astype(np.int64), lengths)
+        span = np.repeat(runs.span, lengths)
+        seq = np.repeat(runs.first, lengths) + (seqs[flat] - np.repeat(seqs[runs.starts], lengths))
+        step = strides[block].astype(np.uint64) if strides is not None else np.ones(len(block), np.uint64)
+        if len(self._executions) < known:
+            self._executions = np.concatenate([self._executions, np.zeros(known - len(self._executions))])
+        self._executions[:known] += np.bincount(block, weights=reps * count, minlength=known)
+        alone = (reps == 1) & (count == 1)
+        self._keep("block_steps", {"seq": seq[alone], "id": block[alone]})
+        # An entry repeated both ways (count in a row, reps with its pattern) needs one row per
+        # repetition of the smaller kind: per back-to-back execution, or per pattern repetition.
+        inner = ~alone & (count <= reps) & (reps > 1)
+        outer = ~alone & ~inner
+        rows = [_spread(seq[inner], count[inner], step[inner], reps[inner], span[inner], block[inner]),
+                _spread(seq[outer], reps[outer], span[outer], count[outer], step[outer], block[outer])]
+        self._keep("block_runs", {name: np.concatenate([r[name] for r in rows]) for name in rows[0]})
+
+    def _count_insns(self, code: dict[str, list]) -> None:
+        """Instructions per new block, for the run's total (decoded here, off the guest's thread)."""
+        if self._cs is None:
+            import capstone
+            self._cs = capstone.Cs(*self._counter)
+        for pc, data in zip(code["pc"], code["bytes"]):
+            self.insn_counts.append(sum(1 for _ in self._cs.disasm_lite(data, pc)))
+
+    def _keep(self, table: str, columns: dict[str, np.ndarray]) -> None:
+        if len(columns["seq"]):
+            self.chunks[table].append(columns)
+            self.pending[table] += len(columns["seq"])
+
+    def write(self, only: str | None = None) -> None:
+        """Insert what was gathered (for table `only`, or all): rows about blocks first, then the runs."""
+        for table, rows in self.blocks.items():
+            self.writer.insert(table, rows)
+        self.blocks = {}
+        for table, chunks in self.chunks.items():
+            if chunks and only in (None, table):
+                self.writer.insert(table, {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]})
+                self.chunks[table], self.pending[table] = [], 0
+
+    def executions(self, known: int) -> np.ndarray:
+        """How often each block id ran (after `writer.sync()`)."""
+        counts = np.zeros(known, np.int64)
+        counts[:min(known, len(self._executions))] = self._executions[:known].round().astype(np.int64)
+        return counts
+
+
+def _spread(seq, copies, copy_step, reps, span, block) -> dict[str, np.ndarray]:
+    """`block_runs` rows: each entry becomes `copies` rows, `copy_step` apart, of `reps` x `span`."""
+    first = np.cumsum(copies) - copies
+    index = np.arange(int(copies.sum())) - np.repeat(first, copies)
+    return {"seq": np.repeat(seq, copies) + index.astype(np.uint64) * np.repeat(copy_step, copies),
+            "reps": np.repeat(reps, copies), "span": np.repeat(span, copies), "id": np.repeat(block, copies)}
