@@ -31,12 +31,7 @@ def _deadline(k, op: int, timeout: int, field: int) -> float | None:
     """The monotonic time a wait gives up: FUTEX_WAIT's timeout is relative, WAIT_BITSET's absolute."""
     if not timeout:
         return None
-    raw = k.read(timeout, 2 * field)
-    seconds = int.from_bytes(raw[:field], k.byteorder, signed=True)
-    nanos = int.from_bytes(raw[field:], k.byteorder, signed=True)
-    if seconds < 0 or not 0 <= nanos < 10**9:
-        raise SyscallError(errno.EINVAL)
-    value = seconds + nanos / 1e9
+    value = clock.read_timespec_ns(k, timeout, field) / 1e9
     if op & FUTEX_CMD_MASK == FUTEX_WAIT:
         return time.monotonic() + value
     now = time.time() if op & FUTEX_CLOCK_REALTIME else time.monotonic()
