@@ -30,3 +30,17 @@ def test_every_isa_table_is_complete():
         assert "pc" in arch.registers and "sp" in arch.registers
         names = set(arch.syscall_numbers.values())
         assert {"read", "write", "exit_group", "openat", "mmap" if arch.bits == 64 else "mmap2"} <= names
+
+
+def test_plain_run_leaves_heavy_modules_unimported():
+    """Start-up is part of speed (DESIGN.md): running a guest without recording must not pay for
+    numpy, DuckDB, pyarrow or LIEF imports (numpy alone costs ~65 ms, LIEF ~0.5 s)."""
+    import subprocess
+    import sys
+    script = ("import sys; from bdemu import Emulator; "
+              "r = Emulator('samples/bin/x86_64/hello').run(capture_output=True); "
+              "assert r.exit_code == 0, r; "
+              "print(sorted(m for m in ('numpy', 'duckdb', 'pyarrow', 'lief') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

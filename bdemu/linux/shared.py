@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
 from unicorn import UcError
 
 
@@ -79,6 +78,7 @@ class SharedFiles:
         limit = max(0, min(hi - lo, file_end - (mapping.offset + skip)))
         if limit == 0:
             return
+        import numpy as np  # only when a shared mapping is written back: it costs 65 ms to import
         now = np.frombuffer(bytes(current[:limit]), np.uint8)
         before = np.frombuffer(bytes(mapping.snapshot[skip:skip + limit]), np.uint8)
         changed = np.flatnonzero(now != before)
