@@ -127,5 +127,5 @@ ARCH = Arch(
     # the pre-2.4 calls that take one pointer to their arguments
     syscall_aliases={"mmap": "old_mmap", "select": "old_select"},
     # i386 aligns a u64 to 4 bytes, so `struct epoll_event` is 12 bytes, as packed on x86-64
-    variants={"epoll_event": "packed"},
+    variants={"epoll_event": "packed", "clone": "tls_fourth"},
 )

@@ -298,7 +298,8 @@ def sys_vfork(k):
 
 @syscall("hex", "ptr", "ptr", "ptr", "ptr")
 def sys_clone(k, flags, stack, parent_tid, a4, a5):
-    if k.arch.variants.get("clone") == "tls_fourth":
+    """The argument order differs: x86-64 passes tls last, most ISAs fourth (CLONE_BACKWARDS)."""
+    if k.arch.variants.get("clone", "tls_fifth") == "tls_fourth":
         tls, child_tid = a4, a5
     else:
         child_tid, tls = a4, a5
