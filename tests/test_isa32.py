@@ -430,3 +430,77 @@ def test_arm_thumb_fork_child_resumes_in_thumb(tmp_path):
     """, thumb=True)
     result = _run(guest)
     assert (result.exit_code, result.reason) == (7, "exit"), result.message
+
+
+# clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SETTLS)
+THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x80000
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_i386_clone_settls_installs_user_desc_per_thread(tmp_path, capfd, valid):
+    """i386 clone(CLONE_SETTLS) takes a `struct user_desc` (tls in esi, the fourth argument): the
+    new thread's %gs addresses its base at once and after a reload, while the parent's GDT entry
+    keeps the parent's base (the TLS entries are per thread, as Linux switches them). An entry
+    number of -1 is no TLS slot for clone: one warning, and the thread keeps the parent's TLS."""
+    numbers = _numbers("i386")
+    entry = "eax" if valid else "0xffffffff"
+    guest = write_elf(tmp_path, "i386", f"""
+        sub esp, 512
+        mov ebp, esp
+        mov dword ptr [ebp+128], 11
+        mov dword ptr [ebp+160], 22
+        mov dword ptr [ebp+64], 0
+        mov dword ptr [ebp], 0xffffffff
+        lea eax, [ebp+128]
+        mov dword ptr [ebp+4], eax
+        mov dword ptr [ebp+8], 0xfffff
+        mov dword ptr [ebp+12], 0x51
+        mov ebx, ebp
+        mov eax, {numbers['set_thread_area']}
+        int 0x80
+        mov eax, dword ptr [ebp]
+        mov dword ptr [ebp+16], {entry}
+        shl eax, 3
+        or eax, 3
+        mov gs, ax
+        lea eax, [ebp+160]
+        mov dword ptr [ebp+20], eax
+        mov dword ptr [ebp+24], 0xfffff
+        mov dword ptr [ebp+28], 0x51
+        mov ebx, {THREAD_FLAGS}
+        lea ecx, [ebp+480]
+        xor edx, edx
+        lea esi, [ebp+16]
+        xor edi, edi
+        mov eax, {numbers['clone']}
+        int 0x80
+        test eax, eax
+        jnz parent
+        mov eax, dword ptr gs:[0]
+        mov ecx, gs
+        mov gs, cx
+        add eax, dword ptr gs:[0]
+        mov dword ptr [ebp+64], eax
+        xor ebx, ebx
+        mov eax, {numbers['exit']}
+        int 0x80
+    parent:
+        mov eax, {numbers['sched_yield']}
+        int 0x80
+        cmp dword ptr [ebp+64], 0
+        je parent
+        mov ecx, gs
+        mov gs, cx
+        mov ebx, dword ptr gs:[0]
+        add ebx, dword ptr [ebp+64]
+        mov eax, {numbers['exit_group']}
+        int 0x80
+    """)
+    result = _run(guest)
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "TLS argument is invalid" in line]
+    if valid:
+        # child: 22 + 22 (its own descriptor before and after a reload); parent: 11 after a reload
+        assert (result.exit_code, result.reason, warnings) == (22 + 22 + 11, "exit", []), result.message
+    else:
+        assert (result.exit_code, result.reason, len(warnings)) == (11 + 11 + 11, "exit", 1), result.message
+
