@@ -504,3 +504,55 @@ def test_i386_clone_settls_installs_user_desc_per_thread(tmp_path, capfd, valid)
     else:
         assert (result.exit_code, result.reason, len(warnings)) == (11 + 11 + 11, "exit", 1), result.message
 
+def test_mips_thread_futex_timeout_is_mips_errno(tmp_path):
+    """MIPS clone takes tls fourth (a3) and the child tid pointer from the stack; a thread's futex
+    wait that times out while another thread waits resumes with a3 = 1 and v0 = MIPS ETIMEDOUT (145);
+    the child starts with CLONE_SETTLS's value in UserLocal (rdhwr $29)."""
+    numbers = _numbers("mipsel")
+    guest = write_elf(tmp_path, "mipsel", f"""
+        addiu $sp, $sp, -256
+        move $s0, $sp
+        sw $zero, 64($s0)
+        sw $zero, 72($s0)
+        addiu $t0, $zero, 1000
+        sll $t0, $t0, 10
+        sw $t0, 76($s0)
+        lui $a0, {THREAD_FLAGS >> 16}
+        ori $a0, $a0, {THREAD_FLAGS & 0xFFFF}
+        addiu $a1, $s0, 224
+        move $a2, $zero
+        lui $a3, 0x1234
+        sw $zero, 16($sp)
+        addiu $v0, $zero, {numbers['clone']}
+        syscall
+        bnez $v0, parent
+        nop
+        rdhwr $t1, $29
+        lui $t2, 0x1234
+        bne $t1, $t2, wrong_tls
+        nop
+        addiu $a0, $s0, 64
+        move $a1, $zero
+        move $a2, $zero
+        move $a3, $zero
+        addiu $v0, $zero, {numbers['futex']}
+        syscall
+    parent:
+        addiu $a0, $s0, 68
+        sw $zero, 0($a0)
+        move $a1, $zero
+        move $a2, $zero
+        addiu $a3, $s0, 72
+        addiu $v0, $zero, {numbers['futex']}
+        syscall
+        addu $a0, $v0, $a3
+        addiu $v0, $zero, {numbers['exit_group']}
+        syscall
+    wrong_tls:
+        addiu $a0, $zero, 3
+        addiu $v0, $zero, {numbers['exit_group']}
+        syscall
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (145 + 1, "exit"), result.message
+
