@@ -322,7 +322,8 @@ def test_i386_time64_and_old_timespec_layouts(tmp_path):
 
 def test_arm_futex_time64_wait(tmp_path):
     """futex_time64: a changed word is EAGAIN at once; an unchanged one sleeps out its 64-bit
-    timeout and returns ETIMEDOUT (there is no other thread to wake it)."""
+    timeout and returns ETIMEDOUT (there is no other thread to wake it). The word after the 32-bit
+    tv_nsec is padding a 32-bit kernel ignores."""
     numbers = _numbers("arm")
     guest = write_elf(tmp_path, "arm", f"""
         sub sp, sp, #32
@@ -334,7 +335,8 @@ def test_arm_futex_time64_wait(tmp_path):
         movw r0, #0xe100
         movt r0, #0x05f5
         str r0, [sp, #16]
-        mov r0, #0
+        movw r0, #0xbeef
+        movt r0, #0xdead
         str r0, [sp, #20]
         mov r0, sp
         mov r1, #0
@@ -503,6 +505,7 @@ def test_i386_clone_settls_installs_user_desc_per_thread(tmp_path, capfd, valid)
         assert (result.exit_code, result.reason, warnings) == (22 + 22 + 11, "exit", []), result.message
     else:
         assert (result.exit_code, result.reason, len(warnings)) == (11 + 11 + 11, "exit", 1), result.message
+
 
 def test_mips_thread_futex_timeout_is_mips_errno(tmp_path):
     """MIPS clone takes tls fourth (a3) and the child tid pointer from the stack; a thread's futex
