@@ -559,3 +559,74 @@ def test_mips_thread_futex_timeout_is_mips_errno(tmp_path):
     result = _run(guest)
     assert (result.exit_code, result.reason) == (145 + 1, "exit"), result.message
 
+
+def test_arm_clone3_thread_and_join(tmp_path):
+    """ARM clone3: `struct clone_args` has 64-bit fields on a 32-bit ISA too. The thread starts on
+    stack + stack_size with TPIDRURO = tls; CLONE_PARENT_SETTID stores its tid, and its exit
+    clears the CLONE_CHILD_CLEARTID word and wakes the parent's futex wait on it (a join)."""
+    numbers = _numbers("arm")
+    flags = THREAD_FLAGS | 0x100000 | 0x200000  # CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
+    guest = write_elf(tmp_path, "arm", f"""
+        sub sp, sp, #256
+        mov r8, sp
+        mov r0, #0
+        mov r1, #0
+    zero:
+        str r0, [r8, r1]
+        add r1, r1, #4
+        cmp r1, #128
+        bne zero
+        movw r0, #{flags & 0xFFFF}
+        movt r0, #{flags >> 16}
+        str r0, [r8]
+        add r0, r8, #100
+        str r0, [r8, #16]
+        add r0, r8, #104
+        str r0, [r8, #24]
+        add r0, r8, #128
+        str r0, [r8, #40]
+        mov r0, #64
+        str r0, [r8, #48]
+        movw r0, #0x5678
+        movt r0, #0x1234
+        str r0, [r8, #56]
+        mvn r0, #0
+        str r0, [r8, #100]
+        mov r0, r8
+        mov r1, #64
+        movw r7, #{numbers['clone3']}
+        svc #0
+        cmp r0, #0
+        bne parent
+        mrc p15, #0, r1, c13, c0, #3
+        movw r2, #0x5678
+        movt r2, #0x1234
+        sub r1, r1, r2
+        sub r2, sp, r8
+        add r1, r1, r2
+        str r1, [r8, #108]
+        mov r0, #0
+        mov r7, #{numbers['exit']}
+        svc #0
+    parent:
+        mov r9, r0
+    wait:
+        ldr r2, [r8, #100]
+        cmp r2, #0
+        beq joined
+        add r0, r8, #100
+        mov r1, #0
+        mov r3, #0
+        mov r7, #{numbers['futex']}
+        svc #0
+        b wait
+    joined:
+        ldr r0, [r8, #104]
+        sub r0, r0, r9
+        ldr r1, [r8, #108]
+        add r0, r0, r1
+        mov r7, #{numbers['exit_group']}
+        svc #0
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (192, "exit"), result.message  # sp = stack + 64
