@@ -1,7 +1,10 @@
 """Guest threads (clone with CLONE_VM | CLONE_THREAD), run one at a time on the one Unicorn engine.
 
-Each thread is a saved Unicorn context. A switch happens when the running
-thread blocks in futex, yields or exits, which is where glibc's and
+Each thread is a saved Unicorn context (all CPU state: TLS register, Thumb
+bit, FP/vector registers, MIPS hi/lo), plus its copy of the guest memory
+its ISA keeps per thread (Arch.thread_memory: i386's GDT TLS entries). A
+switch happens when the running thread blocks in futex, yields or exits,
+which is where glibc's and
 CPython's threads hand over to each other, and every TIME_SLICE_US
 microseconds while several threads exist (so a thread spinning on a flag
 another sets still lets that one run). A switch cannot
