@@ -188,8 +188,11 @@ class Emulator:
         self.uc.emu_stop()
 
     def set_syscall_result(self, result: int) -> None:
-        """Write a syscall's return value the way this ISA's ABI returns it (a thread resuming)."""
+        """Write a syscall's return value (-host errno on failure) the way this ISA's ABI returns
+        it (a thread resuming)."""
         abi = self.arch.syscall
+        if self._errno_map and -4096 < result < 0:
+            result = -self._errno_map.get(-result, -result)
         if abi.error_flag:
             failed = -4096 < result < 0
             self.regs.set_reg(abi.error_flag, int(failed))

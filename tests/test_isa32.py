@@ -322,7 +322,8 @@ def test_i386_time64_and_old_timespec_layouts(tmp_path):
 
 def test_arm_futex_time64_wait(tmp_path):
     """futex_time64: a changed word is EAGAIN at once; an unchanged one sleeps out its 64-bit
-    timeout and returns ETIMEDOUT (there is no other thread to wake it)."""
+    timeout and returns ETIMEDOUT (there is no other thread to wake it). The word after the 32-bit
+    tv_nsec is padding a 32-bit kernel ignores."""
     numbers = _numbers("arm")
     guest = write_elf(tmp_path, "arm", f"""
         sub sp, sp, #32
@@ -334,7 +335,8 @@ def test_arm_futex_time64_wait(tmp_path):
         movw r0, #0xe100
         movt r0, #0x05f5
         str r0, [sp, #16]
-        mov r0, #0
+        movw r0, #0xbeef
+        movt r0, #0xdead
         str r0, [sp, #20]
         mov r0, sp
         mov r1, #0
@@ -430,3 +432,201 @@ def test_arm_thumb_fork_child_resumes_in_thumb(tmp_path):
     """, thumb=True)
     result = _run(guest)
     assert (result.exit_code, result.reason) == (7, "exit"), result.message
+
+
+# clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SETTLS)
+THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x80000
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_i386_clone_settls_installs_user_desc_per_thread(tmp_path, capfd, valid):
+    """i386 clone(CLONE_SETTLS) takes a `struct user_desc` (tls in esi, the fourth argument): the
+    new thread's %gs addresses its base at once and after a reload, while the parent's GDT entry
+    keeps the parent's base (the TLS entries are per thread, as Linux switches them). An entry
+    number of -1 is no TLS slot for clone: one warning, and the thread keeps the parent's TLS."""
+    numbers = _numbers("i386")
+    entry = "eax" if valid else "0xffffffff"
+    guest = write_elf(tmp_path, "i386", f"""
+        sub esp, 512
+        mov ebp, esp
+        mov dword ptr [ebp+128], 11
+        mov dword ptr [ebp+160], 22
+        mov dword ptr [ebp+64], 0
+        mov dword ptr [ebp], 0xffffffff
+        lea eax, [ebp+128]
+        mov dword ptr [ebp+4], eax
+        mov dword ptr [ebp+8], 0xfffff
+        mov dword ptr [ebp+12], 0x51
+        mov ebx, ebp
+        mov eax, {numbers['set_thread_area']}
+        int 0x80
+        mov eax, dword ptr [ebp]
+        mov dword ptr [ebp+16], {entry}
+        shl eax, 3
+        or eax, 3
+        mov gs, ax
+        lea eax, [ebp+160]
+        mov dword ptr [ebp+20], eax
+        mov dword ptr [ebp+24], 0xfffff
+        mov dword ptr [ebp+28], 0x51
+        mov ebx, {THREAD_FLAGS}
+        lea ecx, [ebp+480]
+        xor edx, edx
+        lea esi, [ebp+16]
+        xor edi, edi
+        mov eax, {numbers['clone']}
+        int 0x80
+        test eax, eax
+        jnz parent
+        mov eax, dword ptr gs:[0]
+        mov ecx, gs
+        mov gs, cx
+        add eax, dword ptr gs:[0]
+        mov dword ptr [ebp+64], eax
+        xor ebx, ebx
+        mov eax, {numbers['exit']}
+        int 0x80
+    parent:
+        mov eax, {numbers['sched_yield']}
+        int 0x80
+        cmp dword ptr [ebp+64], 0
+        je parent
+        mov ecx, gs
+        mov gs, cx
+        mov ebx, dword ptr gs:[0]
+        add ebx, dword ptr [ebp+64]
+        mov eax, {numbers['exit_group']}
+        int 0x80
+    """)
+    result = _run(guest)
+    warnings = [line for line in capfd.readouterr().err.splitlines() if "TLS argument is invalid" in line]
+    if valid:
+        # child: 22 + 22 (its own descriptor before and after a reload); parent: 11 after a reload
+        assert (result.exit_code, result.reason, warnings) == (22 + 22 + 11, "exit", []), result.message
+    else:
+        assert (result.exit_code, result.reason, len(warnings)) == (11 + 11 + 11, "exit", 1), result.message
+
+
+def test_mips_thread_futex_timeout_is_mips_errno(tmp_path):
+    """MIPS clone takes tls fourth (a3) and the child tid pointer from the stack; a thread's futex
+    wait that times out while another thread waits resumes with a3 = 1 and v0 = MIPS ETIMEDOUT (145);
+    the child starts with CLONE_SETTLS's value in UserLocal (rdhwr $29)."""
+    numbers = _numbers("mipsel")
+    guest = write_elf(tmp_path, "mipsel", f"""
+        addiu $sp, $sp, -256
+        move $s0, $sp
+        sw $zero, 64($s0)
+        sw $zero, 72($s0)
+        addiu $t0, $zero, 1000
+        sll $t0, $t0, 10
+        sw $t0, 76($s0)
+        lui $a0, {THREAD_FLAGS >> 16}
+        ori $a0, $a0, {THREAD_FLAGS & 0xFFFF}
+        addiu $a1, $s0, 224
+        move $a2, $zero
+        lui $a3, 0x1234
+        sw $zero, 16($sp)
+        addiu $v0, $zero, {numbers['clone']}
+        syscall
+        bnez $v0, parent
+        nop
+        rdhwr $t1, $29
+        lui $t2, 0x1234
+        bne $t1, $t2, wrong_tls
+        nop
+        addiu $a0, $s0, 64
+        move $a1, $zero
+        move $a2, $zero
+        move $a3, $zero
+        addiu $v0, $zero, {numbers['futex']}
+        syscall
+    parent:
+        addiu $a0, $s0, 68
+        sw $zero, 0($a0)
+        move $a1, $zero
+        move $a2, $zero
+        addiu $a3, $s0, 72
+        addiu $v0, $zero, {numbers['futex']}
+        syscall
+        addu $a0, $v0, $a3
+        addiu $v0, $zero, {numbers['exit_group']}
+        syscall
+    wrong_tls:
+        addiu $a0, $zero, 3
+        addiu $v0, $zero, {numbers['exit_group']}
+        syscall
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (145 + 1, "exit"), result.message
+
+
+def test_arm_clone3_thread_and_join(tmp_path):
+    """ARM clone3: `struct clone_args` has 64-bit fields on a 32-bit ISA too. The thread starts on
+    stack + stack_size with TPIDRURO = tls; CLONE_PARENT_SETTID stores its tid, and its exit
+    clears the CLONE_CHILD_CLEARTID word and wakes the parent's futex wait on it (a join)."""
+    numbers = _numbers("arm")
+    flags = THREAD_FLAGS | 0x100000 | 0x200000  # CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
+    guest = write_elf(tmp_path, "arm", f"""
+        sub sp, sp, #256
+        mov r8, sp
+        mov r0, #0
+        mov r1, #0
+    zero:
+        str r0, [r8, r1]
+        add r1, r1, #4
+        cmp r1, #128
+        bne zero
+        movw r0, #{flags & 0xFFFF}
+        movt r0, #{flags >> 16}
+        str r0, [r8]
+        add r0, r8, #100
+        str r0, [r8, #16]
+        add r0, r8, #104
+        str r0, [r8, #24]
+        add r0, r8, #128
+        str r0, [r8, #40]
+        mov r0, #64
+        str r0, [r8, #48]
+        movw r0, #0x5678
+        movt r0, #0x1234
+        str r0, [r8, #56]
+        mvn r0, #0
+        str r0, [r8, #100]
+        mov r0, r8
+        mov r1, #64
+        movw r7, #{numbers['clone3']}
+        svc #0
+        cmp r0, #0
+        bne parent
+        mrc p15, #0, r1, c13, c0, #3
+        movw r2, #0x5678
+        movt r2, #0x1234
+        sub r1, r1, r2
+        sub r2, sp, r8
+        add r1, r1, r2
+        str r1, [r8, #108]
+        mov r0, #0
+        mov r7, #{numbers['exit']}
+        svc #0
+    parent:
+        mov r9, r0
+    wait:
+        ldr r2, [r8, #100]
+        cmp r2, #0
+        beq joined
+        add r0, r8, #100
+        mov r1, #0
+        mov r3, #0
+        mov r7, #{numbers['futex']}
+        svc #0
+        b wait
+    joined:
+        ldr r0, [r8, #104]
+        sub r0, r0, r9
+        ldr r1, [r8, #108]
+        add r0, r0, r1
+        mov r7, #{numbers['exit_group']}
+        svc #0
+    """)
+    result = _run(guest)
+    assert (result.exit_code, result.reason) == (192, "exit"), result.message  # sp = stack + 64

@@ -101,7 +101,7 @@ ARCH = Arch(
     tls_register="tpidruro",
     # FPEXC.EN: VFP/NEON instructions run instead of trapping as undefined.
     initial_registers={"fpexc": 0x40000000},
-    variants={"open_flags": "arm"},
+    variants={"open_flags": "arm", "clone": "tls_fourth"},
     cpu_model=arm_const.UC_CPU_ARM_CORTEX_A15,
     sigaction_size=20,
     # A32 `udf #0xbd01` (0xe7fbd0f1) and, from Thumb code, T32 `udf.w #0xbd01` (0xf7fb 0xad01):

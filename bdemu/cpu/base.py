@@ -146,6 +146,13 @@ class Arch:
     #: `set_thread_area(2)` of this ISA, called with (kernel, argument); None: the argument is
     #: the thread pointer itself (MIPS), set with `set_tls`.
     thread_area: Callable[[Any, int], int] | None = None
+    #: How clone(CLONE_SETTLS) installs its `tls` argument in the new thread, called with
+    #: (kernel, tls) on the new thread's registers; None: `tls` is the thread pointer, set with
+    #: `set_tls` (i386 passes a `struct user_desc` instead).
+    clone_tls: Callable[[Any, int], None] | None = None
+    #: Guest memory ranges (address, size) that hold per-thread CPU state, as i386's GDT TLS
+    #: entries do: a thread switch saves and restores them along with the registers.
+    thread_memory: tuple[tuple[int, int], ...] = ()
     #: Syscall names this ISA's table uses for a different call (i386's `mmap` is old_mmap).
     syscall_aliases: Mapping[str, str] = field(default_factory=dict)
     #: Bits to OR into a code address so execution resumes in the current instruction set

@@ -44,10 +44,10 @@ def _descriptor(base: int, limit: int, flags: int) -> bytes:
     return struct.pack("<II", low, high)
 
 
-def _set_thread_area(kernel, address: int) -> int:
+def _set_thread_area(kernel, address: int, allocate: bool = True) -> int:
     """Install a TLS descriptor in the GDT; an entry_number of -1 asks for a free slot."""
     entry, base, limit, flags = _USER_DESC.unpack(kernel.read(address, _USER_DESC.size))
-    if entry == 0xFFFFFFFF:
+    if entry == 0xFFFFFFFF and allocate:
         used = [int.from_bytes(kernel.read(GDT_BASE + 8 * e, 8), "little") for e in TLS_ENTRIES]
         free = [e for e, value in zip(TLS_ENTRIES, used) if value == 0]
         if not free:
@@ -75,7 +75,15 @@ def _start_cpu(emu) -> None:
 
 
 def _set_tls(regs: RegisterAccess, value: int) -> None:
-    """clone(CLONE_SETTLS) passes a `struct user_desc` on i386; threads are not supported yet."""
+    """Unused: i386 has no call that takes the thread pointer itself (see `_clone_tls`)."""
+
+
+def _clone_tls(kernel, address: int) -> None:
+    """clone(CLONE_SETTLS): `address` is a `struct user_desc` for one of the TLS entries, as in
+    set_thread_area but without picking a free one. The new thread keeps the parent's %gs
+    selector; loading it again makes the CPU read the new descriptor's base."""
+    _set_thread_area(kernel, address, allocate=False)
+    kernel.emu.set_reg("gs", kernel.emu.reg("gs"))
 
 
 REGISTERS = {**_unicorn_registers(x86_const, "UC_X86_REG_"), "pc": x86_const.UC_X86_REG_EIP,
@@ -124,8 +132,11 @@ ARCH = Arch(
     fixed_pages=(FixedPage(GDT_BASE, 4096, 1, "[gdt]", _GDT),),
     start_cpu=_start_cpu,
     thread_area=_set_thread_area,
+    clone_tls=_clone_tls,
+    # Linux keeps the TLS entries per thread and loads them into the GDT on a switch
+    thread_memory=((GDT_BASE + 8 * TLS_ENTRIES[0], 8 * len(TLS_ENTRIES)),),
     # the pre-2.4 calls that take one pointer to their arguments
     syscall_aliases={"mmap": "old_mmap", "select": "old_select"},
     # i386 aligns a u64 to 4 bytes, so `struct epoll_event` is 12 bytes, as packed on x86-64
-    variants={"epoll_event": "packed"},
+    variants={"epoll_event": "packed", "clone": "tls_fourth"},
 )

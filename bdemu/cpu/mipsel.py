@@ -99,7 +99,7 @@ ARCH = Arch(
     run_until=0x7FFFFFFC,  # above the stack, never mapped
     errno_overrides=ERRNO,
     variants={"open_flags": "mips", "pipe_second_fd": "v1", "sigprocmask_how_base": 1,
-              "statfs": "mips", "socket_types": "mips"},
+              "statfs": "mips", "socket_types": "mips", "clone": "tls_fourth"},
     map_anonymous=0x800,
     sigaction_size=24,
     sigaction_handler_offset=4,

@@ -21,6 +21,8 @@ def _read_timespec(k, address: int, size: int) -> int:
     raw = k.read(address, 2 * size)
     seconds = int.from_bytes(raw[:size], k.byteorder, signed=True)
     nanos = int.from_bytes(raw[size:], k.byteorder, signed=True)
+    if size > k.word:  # a 32-bit ABI's timespec64: tv_nsec is a long, the rest is padding
+        nanos = k.signed32(nanos)
     if seconds < 0 or not 0 <= nanos < 10**9:
         raise SyscallError(errno.EINVAL)
     return seconds * 10**9 + nanos

@@ -18,6 +18,7 @@ from . import clock
 from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
 from .registry import syscall
 from .structs import utsname
+from .threads import install_tls
 
 CLONE_VM, CLONE_VFORK, CLONE_THREAD, CLONE_SETTLS = 0x100, 0x4000, 0x10000, 0x80000
 CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x100000, 0x200000, 0x1000000
@@ -280,7 +281,7 @@ def fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls
     if stack:
         k.emu.set_reg("sp", stack)
     if flags & CLONE_SETTLS:
-        k.arch.set_tls(k.emu, tls)
+        install_tls(k, tls)
     if flags & CLONE_CHILD_SETTID and child_tid:
         k.write_int(child_tid, os.getpid())
     return 0
@@ -298,7 +299,8 @@ def sys_vfork(k):
 
 @syscall("hex", "ptr", "ptr", "ptr", "ptr")
 def sys_clone(k, flags, stack, parent_tid, a4, a5):
-    if k.arch.variants.get("clone") == "tls_fourth":
+    """The argument order differs: x86-64 passes tls last, most ISAs fourth (CLONE_BACKWARDS)."""
+    if k.arch.variants.get("clone", "tls_fifth") == "tls_fourth":
         tls, child_tid = a4, a5
     else:
         child_tid, tls = a4, a5

@@ -1,7 +1,10 @@
 """Guest threads (clone with CLONE_VM | CLONE_THREAD), run one at a time on the one Unicorn engine.
 
-Each thread is a saved Unicorn context. A switch happens when the running
-thread blocks in futex, yields or exits, which is where glibc's and
+Each thread is a saved Unicorn context (all CPU state: TLS register, Thumb
+bit, FP/vector registers, MIPS hi/lo), plus its copy of the guest memory
+its ISA keeps per thread (Arch.thread_memory: i386's GDT TLS entries). A
+switch happens when the running thread blocks in futex, yields or exits,
+which is where glibc's and
 CPython's threads hand over to each other, and every TIME_SLICE_US
 microseconds while several threads exist (so a thread spinning on a flag
 another sets still lets that one run). A switch cannot
@@ -46,6 +49,16 @@ class GuestThread:
     #: The result its pending syscall returns when it next runs (None: leave the register alone).
     result: int | None = None
     spawn: dict = field(default_factory=dict)
+    #: Its copy of the ISA's per-thread memory (Arch.thread_memory) while it is not running.
+    memory: tuple[bytes, ...] = ()
+
+
+def install_tls(kernel: "Kernel", tls: int) -> None:
+    """clone(CLONE_SETTLS)'s `tls` argument, on the new thread's (or child's) registers."""
+    if kernel.arch.clone_tls is not None:
+        kernel.arch.clone_tls(kernel, tls)
+    else:
+        kernel.arch.set_tls(kernel.emu, tls)
 
 
 class ThreadTable:
@@ -155,28 +168,44 @@ class ThreadTable:
         self._switch = False
         uc, arch = self.k.emu.uc, self.k.arch
         for thread in self._births:
-            own = uc.context_save()
+            own, own_memory = uc.context_save(), self._save_memory()
             self.k.emu.set_reg(arch.syscall.result, 0)
             if arch.syscall.error_flag:
                 self.k.emu.set_reg(arch.syscall.error_flag, 0)
             if thread.spawn["stack"]:
                 self.k.emu.set_reg(arch.sp, thread.spawn["stack"])
             if thread.spawn["tls"] is not None:
-                arch.set_tls(self.k.emu, thread.spawn["tls"])
-            thread.context = uc.context_save()
+                self._install_child_tls(thread)
+            thread.context, thread.memory = uc.context_save(), self._save_memory()
             uc.context_restore(own)
+            self._load_memory(own_memory)
         self._births = []
         leaving = self.current
         target = self._pick(leaving)
         if target is not leaving:
             if leaving.tid in self.threads:
-                leaving.context = uc.context_save()
+                leaving.context, leaving.memory = uc.context_save(), self._save_memory()
             uc.context_restore(target.context)
-            target.context = None
+            self._load_memory(target.memory)
+            target.context, target.memory = None, ()
             self.current = target
         if target.result is not None:
             self.k.emu.set_syscall_result(target.result)
             target.result = None
+
+    def _install_child_tls(self, thread: GuestThread) -> None:
+        try:
+            install_tls(self.k, thread.spawn["tls"])
+        except SyscallError as error:  # Linux fails the clone; libcs pass what the parent uses
+            self.k.warn_once("clone-tls", f"clone: the new thread's TLS argument is invalid "
+                             f"({errno.errorcode.get(error.code, error.code)}); it keeps the parent's")
+
+    def _save_memory(self) -> tuple[bytes, ...]:
+        return tuple(self.k.read(address, size) for address, size in self.k.arch.thread_memory)
+
+    def _load_memory(self, saved: tuple[bytes, ...]) -> None:
+        for (address, _size), data in zip(self.k.arch.thread_memory, saved):
+            self.k.write(address, data)
 
     def _pick(self, leaving: GuestThread) -> GuestThread:
         """Round robin from the thread after `leaving`; waits for the earliest timeout if none can run."""
