@@ -23,6 +23,7 @@ from . import loaders
 from .cpu import Arch
 from .errors import GuestNotFound, NotExecutable, PluginError, RunStopped, UsageError
 from .hooks import HookBus, Plugin
+from .linux import signals
 from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun, SyscallError
 from .linux.fs import VirtualFile, VirtualFS
 from .linux.kernel import Kernel
@@ -185,6 +186,11 @@ class Emulator:
     def request_reschedule(self) -> None:
         """From a syscall: stop after it so the run loop can switch guest threads."""
         self._stop_reason = "threads"
+        self.uc.emu_stop()
+
+    def request_signal_work(self) -> None:
+        """From a syscall: stop after it so the run loop delivers a signal or ends a handler."""
+        self._stop_reason = "resume"
         self.uc.emu_stop()
 
     def set_syscall_result(self, result: int) -> None:
@@ -476,6 +482,8 @@ class Emulator:
             sliced = bool(time_slice) and not max_insns and (not timeout_us or time_slice < timeout_us)
             started = time.monotonic()
             try:
+                if self.kernel.signals.has_work():
+                    signals.deliver_pending(self.kernel)
                 self._emu_start(self._resume_pc(), until, time_slice if sliced else timeout_us,
                                 max_insns or unlimited_count)
             except GuestExit as done:

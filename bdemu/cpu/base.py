@@ -86,6 +86,39 @@ class FixedPage:
 
 
 @dataclass(frozen=True)
+class SignalFrame:
+    """How the kernel builds a signal handler's frame on this ISA, as data (Linux rt_sigframe).
+
+    Offsets are from the frame's start: `siginfo` and `ucontext`; inside the ucontext,
+    `sigmask` and `mcontext`, and `mcontext_registers` pairs a register name with its offset
+    in the mcontext (so libc finds the interrupted pc and sp where it looks). The handler gets
+    (signo, &siginfo, &ucontext) in `arguments`; it returns to the restorer through
+    `return_register`, or, when that is None, through a word at the frame's start (x86).
+    The frame is placed below `red_zone` bytes under sp, aligned to 16 and then lowered by
+    `entry_misalign` (x86-64 enters a function with sp = 8 mod 16). At rt_sigreturn the frame
+    starts `sigreturn_sp_offset` bytes below sp. `sigaction_*` are the offsets of the flags,
+    restorer (None: the struct has none) and mask fields of the kernel's struct sigaction.
+    """
+
+    size: int
+    siginfo: int
+    ucontext: int
+    sigmask: int
+    mcontext: int
+    mcontext_registers: tuple[tuple[str, int], ...]
+    arguments: tuple[str, str, str]
+    return_register: str | None
+    sigaction_flags: int
+    sigaction_restorer: int | None
+    sigaction_mask: int
+    red_zone: int = 0
+    entry_misalign: int = 0
+    sigreturn_sp_offset: int = 0
+    #: Registers that also point at the frame (AArch64's frame pointer), by name -> offset.
+    frame_registers: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class Arch:
     """Everything bdemu needs to know about one ISA, as data."""
 
@@ -165,6 +198,9 @@ class Arch:
     #: The `until` address given to emu_start, one guest code never reaches; None: the last
     #: address. (Unicorn's MIPS reports a bogus fault on every stop if it lies outside kuseg.)
     run_until: int | None = None
+    #: The signal frame's layout; None: guest handlers are not run (signals they would catch are
+    #: dropped with a warning).
+    signal_frame: SignalFrame | None = None
 
     @property
     def word_size(self) -> int:

@@ -1,7 +1,15 @@
-"""Signal syscalls. Dispositions and masks are recorded; delivery to guest handlers comes later."""
+"""Signal syscalls and delivery to guest handlers.
+
+A signal the guest sends itself is queued; at the next safe point (the run loop, between two
+`emu_start`s, right after the syscall that raised or unblocked it) the emulator calls
+`deliver_pending`, which builds the ISA's rt_sigframe (`Arch.signal_frame`) on the guest stack
+and enters the handler. `rt_sigreturn` restores the interrupted state: Unicorn's saved context
+(FP/SIMD included), then the frame's registers and mask, so a handler's edits take effect.
+"""
 from __future__ import annotations
 
 import errno
+import os
 
 from .errors import SyscallError
 from .registry import syscall
@@ -17,8 +25,20 @@ def default_ignored(overrides) -> frozenset[int]:
     return frozenset(overrides.get(name, number) for name, number in DEFAULT_IGNORED_NAMES.items())
 
 
+SA_SIGINFO, SA_ONSTACK, SA_NODEFER, SA_RESETHAND = 0x4, 0x08000000, 0x40000000, 0x80000000
+SA_RESTORER = 0x04000000
+SI_USER, SI_TKILL = 0, -6
+#: Signals a mask can never block (SIGKILL, SIGSTOP).
+UNBLOCKABLE = (1 << 8) | (1 << 18)
+
+
+def bit(signal: int) -> int:
+    return 1 << (signal - 1)
+
+
 class SignalState:
-    """Per-process signal bookkeeping: raw sigaction records, the mask, the alternate stack."""
+    """Per-process signal bookkeeping: raw sigaction records, the mask, the alternate stack,
+    signals waiting for delivery and the saved contexts of the handlers running."""
 
     def __init__(self, ignored: frozenset[int] = DEFAULT_IGNORED) -> None:
         self.ignored = ignored
@@ -26,6 +46,21 @@ class SignalState:
         self.handlers: dict[int, int] = {}
         self.mask = 0
         self.altstack = b""
+        #: signal -> its si_code, for signals raised but not delivered yet.
+        self.pending: dict[int, int] = {}
+        #: frame address -> Unicorn context of the code the handler interrupted.
+        self.frames: dict[int, object] = {}
+        self.sigreturn = False
+
+    def deliverable(self) -> int | None:
+        """The lowest pending signal the mask lets through (Linux delivers low numbers first)."""
+        for signal in sorted(self.pending):
+            if not self.mask & bit(signal):
+                return signal
+        return None
+
+    def has_work(self) -> bool:
+        return self.sigreturn or self.deliverable() is not None
 
     def disposition(self, signal: int) -> str:
         handler = self.handlers.get(signal, SIG_DFL)
@@ -73,6 +108,26 @@ def sys_rt_sigprocmask(k, how, new, old, size):
             state.mask = value
         else:
             raise SyscallError(errno.EINVAL)
+        state.mask &= ~UNBLOCKABLE
+        if state.deliverable() is not None:
+            k.emu.request_signal_work()
+    return 0
+
+
+@syscall("ptr", "size")
+def sys_rt_sigpending(k, pending, size):
+    value = sum(bit(signal) for signal in k.signals.pending) & k.signals.mask
+    k.write(pending, value.to_bytes(8, k.byteorder))
+    return 0
+
+
+@syscall()
+def sys_rt_sigreturn(k):
+    """Undone in `deliver_pending` once the syscall is over: the frame's registers win."""
+    if k.arch.signal_frame is None:
+        raise SyscallError(errno.ENOSYS)
+    k.signals.sigreturn = True
+    k.emu.request_signal_work()
     return 0
 
 
@@ -89,3 +144,99 @@ def sys_sigaltstack(k, new, old):
 @syscall("ptr", "size")
 def sys_rt_sigsuspend(k, mask, size):
     raise SyscallError(errno.EINTR)
+
+
+def deliver_pending(k) -> None:
+    """At a safe point: finish an rt_sigreturn, then enter the handler of a deliverable signal
+    (or apply its default action: GuestSignal ends the run)."""
+    state = k.signals
+    if state.sigreturn:
+        state.sigreturn = False
+        _sigreturn(k)
+    signal = state.deliverable()
+    if signal is None:
+        return
+    code = state.pending.pop(signal)
+    action = state.disposition(signal)
+    if action == "ignore":
+        return
+    if action == "default":
+        from .errors import GuestSignal
+        raise GuestSignal(signal, "sent by the guest to itself")
+    _enter_handler(k, signal, code)
+
+
+def _field(record: bytes, offset: int, size: int, byteorder: str) -> int:
+    return int.from_bytes(record[offset:offset + size], byteorder)
+
+
+def _enter_handler(k, signal: int, code: int) -> None:
+    layout, state, emu = k.arch.signal_frame, k.signals, k.emu
+    record = state.actions[signal]
+    flags = _field(record, layout.sigaction_flags, k.word, k.byteorder)
+    sp = emu.reg(k.arch.sp)
+    if flags & SA_ONSTACK and state.altstack:
+        base, stack_flags = _field(state.altstack, 0, k.word, k.byteorder), _field(state.altstack, k.word, 4, k.byteorder)
+        size = _field(state.altstack, 2 * k.word, k.word, k.byteorder)
+        if not stack_flags & 2 and not base <= sp < base + size:  # not SS_DISABLE, not on it already
+            sp = base + size
+    frame = ((sp - layout.red_zone - layout.size) & ~15) - layout.entry_misalign
+    context = bytearray(layout.size)
+    info = layout.siginfo
+    end = k.byteorder
+    context[info:info + 4] = signal.to_bytes(4, end)
+    context[info + 8:info + 12] = (code & 0xFFFFFFFF).to_bytes(4, end)
+    pid_at = info + (16 if k.word == 8 else 12)
+    context[pid_at:pid_at + 4] = os.getpid().to_bytes(4, end)
+    context[pid_at + 4:pid_at + 8] = os.getuid().to_bytes(4, end)
+    ucontext = layout.ucontext
+    context[ucontext + layout.sigmask:ucontext + layout.sigmask + 8] = state.mask.to_bytes(8, end)
+    mcontext = ucontext + layout.mcontext
+    for name, offset in layout.mcontext_registers:
+        at = mcontext + offset
+        context[at:at + k.word] = (emu.reg(name) & k.arch.word_mask).to_bytes(k.word, end)
+    restorer = 0
+    if layout.sigaction_restorer is not None and flags & SA_RESTORER:
+        restorer = _field(record, layout.sigaction_restorer, k.word, k.byteorder)
+    if layout.return_register is None:
+        context[0:k.word] = restorer.to_bytes(k.word, end)
+    for name, offset in layout.frame_registers:  # AArch64: the {fp, lr} record
+        context[offset:offset + 2 * k.word] = (emu.reg(name).to_bytes(k.word, end)
+                                                + emu.reg(k.arch.pc).to_bytes(k.word, end))
+    k.write(frame, bytes(context))
+    state.frames[frame] = emu.uc.context_save()
+    state.mask |= _field(record, layout.sigaction_mask, 8, k.byteorder)
+    if not flags & SA_NODEFER:
+        state.mask |= bit(signal)
+    state.mask &= ~UNBLOCKABLE
+    handler = state.handlers[signal]
+    if flags & SA_RESETHAND:
+        state.handlers.pop(signal, None)
+        state.actions.pop(signal, None)
+    for name, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
+        emu.set_reg(name, value)
+    if layout.return_register is not None:
+        emu.set_reg(layout.return_register, restorer)
+    for name, offset in layout.frame_registers:
+        emu.set_reg(name, frame + offset)
+    emu.set_reg(k.arch.sp, frame)
+    emu.set_reg(k.arch.pc, handler)
+
+
+def _sigreturn(k) -> None:
+    """Restore what the handler interrupted; a frame bdemu did not build is fatal (SIGSEGV)."""
+    layout, state, emu = k.arch.signal_frame, k.signals, k.emu
+    frame = emu.reg(k.arch.sp) - layout.sigreturn_sp_offset
+    saved = state.frames.pop(frame, None)
+    if saved is None:
+        from .errors import GuestSignal
+        raise GuestSignal(11, "rt_sigreturn without a signal frame")
+    for stale in [address for address in state.frames if address < frame]:  # left by siglongjmp
+        del state.frames[stale]
+    context = k.read(frame, layout.size)
+    emu.uc.context_restore(saved)
+    mcontext = layout.ucontext + layout.mcontext
+    for name, offset in layout.mcontext_registers:
+        emu.set_reg(name, _field(context, mcontext + offset, k.word, k.byteorder))
+    mask_at = layout.ucontext + layout.sigmask
+    state.mask = _field(context, mask_at, 8, k.byteorder) & ~UNBLOCKABLE

@@ -1,0 +1,70 @@
+/* Signal delivery to guest handlers: raise + handler, SA_SIGINFO fields, a blocked signal
+ * delivered when unblocked, SA_RESETHAND, SA_NODEFER-free masking inside a handler. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t count, last_signo, last_code, nested_blocked;
+
+static void plain(int signo)
+{
+    count++;
+    last_signo = signo;
+}
+
+static void with_info(int signo, siginfo_t *info, void *context)
+{
+    (void)context;
+    count++;
+    last_signo = info->si_signo;
+    last_code = info->si_code;
+    sigset_t now;
+    sigprocmask(SIG_BLOCK, NULL, &now);
+    nested_blocked = sigismember(&now, signo);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = plain;
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1);
+    printf("raise: count=%d signo_is_usr1=%d\n", (int)count, last_signo == SIGUSR1);
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = with_info;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR2, &sa, NULL);
+    kill(getpid(), SIGUSR2);
+    printf("siginfo: count=%d signo_is_usr2=%d code_is_user=%d blocked_inside=%d\n", (int)count,
+           last_signo == SIGUSR2, last_code == SI_USER, (int)nested_blocked);
+
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    raise(SIGUSR1);
+    printf("blocked: count=%d\n", (int)count);
+    sigset_t pending;
+    sigpending(&pending);
+    printf("pending: usr1=%d\n", sigismember(&pending, SIGUSR1));
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    printf("unblocked: count=%d\n", (int)count);
+    sigprocmask(SIG_BLOCK, NULL, &old);
+    printf("mask restored: usr1_blocked=%d\n", sigismember(&old, SIGUSR1));
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = plain;
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGHUP, &sa, NULL);
+    raise(SIGHUP);
+    struct sigaction now;
+    sigaction(SIGHUP, NULL, &now);
+    printf("resethand: count=%d reset=%d\n", (int)count, now.sa_handler == SIG_DFL);
+    raise(SIGHUP);
+    printf("not reached\n");
+    return 0;
+}
