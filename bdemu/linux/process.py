@@ -397,7 +397,7 @@ def signal_self(k, signal: int, code: int = signals.SI_USER) -> int:
     if action == "ignore":
         return 0
     if k.arch.signal_frame is not None and (action == "handler" or k.signals.mask & signals.bit(signal)):
-        k.signals.pending.setdefault(signal, code)
+        k.signals.pending.setdefault(signal, (code, 0))
         if k.signals.deliverable() is not None:
             k.emu.request_signal_work()
         return 0

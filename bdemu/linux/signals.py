@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
+import time
 
 from .errors import SyscallError
 from .registry import syscall
@@ -27,7 +29,8 @@ def default_ignored(overrides) -> frozenset[int]:
 
 SA_SIGINFO, SA_ONSTACK, SA_NODEFER, SA_RESETHAND = 0x4, 0x08000000, 0x40000000, 0x80000000
 SA_RESTORER = 0x04000000
-SI_USER, SI_TKILL = 0, -6
+SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
+SIGALRM = 14
 #: Signals a mask can never block (SIGKILL, SIGSTOP).
 UNBLOCKABLE = (1 << 8) | (1 << 18)
 
@@ -46,8 +49,13 @@ class SignalState:
         self.handlers: dict[int, int] = {}
         self.mask = 0
         self.altstack = b""
-        #: signal -> its si_code, for signals raised but not delivered yet.
-        self.pending: dict[int, int] = {}
+        #: signal -> its (si_code, si_addr), for signals raised but not delivered yet.
+        self.pending: dict[int, tuple[int, int]] = {}
+        #: ITIMER_REAL: when it next raises SIGALRM (time.monotonic()), and its interval.
+        self.alarm_at: float | None = None
+        self.alarm_interval = 0.0
+        #: The mask rt_sigsuspend replaced: the handler's frame saves it, so sigreturn restores it.
+        self.suspended_mask: int | None = None
         #: frame address -> Unicorn context of the code the handler interrupted.
         self.frames: dict[int, object] = {}
         self.sigreturn = False
@@ -60,7 +68,21 @@ class SignalState:
         return None
 
     def has_work(self) -> bool:
+        self.check_alarm()
         return self.sigreturn or self.deliverable() is not None
+
+    def check_alarm(self) -> None:
+        """Raise SIGALRM once ITIMER_REAL expired (checked at syscalls and in the run loop)."""
+        if self.alarm_at is not None and time.monotonic() >= self.alarm_at:
+            self.alarm_at = self.alarm_at + self.alarm_interval if self.alarm_interval else None
+            if self.disposition(SIGALRM) != "ignore":
+                self.pending.setdefault(SIGALRM, (SI_KERNEL, 0))
+
+    def alarm_remaining_us(self) -> int | None:
+        """Microseconds until SIGALRM (at least 1): the run loop's emu_start timeout."""
+        if self.alarm_at is None:
+            return None
+        return max(1, int((self.alarm_at - time.monotonic()) * 1e6))
 
     def disposition(self, signal: int) -> str:
         handler = self.handlers.get(signal, SIG_DFL)
@@ -141,9 +163,107 @@ def sys_sigaltstack(k, new, old):
     return 0
 
 
+def _wait_for_signal(k) -> None:
+    """Sleep (interruptibly, in slices) until a signal can be delivered."""
+    state = k.signals
+    while not state.has_work():
+        remaining = None if state.alarm_at is None else max(0.0, state.alarm_at - time.monotonic())
+        time.sleep(k.wait_slice(remaining))
+    k.emu.request_signal_work()
+
+
 @syscall("ptr", "size")
 def sys_rt_sigsuspend(k, mask, size):
+    state = k.signals
+    if k.arch.signal_frame is None:
+        raise SyscallError(errno.EINTR)
+    new = int.from_bytes(k.read(mask, 8), k.byteorder) & ~UNBLOCKABLE
+    state.suspended_mask, state.mask = state.mask, new
+    try:
+        _wait_for_signal(k)
+    except BaseException:
+        state.mask, state.suspended_mask = state.suspended_mask, None
+        raise
     raise SyscallError(errno.EINTR)
+
+
+@syscall()
+def sys_pause(k):
+    if k.arch.signal_frame is None:
+        raise SyscallError(errno.EINTR)
+    _wait_for_signal(k)
+    raise SyscallError(errno.EINTR)
+
+
+def _set_alarm(state: SignalState, value: float, interval: float) -> tuple[float, float]:
+    """Arm (value > 0) or disarm ITIMER_REAL; returns the old (remaining, interval)."""
+    now = time.monotonic()
+    old = (max(0.0, state.alarm_at - now) if state.alarm_at is not None else 0.0, state.alarm_interval)
+    state.alarm_at = now + value if value > 0 else None
+    state.alarm_interval = interval if value > 0 else 0.0
+    return old
+
+
+def _rearm(k, value: float, interval: float) -> tuple[float, float]:
+    old = _set_alarm(k.signals, value, interval)
+    k.emu.request_signal_work()  # the run loop's emu_start timeout must follow the new expiry
+    return old
+
+
+@syscall("int")
+def sys_alarm(k, seconds):
+    remaining, _ = _rearm(k, float(seconds & 0xFFFFFFFF), 0.0)
+    return int(remaining + 0.999999) if remaining else 0
+
+
+def _timeval(k, address: int) -> float:
+    seconds, micros = struct.unpack(("<" if k.byteorder == "little" else ">") + ("qq" if k.word == 8 else "ii"),
+                                    k.read(address, 2 * k.word))
+    if seconds < 0 or not 0 <= micros < 1_000_000:
+        raise SyscallError(errno.EINVAL)
+    return seconds + micros / 1e6
+
+
+def _write_timeval(k, address: int, value: float) -> None:
+    seconds = int(value)
+    micros = int(round((value - seconds) * 1e6))
+    k.write(address, struct.pack(("<" if k.byteorder == "little" else ">") + ("qq" if k.word == 8 else "ii"),
+                                 seconds, micros))
+
+
+@syscall("int", "ptr", "ptr")
+def sys_setitimer(k, which, new, old):
+    """ITIMER_REAL only (SIGALRM); the virtual and profiling timers are not emulated."""
+    if which != 0:
+        raise SyscallError(errno.EINVAL)
+    interval = _timeval(k, new) if new else 0.0
+    value = _timeval(k, new + 2 * k.word) if new else 0.0
+    remaining, old_interval = _rearm(k, value, interval)
+    if old:
+        _write_timeval(k, old, old_interval)
+        _write_timeval(k, old + 2 * k.word, remaining)
+    return 0
+
+
+@syscall("int", "ptr")
+def sys_getitimer(k, which, current):
+    if which != 0:
+        raise SyscallError(errno.EINVAL)
+    state = k.signals
+    remaining = max(0.0, state.alarm_at - time.monotonic()) if state.alarm_at is not None else 0.0
+    _write_timeval(k, current, state.alarm_interval)
+    _write_timeval(k, current + 2 * k.word, remaining)
+    return 0
+
+
+def catch_fault(k, signal: int, address: int, code: int) -> bool:
+    """A CPU fault: queue it for the guest's handler if one is installed and unblocked (the
+    handler returning re-runs the faulting instruction, as on Linux); False: it is fatal."""
+    state = k.signals
+    if k.arch.signal_frame is None or state.disposition(signal) != "handler" or state.mask & bit(signal):
+        return False
+    state.pending[signal] = (code, address)
+    return True
 
 
 def deliver_pending(k) -> None:
@@ -156,21 +276,21 @@ def deliver_pending(k) -> None:
     signal = state.deliverable()
     if signal is None:
         return
-    code = state.pending.pop(signal)
+    code, address = state.pending.pop(signal)
     action = state.disposition(signal)
     if action == "ignore":
         return
     if action == "default":
         from .errors import GuestSignal
         raise GuestSignal(signal, "sent by the guest to itself")
-    _enter_handler(k, signal, code)
+    _enter_handler(k, signal, code, address)
 
 
 def _field(record: bytes, offset: int, size: int, byteorder: str) -> int:
     return int.from_bytes(record[offset:offset + size], byteorder)
 
 
-def _enter_handler(k, signal: int, code: int) -> None:
+def _enter_handler(k, signal: int, code: int, address: int) -> None:
     layout, state, emu = k.arch.signal_frame, k.signals, k.emu
     record = state.actions[signal]
     flags = _field(record, layout.sigaction_flags, k.word, k.byteorder)
@@ -186,11 +306,16 @@ def _enter_handler(k, signal: int, code: int) -> None:
     end = k.byteorder
     context[info:info + 4] = signal.to_bytes(4, end)
     context[info + 8:info + 12] = (code & 0xFFFFFFFF).to_bytes(4, end)
-    pid_at = info + (16 if k.word == 8 else 12)
-    context[pid_at:pid_at + 4] = os.getpid().to_bytes(4, end)
-    context[pid_at + 4:pid_at + 8] = os.getuid().to_bytes(4, end)
+    fields_at = info + (16 if k.word == 8 else 12)
+    if address:  # a fault: si_addr
+        context[fields_at:fields_at + k.word] = address.to_bytes(k.word, end)
+    elif code in (SI_USER, SI_TKILL):
+        context[fields_at:fields_at + 4] = os.getpid().to_bytes(4, end)
+        context[fields_at + 4:fields_at + 8] = os.getuid().to_bytes(4, end)
     ucontext = layout.ucontext
-    context[ucontext + layout.sigmask:ucontext + layout.sigmask + 8] = state.mask.to_bytes(8, end)
+    saved_mask = state.mask if state.suspended_mask is None else state.suspended_mask
+    state.suspended_mask = None
+    context[ucontext + layout.sigmask:ucontext + layout.sigmask + 8] = saved_mask.to_bytes(8, end)
     mcontext = ucontext + layout.mcontext
     for name, offset in layout.mcontext_registers:
         at = mcontext + offset

@@ -1,6 +1,8 @@
 /* Signal delivery to guest handlers: raise + handler, SA_SIGINFO fields, a blocked signal
  * delivered when unblocked, SA_RESETHAND, SA_NODEFER-free masking inside a handler. */
+#include <setjmp.h>
 #include <signal.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +24,22 @@ static void with_info(int signo, siginfo_t *info, void *context)
     sigset_t now;
     sigprocmask(SIG_BLOCK, NULL, &now);
     nested_blocked = sigismember(&now, signo);
+}
+
+static sigjmp_buf recover;
+static volatile void *fault_address;
+
+static void on_segv(int signo, siginfo_t *info, void *context)
+{
+    (void)context;
+    fault_address = info->si_addr;
+    siglongjmp(recover, signo);
+}
+
+static void on_alarm(int signo)
+{
+    count++;
+    last_signo = signo;
 }
 
 int main(void)
@@ -55,6 +73,47 @@ int main(void)
     printf("unblocked: count=%d\n", (int)count);
     sigprocmask(SIG_BLOCK, NULL, &old);
     printf("mask restored: usr1_blocked=%d\n", sigismember(&old, SIGUSR1));
+
+    /* sigsuspend: SIGUSR1 blocked and pending, delivered while suspended; the mask comes back. */
+    sigprocmask(SIG_BLOCK, &block, &old);
+    raise(SIGUSR1);
+    sigset_t wait_mask;
+    sigemptyset(&wait_mask);
+    int rc = sigsuspend(&wait_mask);
+    sigset_t after;
+    sigprocmask(SIG_BLOCK, NULL, &after);
+    printf("sigsuspend: rc=%d count=%d usr1_still_blocked=%d\n", rc, (int)count, sigismember(&after, SIGUSR1));
+    sigprocmask(SIG_SETMASK, &old, NULL);
+
+    /* alarm + pause, then setitimer. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(1);
+    rc = pause();
+    printf("alarm: rc=%d count=%d signo_is_alrm=%d\n", rc, (int)count, last_signo == SIGALRM);
+    struct itimerval timer = {{0, 0}, {0, 50000}};
+    setitimer(ITIMER_REAL, &timer, NULL);
+    int before = count;
+    while (count == before)
+        ;
+    printf("setitimer: fired=%d\n", count == before + 1);
+
+    /* A SIGSEGV handler that siglongjmps out. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    int caught = sigsetjmp(recover, 1);
+    if (!caught) {
+        *(volatile int *)16 = 1;
+        printf("not reached\n");
+    }
+    printf("segv: caught=%d addr_is_16=%d\n", caught == SIGSEGV, fault_address == (void *)16);
+    caught = sigsetjmp(recover, 1);
+    if (!caught)
+        *(volatile int *)32 = 1;
+    printf("segv again: caught=%d addr_is_32=%d\n", caught == SIGSEGV, fault_address == (void *)32);
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = plain;
