@@ -116,6 +116,9 @@ class SignalFrame:
     sigreturn_sp_offset: int = 0
     #: Registers that also point at the frame (AArch64's frame pointer), by name -> offset.
     frame_registers: tuple[tuple[str, int], ...] = ()
+    #: Where the handler returns when the sigaction gives no restorer: an rt_sigreturn
+    #: sequence in one of the Arch's `fixed_pages` (Linux uses its vDSO, which bdemu lacks).
+    trampoline: int = 0
 
 
 @dataclass(frozen=True)

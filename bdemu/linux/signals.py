@@ -320,7 +320,7 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     for name, offset in layout.mcontext_registers:
         at = mcontext + offset
         context[at:at + k.word] = (emu.reg(name) & k.arch.word_mask).to_bytes(k.word, end)
-    restorer = 0
+    restorer = layout.trampoline
     if layout.sigaction_restorer is not None and flags & SA_RESTORER:
         restorer = _field(record, layout.sigaction_restorer, k.word, k.byteorder)
     if layout.return_register is None:
