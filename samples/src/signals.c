@@ -2,6 +2,7 @@
  * delivered when unblocked, SA_RESETHAND, SA_NODEFER-free masking inside a handler. */
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,16 +37,43 @@ static void on_segv(int signo, siginfo_t *info, void *context)
     siglongjmp(recover, signo);
 }
 
+static char *read_only_page;
+static volatile int segv_returns;
+
+/* Makes the faulting store possible and returns: the store runs again and succeeds. */
+static void on_segv_fix(int signo)
+{
+    (void)signo;
+    segv_returns++;
+    mprotect(read_only_page, 4096, PROT_READ | PROT_WRITE);
+}
+
+/* Fixes nothing: on Linux the store faults again forever. */
+static void on_segv_return(int signo)
+{
+    (void)signo;
+    if (segv_returns++ == 0)
+        printf("segv handler returned\n");
+}
+
 static void on_alarm(int signo)
 {
     count++;
     last_signo = signo;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     struct sigaction sa;
+    if (argc > 1 && strcmp(argv[1], "segv-loop") == 0) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_segv_return;
+        sigaction(SIGSEGV, &sa, NULL);
+        *(volatile int *)16 = 1;
+        printf("not reached\n");
+        return 0;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = plain;
     sigaction(SIGUSR1, &sa, NULL);
@@ -114,6 +142,14 @@ int main(void)
     if (!caught)
         *(volatile int *)32 = 1;
     printf("segv again: caught=%d addr_is_32=%d\n", caught == SIGSEGV, fault_address == (void *)32);
+
+    /* A handler that returns re-runs the faulting instruction. */
+    read_only_page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_segv_fix;
+    sigaction(SIGSEGV, &sa, NULL);
+    *(volatile char *)(read_only_page + 100) = 42;
+    printf("segv fixed: handler_runs=%d value=%d\n", (int)segv_returns, read_only_page[100]);
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = plain;
