@@ -106,7 +106,8 @@ class SignalFrame:
     sigmask: int
     mcontext: int
     mcontext_registers: tuple[tuple[str, int], ...]
-    arguments: tuple[str, str, str]
+    #: Each a register name, or the frame offset of a stack word (i386 passes them on the stack).
+    arguments: tuple[str | int, str | int, str | int]
     return_register: str | None
     sigaction_flags: int
     sigaction_restorer: int | None
@@ -114,6 +115,9 @@ class SignalFrame:
     red_zone: int = 0
     entry_misalign: int = 0
     sigreturn_sp_offset: int = 0
+    #: The old `sigreturn` (i386 libcs return from non-SA_SIGINFO handlers through it, having
+    #: popped the signal number): where the frame starts below sp then; None: not used.
+    old_sigreturn_sp_offset: int | None = None
     #: Registers that also point at the frame (AArch64's frame pointer), by name -> offset.
     frame_registers: tuple[tuple[str, int], ...] = ()
     #: Where the handler returns when the sigaction gives no restorer: an rt_sigreturn

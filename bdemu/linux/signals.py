@@ -58,7 +58,8 @@ class SignalState:
         self.suspended_mask: int | None = None
         #: frame address -> Unicorn context of the code the handler interrupted.
         self.frames: dict[int, object] = {}
-        self.sigreturn = False
+        #: Set by (rt_)sigreturn: how far below sp the frame to restore starts.
+        self.sigreturn: int | None = None
 
     def deliverable(self) -> int | None:
         """The lowest pending signal the mask lets through (Linux delivers low numbers first)."""
@@ -69,7 +70,7 @@ class SignalState:
 
     def has_work(self) -> bool:
         self.check_alarm()
-        return self.sigreturn or self.deliverable() is not None
+        return self.sigreturn is not None or self.deliverable() is not None
 
     def check_alarm(self) -> None:
         """Raise SIGALRM once ITIMER_REAL expired (checked at syscalls and in the run loop)."""
@@ -148,7 +149,18 @@ def sys_rt_sigreturn(k):
     """Undone in `deliver_pending` once the syscall is over: the frame's registers win."""
     if k.arch.signal_frame is None:
         raise SyscallError(errno.ENOSYS)
-    k.signals.sigreturn = True
+    k.signals.sigreturn = k.arch.signal_frame.sigreturn_sp_offset
+    k.emu.request_signal_work()
+    return 0
+
+
+@syscall()
+def sys_sigreturn(k):
+    """The old sigreturn: bdemu builds one frame layout for both, found a word further on."""
+    layout = k.arch.signal_frame
+    if layout is None or layout.old_sigreturn_sp_offset is None:
+        raise SyscallError(errno.ENOSYS)
+    k.signals.sigreturn = layout.old_sigreturn_sp_offset
     k.emu.request_signal_work()
     return 0
 
@@ -270,9 +282,9 @@ def deliver_pending(k) -> None:
     """At a safe point: finish an rt_sigreturn, then enter the handler of a deliverable signal
     (or apply its default action: GuestSignal ends the run)."""
     state = k.signals
-    if state.sigreturn:
-        state.sigreturn = False
-        _sigreturn(k)
+    if state.sigreturn is not None:
+        offset, state.sigreturn = state.sigreturn, None
+        _sigreturn(k, offset)
     signal = state.deliverable()
     if signal is None:
         return
@@ -325,6 +337,9 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
         restorer = _field(record, layout.sigaction_restorer, k.word, k.byteorder)
     if layout.return_register is None:
         context[0:k.word] = restorer.to_bytes(k.word, end)
+    for where, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
+        if isinstance(where, int):  # an argument on the stack
+            context[where:where + k.word] = value.to_bytes(k.word, end)
     for name, offset in layout.frame_registers:  # AArch64: the {fp, lr} record
         context[offset:offset + 2 * k.word] = (emu.reg(name).to_bytes(k.word, end)
                                                 + emu.reg(k.arch.pc).to_bytes(k.word, end))
@@ -338,8 +353,9 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     if flags & SA_RESETHAND:
         state.handlers.pop(signal, None)
         state.actions.pop(signal, None)
-    for name, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
-        emu.set_reg(name, value)
+    for where, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
+        if isinstance(where, str):
+            emu.set_reg(where, value)
     if layout.return_register is not None:
         emu.set_reg(layout.return_register, restorer)
     for name, offset in layout.frame_registers:
@@ -348,10 +364,10 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     emu.set_reg(k.arch.pc, handler)
 
 
-def _sigreturn(k) -> None:
+def _sigreturn(k, sp_offset: int) -> None:
     """Restore what the handler interrupted; a frame bdemu did not build is fatal (SIGSEGV)."""
     layout, state, emu = k.arch.signal_frame, k.signals, k.emu
-    frame = emu.reg(k.arch.sp) - layout.sigreturn_sp_offset
+    frame = emu.reg(k.arch.sp) - sp_offset
     saved = state.frames.pop(frame, None)
     if saved is None:
         from .errors import GuestSignal
