@@ -56,8 +56,9 @@ class SignalState:
         self.alarm_interval = 0.0
         #: The mask rt_sigsuspend replaced: the handler's frame saves it, so sigreturn restores it.
         self.suspended_mask: int | None = None
-        #: frame address -> Unicorn context of the code the handler interrupted.
-        self.frames: dict[int, object] = {}
+        #: frame address -> (Unicorn context of the code the handler interrupted, the frame as
+        #: written: rt_sigreturn takes from the frame only what the handler changed).
+        self.frames: dict[int, tuple[object, bytes]] = {}
         #: Set by (rt_)sigreturn: how far below sp the frame to restore starts.
         self.sigreturn: int | None = None
 
@@ -344,7 +345,7 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
         context[offset:offset + 2 * k.word] = (emu.reg(name).to_bytes(k.word, end)
                                                 + emu.reg(k.arch.pc).to_bytes(k.word, end))
     k.write(frame, bytes(context))
-    state.frames[frame] = emu.uc.context_save()
+    state.frames[frame] = (emu.uc.context_save(), bytes(context))
     state.mask |= _field(record, layout.sigaction_mask, 8, k.byteorder)
     if not flags & SA_NODEFER:
         state.mask |= bit(signal)
@@ -374,10 +375,13 @@ def _sigreturn(k, sp_offset: int) -> None:
         raise GuestSignal(11, "rt_sigreturn without a signal frame")
     for stale in [address for address in state.frames if address < frame]:  # left by siglongjmp
         del state.frames[stale]
+    cpu, written = saved
     context = k.read(frame, layout.size)
-    emu.uc.context_restore(saved)
+    emu.uc.context_restore(cpu)
     mcontext = layout.ucontext + layout.mcontext
-    for name, offset in layout.mcontext_registers:
-        emu.set_reg(name, _field(context, mcontext + offset, k.word, k.byteorder))
+    for name, offset in layout.mcontext_registers:  # what the handler changed in uc_mcontext
+        value = _field(context, mcontext + offset, k.word, k.byteorder)
+        if value != _field(written, mcontext + offset, k.word, k.byteorder):
+            emu.set_reg(name, value)
     mask_at = layout.ucontext + layout.sigmask
     state.mask = _field(context, mask_at, 8, k.byteorder) & ~UNBLOCKABLE
