@@ -56,6 +56,16 @@ static void on_segv_return(int signo)
         printf("segv handler returned\n");
 }
 
+static char alt_stack[65536];
+static volatile int on_alt_stack;
+
+static void on_altstack_signal(int signo)
+{
+    char here;
+    (void)signo;
+    on_alt_stack = &here >= alt_stack && &here < alt_stack + sizeof alt_stack;
+}
+
 static void on_alarm(int signo)
 {
     count++;
@@ -150,6 +160,16 @@ int main(int argc, char **argv)
     sigaction(SIGSEGV, &sa, NULL);
     *(volatile char *)(read_only_page + 100) = 42;
     printf("segv fixed: handler_runs=%d value=%d\n", (int)segv_returns, read_only_page[100]);
+
+    /* SA_ONSTACK runs the handler on the sigaltstack. */
+    stack_t ss = {.ss_sp = alt_stack, .ss_size = sizeof alt_stack, .ss_flags = 0};
+    sigaltstack(&ss, NULL);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_altstack_signal;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGUSR2, &sa, NULL);
+    raise(SIGUSR2);
+    printf("altstack: on_it=%d\n", (int)on_alt_stack);
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = plain;
