@@ -22,7 +22,8 @@ REGISTERS = {**_unicorn_registers(arm64_const, "UC_ARM64_REG_"),
 # unused), the 16-aligned mcontext at 176: fault_address, x0..x30, sp, pc, pstate; then its
 # 4096-byte __reserved (an empty record list: zeros), then the {fp, lr} frame record.
 _MCONTEXT = tuple((f"x{i}", 8 + 8 * i) for i in range(31)) + (("sp", 256), ("pc", 264), ("nzcv", 272))
-SIGNAL_FRAME = SignalFrame(size=128 + 176 + 288 + 4096 + 16, siginfo=0, ucontext=128, sigmask=40, mcontext=176,
+SIGNAL_FRAME = SignalFrame(size=128 + 176 + 288 + 4096 + 16, siginfo=0, ucontext=128, sigmask=40,
+                           mcontext=176,
                            mcontext_registers=_MCONTEXT, arguments=("x0", "x1", "x2"), return_register="lr",
                            sigaction_flags=8, sigaction_restorer=16, sigaction_mask=24,
                            frame_registers=(("x29", 128 + 176 + 288 + 4096),))

@@ -98,6 +98,7 @@ class SignalState:
             if handler not in (SIG_DFL, SIG_IGN):
                 del self.handlers[signal]
                 self.actions.pop(signal, None)
+        self.frames.clear()  # the handlers' stacks are gone with the old image
 
 
 @syscall("signal", "ptr", "ptr", "size")
@@ -229,9 +230,12 @@ def sys_alarm(k, seconds):
     return int(remaining + 0.999999) if remaining else 0
 
 
+def _timeval_format(k) -> str:
+    return ("<" if k.byteorder == "little" else ">") + ("qq" if k.word == 8 else "ii")
+
+
 def _timeval(k, address: int) -> float:
-    seconds, micros = struct.unpack(("<" if k.byteorder == "little" else ">") + ("qq" if k.word == 8 else "ii"),
-                                    k.read(address, 2 * k.word))
+    seconds, micros = struct.unpack(_timeval_format(k), k.read(address, 2 * k.word))
     if seconds < 0 or not 0 <= micros < 1_000_000:
         raise SyscallError(errno.EINVAL)
     return seconds + micros / 1e6
@@ -240,8 +244,7 @@ def _timeval(k, address: int) -> float:
 def _write_timeval(k, address: int, value: float) -> None:
     seconds = int(value)
     micros = int(round((value - seconds) * 1e6))
-    k.write(address, struct.pack(("<" if k.byteorder == "little" else ">") + ("qq" if k.word == 8 else "ii"),
-                                 seconds, micros))
+    k.write(address, struct.pack(_timeval_format(k), seconds, micros))
 
 
 @syscall("int", "ptr", "ptr")
@@ -309,7 +312,8 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     flags = _field(record, layout.sigaction_flags, k.word, k.byteorder)
     sp = emu.reg(k.arch.sp)
     if flags & SA_ONSTACK and state.altstack:
-        base, stack_flags = _field(state.altstack, 0, k.word, k.byteorder), _field(state.altstack, k.word, 4, k.byteorder)
+        base = _field(state.altstack, 0, k.word, k.byteorder)
+        stack_flags = _field(state.altstack, k.word, 4, k.byteorder)
         size = _field(state.altstack, 2 * k.word, k.word, k.byteorder)
         if not stack_flags & 2 and not base <= sp < base + size:  # not SS_DISABLE, not on it already
             sp = base + size
