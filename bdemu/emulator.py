@@ -23,6 +23,7 @@ from . import loaders
 from .cpu import Arch
 from .errors import GuestNotFound, NotExecutable, PluginError, RunStopped, UsageError
 from .hooks import HookBus, Plugin
+from .linux import signals
 from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun, SyscallError
 from .linux.fs import VirtualFile, VirtualFS
 from .linux.kernel import Kernel
@@ -44,6 +45,7 @@ _FAULT_ERRORS = {
     unicorn.UC_ERR_FETCH_UNALIGNED: (7, "unaligned fetch"),
     unicorn.UC_ERR_EXCEPTION: (4, "unhandled CPU exception"),
 }
+_PROT_ERRORS = (unicorn.UC_ERR_READ_PROT, unicorn.UC_ERR_WRITE_PROT, unicorn.UC_ERR_FETCH_PROT)
 _ACCESS_NAMES = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
                  unicorn.UC_MEM_FETCH_UNMAPPED: "exec", unicorn.UC_MEM_READ_PROT: "read",
                  unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "exec"}
@@ -185,6 +187,11 @@ class Emulator:
     def request_reschedule(self) -> None:
         """From a syscall: stop after it so the run loop can switch guest threads."""
         self._stop_reason = "threads"
+        self.uc.emu_stop()
+
+    def request_signal_work(self) -> None:
+        """From a syscall: stop after it so the run loop delivers a signal or ends a handler."""
+        self._stop_reason = "resume"
         self.uc.emu_stop()
 
     def set_syscall_result(self, result: int) -> None:
@@ -406,7 +413,7 @@ class Emulator:
         if handled:
             return
         signal = self.arch.fault_signals.get(intno, 4)
-        raise GuestSignal(signal, f"CPU exception {intno}")
+        raise GuestSignal(signal, f"CPU exception {intno}", fault=True)
 
     def _on_invalid_memory(self, uc, access: int, address: int, size: int, value: int, _user) -> bool:
         self._fault = (_ACCESS_NAMES.get(access, "access"), address)
@@ -475,12 +482,21 @@ class Emulator:
             time_slice = self.kernel.threads.time_slice_us()
             sliced = bool(time_slice) and not max_insns and (not timeout_us or time_slice < timeout_us)
             started = time.monotonic()
+            budget = time_slice if sliced else timeout_us
+            alarm_us = self.kernel.signals.alarm_remaining_us()  # SIGALRM ends the slice on time
+            if alarm_us is not None:
+                budget = min(budget or alarm_us, alarm_us)
             try:
-                self._emu_start(self._resume_pc(), until, time_slice if sliced else timeout_us,
-                                max_insns or unlimited_count)
+                if self.kernel.signals.has_work():
+                    signals.deliver_pending(self.kernel)
+                self._emu_start(self._resume_pc(), until, budget, max_insns or unlimited_count)
             except GuestExit as done:
                 return RunResult(done.status, "exit", pc=self._safe_pc())
             except GuestSignal as killed:
+                if killed.fault and signals.catch_fault(self.kernel, killed.signal, 0, 1):
+                    if self._past(deadline):  # a handler that fixes nothing faults again and again
+                        return RunResult(124, "limit", message="timeout reached", pc=self._safe_pc())
+                    continue
                 return self._signal_result(killed.signal, killed.detail)
             except ExecRequest as request:
                 self._exec(request)
@@ -492,6 +508,12 @@ class Emulator:
             except UcError as error:
                 signal, what = _FAULT_ERRORS.get(error.errno, (11, str(error)))
                 detail = what
+                address = self._fault[1] if self._fault is not None else 0
+                code = 2 if error.errno in _PROT_ERRORS else 1  # SEGV_ACCERR, else SEGV_MAPERR / ILL_ILLOPC
+                if signals.catch_fault(self.kernel, signal, address, code):
+                    if self._past(deadline):
+                        return RunResult(124, "limit", message="timeout reached", pc=self._safe_pc())
+                    continue
                 if self._fault is not None:
                     access, address = self._fault
                     detail = f"{what} at {address:#x} ({access})"
@@ -504,6 +526,8 @@ class Emulator:
             if reason == "threads":
                 self.kernel.threads.reschedule()
                 continue
+            if reason is None and self.kernel.signals.has_work():  # SIGALRM's time came
+                continue
             if reason is None and sliced and (time.monotonic() - started) * 1e6 >= time_slice:
                 self.kernel.threads.preempt()  # the running thread used up its time slice
                 continue
@@ -515,6 +539,10 @@ class Emulator:
             timed_out = deadline is not None and time.monotonic() >= deadline
             what = "timeout" if timed_out or not max_insns else "instruction limit"
             return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
+
+    @staticmethod
+    def _past(deadline: float | None) -> bool:
+        return deadline is not None and time.monotonic() >= deadline
 
     def _emu_start(self, begin: int, until: int, timeout_us: int, count: int) -> None:
         """emu_start, where a hook's exception wins over a fault the CPU hit before it stopped

@@ -7,7 +7,7 @@ from unicorn import arm64_const
 
 from bdemu.linux.tables.aarch64 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, RegisterAccess, SyscallABI
+from .base import Arch, BackdoorInsn, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 
@@ -17,6 +17,16 @@ def _set_tls(regs: RegisterAccess, value: int) -> None:
 
 REGISTERS = {**_unicorn_registers(arm64_const, "UC_ARM64_REG_"),
              "fp": arm64_const.UC_ARM64_REG_X29, "lr": arm64_const.UC_ARM64_REG_X30}
+
+# rt_sigframe: siginfo (128), then the ucontext: flags, link, stack_t (24), the mask (8 + 120
+# unused), the 16-aligned mcontext at 176: fault_address, x0..x30, sp, pc, pstate; then its
+# 4096-byte __reserved (an empty record list: zeros), then the {fp, lr} frame record.
+_MCONTEXT = tuple((f"x{i}", 8 + 8 * i) for i in range(31)) + (("sp", 256), ("pc", 264), ("nzcv", 272))
+SIGNAL_FRAME = SignalFrame(size=128 + 176 + 288 + 4096 + 16, siginfo=0, ucontext=128, sigmask=40,
+                           mcontext=176,
+                           mcontext_registers=_MCONTEXT, arguments=("x0", "x1", "x2"), return_register="lr",
+                           sigaction_flags=8, sigaction_restorer=16, sigaction_mask=24,
+                           frame_registers=(("x29", 128 + 176 + 288 + 4096),))
 
 # HWCAP_FP | ASIMD | AES | PMULL | SHA1 | SHA2 | CRC32 | ATOMICS: what Unicorn's "max" CPU implements.
 _HWCAP = 0x1FB
@@ -56,6 +66,7 @@ ARCH = Arch(
     initial_registers={"fpcr": 0, "fpsr": 0},
     variants={"open_flags": "arm", "clone": "tls_fourth"},
     cpu_model=arm64_const.UC_CPU_ARM64_MAX,
+    signal_frame=SIGNAL_FRAME,
     # `udf #0xbd01` (permanently undefined): raises EXCP_UDEF (interrupt 1) with pc at the instruction.
     backdoor_insn=BackdoorInsn(trap=("intr", 1), leaf="x0", value="x1", results=("x0", "x1", "x2", "x3"),
                                name="udf #0xbd01",

@@ -13,7 +13,7 @@ from unicorn import arm_const
 
 from bdemu.linux.tables.arm import SYSCALLS
 
-from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SyscallABI
+from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 KUSER_PAGE = 0xFFFF0000
@@ -67,6 +67,15 @@ _HWCAP = 0x1 | 0x2 | 0x4 | 0x10 | 0x40 | 0x80 | 0x1000 | 0x2000 | 0x8000 | 0x100
 
 CONTROL_ADDR = 0xAE000000
 
+# rt_sigframe: siginfo (128), then the ucontext: flags, link, stack_t (12), the sigcontext
+# (trap_no, error_code, oldmask, r0..r10, fp, ip, sp, lr, pc, cpsr, fault_address), the mask
+# (8 + 120 unused), then the 512-byte register space (VFP; zeros here).
+_SIGCONTEXT = tuple((f"r{i}", 12 + 4 * i) for i in range(13)) + (("sp", 64), ("lr", 68), ("pc", 72))
+SIGNAL_FRAME = SignalFrame(size=128 + 232 + 512, siginfo=0, ucontext=128, sigmask=104, mcontext=20,
+                           mcontext_registers=_SIGCONTEXT, arguments=("r0", "r1", "r2"), return_register="lr",
+                           sigaction_flags=4, sigaction_restorer=8, sigaction_mask=12,
+                           old_sigreturn_sp_offset=0)
+
 ARCH = Arch(
     name="arm",
     bits=32,
@@ -104,6 +113,7 @@ ARCH = Arch(
     variants={"open_flags": "arm", "clone": "tls_fourth"},
     cpu_model=arm_const.UC_CPU_ARM_CORTEX_A15,
     sigaction_size=20,
+    signal_frame=SIGNAL_FRAME,
     # A32 `udf #0xbd01` (0xe7fbd0f1) and, from Thumb code, T32 `udf.w #0xbd01` (0xf7fb 0xad01):
     # permanently undefined; Unicorn stops on them as invalid instructions with pc at the
     # instruction, which its UC_HOOK_INSN_INVALID answers.

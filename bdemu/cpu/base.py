@@ -86,6 +86,46 @@ class FixedPage:
 
 
 @dataclass(frozen=True)
+class SignalFrame:
+    """How the kernel builds a signal handler's frame on this ISA, as data (Linux rt_sigframe).
+
+    Offsets are from the frame's start: `siginfo` and `ucontext`; inside the ucontext,
+    `sigmask` and `mcontext`, and `mcontext_registers` pairs a register name with its offset
+    in the mcontext (so libc finds the interrupted pc and sp where it looks). The handler gets
+    (signo, &siginfo, &ucontext) in `arguments`; it returns to the restorer through
+    `return_register`, or, when that is None, through a word at the frame's start (x86).
+    The frame is placed below `red_zone` bytes under sp, aligned to 16 and then lowered by
+    `entry_misalign` (x86-64 enters a function with sp = 8 mod 16). At rt_sigreturn the frame
+    starts `sigreturn_sp_offset` bytes below sp. `sigaction_*` are the offsets of the flags,
+    restorer (None: the struct has none) and mask fields of the kernel's struct sigaction.
+    """
+
+    size: int
+    siginfo: int
+    ucontext: int
+    sigmask: int
+    mcontext: int
+    mcontext_registers: tuple[tuple[str, int], ...]
+    #: Each a register name, or the frame offset of a stack word (i386 passes them on the stack).
+    arguments: tuple[str | int, str | int, str | int]
+    return_register: str | None
+    sigaction_flags: int
+    sigaction_restorer: int | None
+    sigaction_mask: int
+    red_zone: int = 0
+    entry_misalign: int = 0
+    sigreturn_sp_offset: int = 0
+    #: The old `sigreturn` (i386 libcs return from non-SA_SIGINFO handlers through it, having
+    #: popped the signal number): where the frame starts below sp then; None: not used.
+    old_sigreturn_sp_offset: int | None = None
+    #: Registers that also point at the frame (AArch64's frame pointer), by name -> offset.
+    frame_registers: tuple[tuple[str, int], ...] = ()
+    #: Where the handler returns when the sigaction gives no restorer: an rt_sigreturn
+    #: sequence in one of the Arch's `fixed_pages` (Linux uses its vDSO, which bdemu lacks).
+    trampoline: int = 0
+
+
+@dataclass(frozen=True)
 class Arch:
     """Everything bdemu needs to know about one ISA, as data."""
 
@@ -165,6 +205,9 @@ class Arch:
     #: The `until` address given to emu_start, one guest code never reaches; None: the last
     #: address. (Unicorn's MIPS reports a bogus fault on every stop if it lies outside kuseg.)
     run_until: int | None = None
+    #: The signal frame's layout; None: guest handlers are not run (signals they would catch are
+    #: dropped with a warning).
+    signal_frame: SignalFrame | None = None
 
     @property
     def word_size(self) -> int:

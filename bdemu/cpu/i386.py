@@ -10,7 +10,7 @@ from unicorn import x86_const
 
 from bdemu.linux.tables.i386 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SyscallABI
+from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 #: Where the CPU's global descriptor table lives; reserved, so mmap never hands it out.
@@ -91,6 +91,18 @@ REGISTERS = {**_unicorn_registers(x86_const, "UC_X86_REG_"), "pc": x86_const.UC_
 
 CONTROL_ADDR = 0xAF000000
 
+# rt_sigframe: the return address, the handler's three arguments (signo, &info, &uc) on the
+# stack, the siginfo (128), then the ucontext: flags, link, stack_t (12), the 88-byte
+# sigcontext (gs fs es ds edi esi ebp esp ebx edx ecx eax trapno err eip cs eflags ...), the
+# mask. The segment registers come back from the saved CPU context, not the frame.
+_SIGCONTEXT = (("edi", 16), ("esi", 20), ("ebp", 24), ("esp", 28), ("ebx", 32), ("edx", 36), ("ecx", 40),
+               ("eax", 44), ("eip", 56), ("eflags", 64))
+SIGNAL_FRAME = SignalFrame(size=16 + 128 + 116, siginfo=16, ucontext=144, sigmask=108, mcontext=20,
+                           mcontext_registers=_SIGCONTEXT, arguments=(4, 8, 12), return_register=None,
+                           sigaction_flags=4, sigaction_restorer=8, sigaction_mask=12,
+                           entry_misalign=4, sigreturn_sp_offset=4,
+                           old_sigreturn_sp_offset=8)
+
 ARCH = Arch(
     name="i386",
     bits=32,
@@ -127,6 +139,7 @@ ARCH = Arch(
     tls_register="gs",
     initial_registers={"eflags": 0x202, "fpcw": 0x37F, "mxcsr": 0x1F80},
     sigaction_size=20,
+    signal_frame=SIGNAL_FRAME,
     backdoor_insn=BackdoorInsn(trap=("insn", x86_const.UC_X86_INS_CPUID), leaf="eax", value="ecx",
                                results=("eax", "ebx", "ecx", "edx"), name="CPUID"),
     fixed_pages=(FixedPage(GDT_BASE, 4096, 1, "[gdt]", _GDT),),

@@ -7,7 +7,7 @@ from unicorn import riscv_const
 
 from bdemu.linux.tables.riscv64 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, RegisterAccess, SyscallABI
+from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 
@@ -23,6 +23,19 @@ _HWCAP = sum(1 << (ord(letter) - ord("A")) for letter in "IMAFDC")
 
 #: mstatus.FS = Dirty: without it every floating-point instruction is illegal.
 _MSTATUS_FS = 0x6000
+
+#: The signal return trampoline (`li a7, 139; ecall`: rt_sigreturn), below mmap_min_addr where
+#: no guest mapping can be.
+SIGRETURN_PAGE = 0x8000
+_SIGRETURN_CODE = (0x08B00893).to_bytes(4, "little") + (0x00000073).to_bytes(4, "little")
+
+# rt_sigframe: siginfo (128), then the ucontext: flags, link, stack_t (24), the mask (8 + 120
+# unused), the mcontext at 176: pc, x1..x31, then the 528-byte FP state.
+SIGNAL_FRAME = SignalFrame(size=128 + 176 + 256 + 528, siginfo=0, ucontext=128, sigmask=40, mcontext=176,
+                           mcontext_registers=(("pc", 0),) + tuple((f"x{i}", 8 * i) for i in range(1, 32)),
+                           arguments=("a0", "a1", "a2"), return_register="ra",
+                           sigaction_flags=8, sigaction_restorer=None, sigaction_mask=16,
+                           trampoline=SIGRETURN_PAGE)
 
 ARCH = Arch(
     name="riscv64",
@@ -62,6 +75,8 @@ ARCH = Arch(
     variants={"clone": "tls_fourth"},
     # riscv has no sa_restorer: handler, flags, mask.
     sigaction_size=24,
+    signal_frame=SIGNAL_FRAME,
+    fixed_pages=(FixedPage(SIGRETURN_PAGE, 4096, 5, "[sigreturn]", _SIGRETURN_CODE),),
     # A word in the custom-3 major opcode (0x7b), which the ISA reserves for non-standard
     # extensions and no compiler emits for a standard target (gem5's m5ops live there too).
     # Unicorn raises illegal instruction (2) with pc already 4 bytes past the instruction.

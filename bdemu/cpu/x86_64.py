@@ -7,7 +7,7 @@ from unicorn import x86_const
 
 from bdemu.linux.tables.x86_64 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, RegisterAccess, SyscallABI
+from .base import Arch, BackdoorInsn, RegisterAccess, SignalFrame, SyscallABI
 
 
 def _unicorn_registers(module, prefix: str) -> dict[str, int]:
@@ -19,6 +19,18 @@ def _unicorn_registers(module, prefix: str) -> dict[str, int]:
 def _set_tls(regs: RegisterAccess, value: int) -> None:
     regs.set_reg("fs_base", value)
 
+
+# struct sigcontext: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags (8 bytes each).
+_SIGCONTEXT = tuple((name, 8 * i) for i, name in enumerate(
+    ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx", "rdx",
+     "rax", "rcx", "rsp", "rip", "eflags")))
+
+# rt_sigframe: the return address (pretcode), the ucontext (flags, link, stack_t, a 256-byte
+# sigcontext, the 8-byte mask), then the siginfo.
+SIGNAL_FRAME = SignalFrame(size=8 + 304 + 128, siginfo=8 + 304, ucontext=8, sigmask=296, mcontext=40,
+                           mcontext_registers=_SIGCONTEXT, arguments=("rdi", "rsi", "rdx"),
+                           return_register=None, sigaction_flags=8, sigaction_restorer=16,
+                           sigaction_mask=24, red_zone=128, entry_misalign=8, sigreturn_sp_offset=8)
 
 REGISTERS = {**_unicorn_registers(x86_const, "UC_X86_REG_"), "pc": x86_const.UC_X86_REG_RIP,
              "sp": x86_const.UC_X86_REG_RSP}
@@ -59,6 +71,7 @@ ARCH = Arch(
     tls_register="fs_base",
     initial_registers={"eflags": 0x202, "fpcw": 0x37F, "mxcsr": 0x1F80},
     variants={"epoll_event": "packed", "clone": "tls_fifth"},
+    signal_frame=SIGNAL_FRAME,
     backdoor_insn=BackdoorInsn(trap=("insn", x86_const.UC_X86_INS_CPUID), leaf="rax", value="rcx",
                                results=("rax", "rbx", "rcx", "rdx"), name="CPUID"),
 )

@@ -23,10 +23,12 @@ class GuestExit(Exception):
 class GuestSignal(Exception):
     """The guest was killed by a signal (a fault, or a signal it sent itself)."""
 
-    def __init__(self, signal: int, detail: str = "") -> None:
+    def __init__(self, signal: int, detail: str = "", fault: bool = False) -> None:
         super().__init__(signal, detail)
         self.signal = signal
         self.detail = detail
+        #: Raised by the CPU (a guest handler may catch it), not sent by the guest.
+        self.fault = fault
 
 
 class StopRun(Exception):

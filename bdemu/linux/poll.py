@@ -42,6 +42,9 @@ def _wait_fds(k, requests: list[tuple[int, int]], timeout_ms: int | None) -> lis
         ready = poller.poll(wait * 1000)
         if ready or (left is not None and left <= wait):
             break
+        if k.signals.has_work():  # a signal to deliver (SIGALRM) interrupts the wait
+            k.emu.request_signal_work()
+            raise SyscallError(errno.EINTR)
     for host, events in ready:
         for index in by_host.get(host, ()):
             revents[index] = events & (requests[index][1] | POLLERR | POLLHUP | POLLNVAL)

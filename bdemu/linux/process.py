@@ -14,7 +14,7 @@ import resource
 import struct
 import time
 
-from . import clock
+from . import clock, signals
 from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
 from .registry import syscall
 from .structs import utsname
@@ -386,14 +386,20 @@ def sys_waitid(k, idtype, ident, infop, options, rusage):
     return 0
 
 
-def signal_self(k, signal: int) -> int:
-    """A signal the guest sends to itself: ignored, recorded, or fatal per its disposition."""
+def signal_self(k, signal: int, code: int = signals.SI_USER) -> int:
+    """A signal the guest sends to itself: ignored, queued for delivery (a handler, or a blocked
+    signal), or fatal per its disposition. `code` is the siginfo si_code a handler sees."""
     if signal == 0:
         return 0
     if not 0 < signal < 65:
         raise SyscallError(errno.EINVAL)
     action = k.signals.disposition(signal)
     if action == "ignore":
+        return 0
+    if k.arch.signal_frame is not None and (action == "handler" or k.signals.mask & signals.bit(signal)):
+        k.signals.pending.setdefault(signal, (code, 0))
+        if k.signals.deliverable() is not None:
+            k.emu.request_signal_work()
         return 0
     if action == "handler":
         k.warn_once(f"signal{signal}", f"signal {signal} has a guest handler; delivery is not supported yet")
@@ -463,7 +469,7 @@ def sys_tgkill(k, tgid, tid, signal):
 def sys_tkill(k, tid, signal):
     tid = k.signed32(tid)
     if tid == os.getpid():
-        return signal_self(k, signal)
+        return signal_self(k, signal, signals.SI_TKILL)
     if tid <= 0 or not is_guest_process(k, tid):
         raise SyscallError(errno.ESRCH)
     os.kill(tid, signal)
