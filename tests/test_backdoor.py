@@ -276,3 +276,18 @@ def test_no_isa_branches_outside_cpu():
         if re.search(r"\barch(\.name)?\s*==", path.read_text()):
             offenders.append(str(path))
     assert offenders == []
+
+
+def test_reserved_encoding_with_a_foreign_leaf_ends_run_with_125(tmp_path):
+    """The reserved instruction with a value that is no backdoor leaf at all (a fuzzer found
+    0x40000001): one line saying so, exit 125 (x86's CPUID instead answers such leaves natively)."""
+    from elfgen import elf_with_code
+    code = bytes.fromhex("200080d2" "0000a8f2") + (0x0000BD01).to_bytes(4, "little")  # x0 = 0x40000001; udf
+    guest = tmp_path / "foreign_leaf"
+    guest.write_bytes(elf_with_code("aarch64", code))
+    guest.chmod(0o755)
+    proc = run_bdemu("run", str(guest))
+    err = proc.stderr.decode()
+    assert proc.returncode == 125, err
+    assert re.fullmatch(r"bdemu: invalid backdoor request: udf #0xbd01 leaf 0x40000001 "
+                        r"\(not 0x40001000 \| type << 8 \| i8\) at pc 0x[0-9a-f]+\n", err), err

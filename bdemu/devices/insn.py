@@ -120,7 +120,8 @@ class InstructionInterface:
             values[0] = BASE_LEAF
             values[1], values[2], values[3] = _SIGNATURE_REGS
         else:
+            what = f"type {kind}" if leaf & 0xFFFFF000 == BASE_LEAF else f"not {BASE_LEAF:#x} | type << 8 | i8"
             raise InvalidBackdoorRequest(
                 f"invalid backdoor request: {self.spec.name or 'instruction'} leaf {leaf:#x} "
-                f"(type {kind}) at pc {self._inputs.values[2] - self.spec.pc_past:#x}")
+                f"({what}) at pc {self._inputs.values[2] - self.spec.pc_past:#x}")
         self._results.write()
