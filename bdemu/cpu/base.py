@@ -123,6 +123,12 @@ class SignalFrame:
     #: Where the handler returns when the sigaction gives no restorer: an rt_sigreturn
     #: sequence in one of the Arch's `fixed_pages` (Linux uses its vDSO, which bdemu lacks).
     trampoline: int = 0
+    #: Where si_code lies in the siginfo (MIPS swaps si_code and si_errno: 4).
+    siginfo_code: int = 8
+    #: The word-sized slots of `stack_t` (sigaltstack), in order (MIPS: sp, size, flags).
+    stack_fields: tuple[str, str, str] = ("sp", "flags", "size")
+    #: A register that also gets the handler's address (MIPS PIC code expects it in t9).
+    handler_register: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from unicorn import mips_const
 
 from bdemu.linux.tables.mipsel import SYSCALLS
 
-from .base import Arch, BackdoorInsn, RegisterAccess, SyscallABI
+from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 EXCP_SYSCALL, EXCP_BREAK, EXCP_RI, EXCP_TRAP = 17, 18, 20, 22
@@ -60,6 +60,29 @@ CONTROL_ADDR = 0x6F000000
 _ABI_NAMES = ("at", "v0", "v1", "a0", "a1", "a2", "a3", "t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7",
               "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "t8", "t9", "k0", "k1", "gp", "fp", "ra")
 
+#: The signal return trampoline (`li v0, 4193; syscall`: rt_sigreturn), below mmap_min_addr
+#: where no guest mapping can be (Linux puts the same two words in its vDSO).
+SIGRETURN_PAGE = 0x8000
+_SIGRETURN_CODE = (0x24021061).to_bytes(4, "little") + (0x0000000C).to_bytes(4, "little")
+
+#: sc_regs[1..31] of struct sigcontext, by Unicorn name ($29 is sp, $30 fp).
+_SIGCONTEXT_REGISTERS = _ABI_NAMES[:27] + ("sp",) + _ABI_NAMES[27:]
+
+# o32 rt_sigframe: 4 argument save words and 2 pad words, siginfo (128) at 24, the ucontext at
+# 152: flags, link, stack_t (12), then at 24 the sigcontext (regmask, status, sc_pc, the 32
+# sc_regs as 64-bit slots at 16, 32 FP slots, 5 words, mdhi at 552, mdlo at 560, 6 DSP
+# words; 592 bytes), then the 16-byte sigmask at 616. The o32 struct sigaction is flags, handler,
+# mask, with no restorer; the SA_* bits delivery reads (ONSTACK, NODEFER, RESETHAND) are the
+# generic ones (only SA_SIGINFO differs: 8).
+SIGNAL_FRAME = SignalFrame(size=24 + 128 + 632, siginfo=24, ucontext=152, sigmask=616, mcontext=24,
+                           mcontext_registers=(("pc", 8),)
+                           + tuple((name, 16 + 8 * i) for i, name in enumerate(_SIGCONTEXT_REGISTERS, 1))
+                           + (("hi", 552), ("lo", 560)),
+                           arguments=("a0", "a1", "a2"), return_register="ra",
+                           sigaction_flags=0, sigaction_restorer=None, sigaction_mask=8,
+                           trampoline=SIGRETURN_PAGE, siginfo_code=4,
+                           stack_fields=("sp", "size", "flags"), handler_register="t9")
+
 ARCH = Arch(
     name="mipsel",
     bits=32,
@@ -104,6 +127,8 @@ ARCH = Arch(
     sigaction_size=24,
     sigaction_handler_offset=4,
     signal_overrides=SIGNALS,
+    signal_frame=SIGNAL_FRAME,
+    fixed_pages=(FixedPage(SIGRETURN_PAGE, 4096, 5, "[sigreturn]", _SIGRETURN_CODE),),
     # `syscall 0xbd01` (0x002f404c) with the leaf in v0: Unicorn reports the faulting pc only for
     # the syscall exception (for RI, break and teq the hook sees a stale pc), so the backdoor is
     # the syscall instruction with a code no libc uses, and leaves (>= 0x40000000) no Linux

@@ -312,9 +312,10 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     flags = _field(record, layout.sigaction_flags, k.word, k.byteorder)
     sp = emu.reg(k.arch.sp)
     if flags & SA_ONSTACK and state.altstack:
-        base = _field(state.altstack, 0, k.word, k.byteorder)
-        stack_flags = _field(state.altstack, k.word, 4, k.byteorder)
-        size = _field(state.altstack, 2 * k.word, k.word, k.byteorder)
+        slot = {name: index * k.word for index, name in enumerate(layout.stack_fields)}
+        base = _field(state.altstack, slot["sp"], k.word, k.byteorder)
+        stack_flags = _field(state.altstack, slot["flags"], 4, k.byteorder)
+        size = _field(state.altstack, slot["size"], k.word, k.byteorder)
         if not stack_flags & 2 and not base <= sp < base + size:  # not SS_DISABLE, not on it already
             sp = base + size
     frame = ((sp - layout.red_zone - layout.size) & ~15) - layout.entry_misalign
@@ -322,7 +323,7 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     info = layout.siginfo
     end = k.byteorder
     context[info:info + 4] = signal.to_bytes(4, end)
-    context[info + 8:info + 12] = (code & 0xFFFFFFFF).to_bytes(4, end)
+    context[info + layout.siginfo_code:info + layout.siginfo_code + 4] = (code & 0xFFFFFFFF).to_bytes(4, end)
     fields_at = info + (16 if k.word == 8 else 12)
     if address:  # a fault: si_addr
         context[fields_at:fields_at + k.word] = address.to_bytes(k.word, end)
@@ -365,6 +366,8 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
         emu.set_reg(layout.return_register, restorer)
     for name, offset in layout.frame_registers:
         emu.set_reg(name, frame + offset)
+    if layout.handler_register is not None:
+        emu.set_reg(layout.handler_register, handler)
     emu.set_reg(k.arch.sp, frame)
     emu.set_reg(k.arch.pc, handler)
 
