@@ -1,0 +1,187 @@
+"""Identity and resource syscalls: user and group ids, uname, rlimits, sysinfo, prctl,
+process groups and sessions, rusage. The host answers for the guest (it runs as this user)."""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import resource
+import struct
+
+from .errors import SyscallError
+from .process import is_guest_process
+from .registry import syscall
+from .structs import utsname
+
+RLIM_INFINITY = (1 << 64) - 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+for _name, _function in (("getuid", os.getuid), ("geteuid", os.geteuid), ("getgid", os.getgid),
+                         ("getegid", os.getegid)):
+    def _make(function):
+        def handler(k):
+            return function()
+        handler.__name__ = f"sys_{_name}"
+        return handler
+    syscall(names=(_name + "32",))(_make(_function))
+
+
+def _set_ids(k, *ids: int) -> int:
+    current = {os.getuid(), os.geteuid(), os.getgid(), os.getegid()}
+    for value in ids:
+        value = k.signed32(value)
+        if value != -1 and value not in current and os.geteuid() != 0:
+            raise SyscallError(errno.EPERM)
+    return 0
+
+
+@syscall("int", names=("setgid", "setfsuid", "setfsgid", "setuid32", "setgid32", "setfsuid32",
+                        "setfsgid32"))
+def sys_setuid(k, uid):
+    return _set_ids(k, uid)
+
+
+@syscall("int", "int", names=("setregid", "setreuid32", "setregid32"))
+def sys_setreuid(k, real, effective):
+    return _set_ids(k, real, effective)
+
+
+@syscall("int", "int", "int", names=("setresgid", "setresuid32", "setresgid32"))
+def sys_setresuid(k, real, effective, saved):
+    return _set_ids(k, real, effective, saved)
+
+
+@syscall("ptr", "ptr", "ptr", names=("getresuid32",))
+def sys_getresuid(k, real, effective, saved):
+    for address in (real, effective, saved):
+        k.write_int(address, os.geteuid())
+    return 0
+
+
+@syscall("ptr", "ptr", "ptr", names=("getresgid32",))
+def sys_getresgid(k, real, effective, saved):
+    for address in (real, effective, saved):
+        k.write_int(address, os.getegid())
+    return 0
+
+
+@syscall("int", "ptr", names=("getgroups32",))
+def sys_getgroups(k, size, address):
+    groups = os.getgroups()
+    if size:
+        if size < len(groups):
+            raise SyscallError(errno.EINVAL)
+        k.write(address, b"".join(g.to_bytes(4, k.byteorder) for g in groups))
+    return len(groups)
+
+
+@syscall("int", "ptr", names=("setgroups32",))
+def sys_setgroups(k, size, address):
+    return 0 if os.geteuid() == 0 else -errno.EPERM
+
+
+@syscall("ptr")
+def sys_uname(k, address):
+    k.write(address, utsname(k.arch.uname_machine))
+    return 0
+
+
+def _rlimit(k, resource_id: int) -> tuple[int, int]:
+    try:
+        soft, hard = resource.getrlimit(resource_id)
+    except (ValueError, OSError):
+        raise SyscallError(errno.EINVAL) from None
+    return tuple(RLIM_INFINITY if v == resource.RLIM_INFINITY else v for v in (soft, hard))
+
+
+@syscall("int", "int", "ptr", "ptr")
+def sys_prlimit64(k, pid, resource_id, new, old):
+    if old:
+        soft, hard = _rlimit(k, resource_id)
+        k.write(old, struct.pack("<QQ" if k.byteorder == "little" else ">QQ", soft, hard))
+    return 0
+
+
+@syscall("int", "ptr", names=("ugetrlimit",))
+def sys_getrlimit(k, resource_id, address):
+    soft, hard = _rlimit(k, resource_id)
+    mask = k.arch.word_mask
+    k.write(address, b"".join(min(v, mask).to_bytes(k.word, k.byteorder) for v in (soft, hard)))
+    return 0
+
+
+@syscall("int", "ptr")
+def sys_setrlimit(k, resource_id, address):
+    return 0
+
+
+_HOST_SYSINFO = struct.Struct("@l3L6LHH2LI")
+
+
+@syscall("ptr")
+def sys_sysinfo(k, address):
+    """The host's own figures; a 32-bit guest gets memory in larger `mem_unit`s so they fit."""
+    buffer = ctypes.create_string_buffer(128)
+    if _LIBC.sysinfo(buffer) != 0:
+        raise SyscallError(ctypes.get_errno())
+    uptime, *figures, procs, _pad, _high, _freehigh, unit = _HOST_SYSINFO.unpack_from(buffer.raw)
+    loads, memory = figures[:3], [v * unit for v in figures[3:]]
+    unit = 1
+    while any(v // unit > k.arch.word_mask for v in memory):
+        unit *= 2
+    kind = "q" if k.word == 8 else "i"
+    word = kind.upper()
+    end = "<" if k.byteorder == "little" else ">"
+    pad = "4x" if k.word == 8 else ""
+    data = struct.pack(f"{end}{kind}3{word}6{word}HH{pad}2{word}I", uptime, *loads,
+                       *[v // unit for v in memory], procs, 0, 0, 0, unit)
+    k.write(address, data.ljust(64 if k.word == 4 else 112, b"\0"))
+    return 0
+
+
+@syscall("int", "hex", "hex", "hex", "hex")
+def sys_prctl(k, option, a2, a3, a4, a5):
+    if option in (15, 16):  # PR_SET_NAME, PR_GET_NAME
+        if option == 16:
+            k.write(a2, b"bdemu-guest\0".ljust(16, b"\0"))
+        return 0
+    if option in (38, 39, 1, 2, 4, 3):  # NO_NEW_PRIVS, PDEATHSIG, DUMPABLE
+        return 0
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("int")
+def sys_getpgid(k, pid):
+    return os.getpgid(pid)
+
+
+@syscall()
+def sys_getpgrp(k):
+    return os.getpgrp()
+
+
+@syscall("int", "int")
+def sys_setpgid(k, pid, pgid):
+    pid, pgid = k.signed32(pid), k.signed32(pgid)
+    if (pid and not is_guest_process(k, pid)) or (pgid and not is_guest_process(k, pgid)):
+        raise SyscallError(errno.ESRCH if pid and not is_guest_process(k, pid) else errno.EPERM)
+    os.setpgid(pid, pgid)
+    return 0
+
+
+@syscall("int")
+def sys_getsid(k, pid):
+    return os.getsid(pid)
+
+
+@syscall()
+def sys_setsid(k):
+    os.setsid()
+    return os.getpid()  # the new session's id
+
+
+@syscall("int", "ptr")
+def sys_getrusage(k, who, address):
+    k.write(address, bytes(18 * k.word if k.word == 8 else 72))
+    return 0
