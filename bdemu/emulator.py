@@ -19,15 +19,15 @@ from typing import Any, Mapping, Sequence
 from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, Uc, UcError
 import unicorn
 
-from . import loaders
+from . import guest_image, loaders
 from .cpu import Arch
-from .errors import GuestNotFound, NotExecutable, PluginError, RunStopped, UsageError
+from .errors import GuestNotFound, RunStopped, UsageError
 from .hooks import HookBus, Plugin
 from .linux import signals
-from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun, SyscallError
-from .linux.fs import VirtualFile, VirtualFS
+from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun
+from .linux.fs import VirtualFile, VirtualFS, parse_mounts
 from .linux.kernel import Kernel
-from .memory import PROT_READ, PROT_WRITE, AddressSpace, OutOfMemory, page_down
+from .memory import AddressSpace
 from .regs import INTERRUPT_HOOK, SYSCALL_INSN_HOOK, RegisterFile, add_raw_hook
 
 SIGNAL_NAMES = {2: "SIGINT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
@@ -65,17 +65,6 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _parse_mounts(specs: Sequence[str], rootfs: str | None) -> list:
-    """`HOST:GUEST[:ro]` strings -> Mounts; a bad spec is a usage error."""
-    from .linux.fs import parse_mount
-    if specs and rootfs is None:
-        raise UsageError("--mount needs --rootfs")
-    try:
-        return [parse_mount(spec) for spec in specs]
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
 class Emulator:
     """One guest program on one Unicorn engine.
 
@@ -96,7 +85,7 @@ class Emulator:
         self.path = os.fsdecode(path)
         if not os.path.lexists(self.path) or not os.path.exists(self.path):
             raise GuestNotFound(f"{self.path}: no such file")
-        self.image = self._describe(self.path)
+        self.image = guest_image.describe(self.path)
         self.arch: Arch = self.image.arch
         self.argv: list[bytes] = [os.fsencode(a) for a in (argv if argv is not None else [self.path])]
         environment = dict(os.environ) if env is None else dict(env)
@@ -118,7 +107,7 @@ class Emulator:
         self.memory = AddressSpace(self.uc, self.arch.mmap_top, max_memory)
         guest_cwd = os.path.abspath(cwd) if cwd else os.getcwd()
         self.vfs = VirtualFS(rootfs, guest_cwd if rootfs is None else "/",
-                             _parse_mounts(mounts, rootfs), read_only)
+                             parse_mounts(mounts, rootfs), read_only)
         if rootfs is not None and cwd:
             self.vfs.cwd = self.vfs.absolute(cwd)
         self.kernel = Kernel(self, self.arch, self.vfs, strict)
@@ -260,110 +249,22 @@ class Emulator:
         return result
 
     # -- loading -----------------------------------------------------------------------------------
-    def _describe(self, host_path: str) -> loaders.ElfImage:
-        try:
-            return loaders.read_elf(host_path)
-        except loaders.NotExecutable as error:
-            raise NotExecutable(f"{host_path}: {error}") from None
-        except PermissionError:
-            raise NotExecutable(f"{host_path}: permission denied") from None
-        except OSError as error:
-            raise NotExecutable(f"{host_path}: {error.strerror}") from None
-
-    def _interpreter(self, host_path: str, image: loaders.ElfImage) -> loaders.ElfImage:
-        """The image's PT_INTERP (ld.so), looked up in the guest's root: the host's / or --rootfs."""
-        where = f"in {self.vfs.rootfs}" if self.vfs.rootfs else "on the host (a foreign guest needs --rootfs)"
-        try:
-            interp = loaders.read_elf(self.vfs.host_path(image.interpreter))
-        except (loaders.NotExecutable, SyscallError, OSError) as error:
-            reason = (os.strerror(error.code) if isinstance(error, SyscallError)
-                      else error.strerror if isinstance(error, OSError) else str(error))
-            raise NotExecutable(f"{host_path}: interpreter {image.interpreter} {where}: {reason}") from None
-        if interp.arch is not image.arch:
-            raise NotExecutable(f"{host_path}: interpreter {image.interpreter} {where} is for {interp.arch.name}")
-        return interp
-
     def note_mapped_code(self, host_fd: int, address: int, offset: int) -> None:
         """An executable file mapping appeared (ld.so loading a library): list its ELF as a module."""
-        try:
-            host_path = os.readlink(f"/proc/self/fd/{host_fd}")
-            image = loaders.read_elf(host_path)
-        except (OSError, loaders.NotExecutable):
-            return
-        placed = loaders.mapped_image(image, address, offset)
-        if placed is None or image.arch is not self.arch:
-            return
-        if any(m.start == placed.start and m.image.path == host_path for m in self.modules):
-            return
-        self.modules.append(placed)
+        placed = guest_image.module_of_mapping(host_fd, address, offset, self.arch)
+        if placed is not None and not any(m.start == placed.start and m.image.path == placed.image.path
+                                          for m in self.modules):
+            self.modules.append(placed)
 
     def _guest_path_of(self, host_path: str) -> str:
         return self.vfs.guest_path_of_host(os.path.abspath(host_path))
 
     def _load(self, host_path: str, argv: list[bytes], envp: list[bytes], guest_path: str) -> None:
-        arch = self.arch
-        image = self._describe(host_path)
-        self.device.reserve(self.memory)
-        write = self.uc.mem_write
-        for page in arch.fixed_pages:
-            self.memory.reserve(page.address, page.address + page.size)
-            self.memory.map(page.address, page.size, page.perms, page.name)
-            write(page.address, page.content)
-        base = arch.pie_base - page_down(image.span[0]) if image.is_pie else None
-        try:
-            main = loaders.load_image(self.memory, write, image, base)
-            self.modules = [main]
-            entry, interp_base = main.entry, 0
-            if image.interpreter:
-                interp = loaders.load_image(self.memory, write, self._interpreter(host_path, image))
-                self.modules.append(interp)
-                entry, interp_base = interp.entry, interp.base
-        except (SyscallError, OSError) as error:
-            raise NotExecutable(f"{host_path}: cannot load: {error}") from None
-        except OutOfMemory:
-            raise NotExecutable(f"{host_path}: cannot load: not enough memory for its segments") from None
-        self.memory.set_brk_start(main.end)
-        stack_low = arch.stack_top - arch.stack_size
-        self.memory.map(stack_low, arch.stack_size, PROT_READ | PROT_WRITE, "[stack]")
-        layout = loaders.StackLayout(
-            argv=argv, envp=envp, execfn=os.fsencode(guest_path), platform=arch.platform,
-            phdr=main.phdr, phent=image.phentsize, phnum=image.phnum, entry=main.entry,
-            interp_base=interp_base, hwcap=arch.hwcap, hwcap2=arch.hwcap2, page_size=arch.page_size)
-        sp, block = loaders.build_stack(layout, arch.stack_top, arch.word_size, arch.byteorder)
-        write(sp, block)
-        for name in arch.general_registers:
-            self.regs.set_reg(name, 0)
-        for name, value in arch.initial_registers.items():
-            self.regs.set_reg(name, value)
-        self.regs.set_reg(arch.sp, sp)
-        if arch.start_cpu is not None:
-            arch.start_cpu(self)
-        self._start_pc = entry
-        self.regs.set_reg(arch.pc, entry)
-        self.kernel.exe_guest_path = guest_path
-        self.kernel.exe_host_path = os.path.abspath(host_path)
-        self.device.attach(self.memory)
+        guest_image.load(self, host_path, argv, envp, guest_path)
 
     def resolve_exec(self, guest: str, host: str, argv: list[bytes]) -> tuple[str, str, list[bytes]]:
-        """What execve of `guest` runs: (guest path, host path, argv), a `#!` script becoming its
-        interpreter. Raises SyscallError(ENOEXEC) unless that replaces this image."""
-        import errno
-        with open(host, "rb") as handle:
-            head = handle.read(256)
-        if head.startswith(b"#!"):
-            words = head[2:].split(b"\n")[0].strip().split(None, 1)
-            if not words:
-                raise SyscallError(errno.ENOEXEC)
-            interpreter = os.fsdecode(words[0])
-            argv = [words[0], *words[1:], os.fsencode(guest), *argv[1:]]
-            guest, host = self.vfs.absolute(interpreter), self.vfs.host_path(interpreter)
-        try:
-            image = loaders.read_elf(host)
-        except (loaders.NotExecutable, OSError):
-            raise SyscallError(errno.ENOEXEC) from None
-        if image.arch is not self.arch:
-            raise SyscallError(errno.ENOEXEC)
-        return guest, host, argv
+        """What execve of `guest` runs (see guest_image.resolve_exec)."""
+        return guest_image.resolve_exec(self.vfs, self.arch, guest, host, argv)
 
     def _exec(self, request: ExecRequest) -> None:
         from .hookinstall import before_exec

@@ -75,6 +75,17 @@ def parse_mount(spec: str) -> Mount:
     return Mount(os.path.realpath(host), guest.rstrip("/") or "/", read_only)
 
 
+def parse_mounts(specs, rootfs: str | None) -> list["Mount"]:
+    """`HOST:GUEST[:ro]` strings -> Mounts; a bad spec, or mounts without a rootfs, is a usage error."""
+    from ..errors import UsageError
+    if specs and rootfs is None:
+        raise UsageError("--mount needs --rootfs")
+    try:
+        return [parse_mount(spec) for spec in specs]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 class VirtualFS:
     """Resolves guest paths to host paths or virtual nodes; owns the guest's cwd."""
 
