@@ -186,14 +186,21 @@ class Emulator:
     def set_syscall_result(self, result: int) -> None:
         """Write a syscall's return value (-host errno on failure) the way this ISA's ABI returns
         it (a thread resuming)."""
-        abi = self.arch.syscall
+        self._write_syscall_result(self._guest_errno(result))
+
+    def _guest_errno(self, result: int) -> int:
+        """A failing result's host errno as the ISA numbers it (MIPS differs)."""
         if self._errno_map and -4096 < result < 0:
-            result = -self._errno_map.get(-result, -result)
-        if abi.error_flag:
+            return -self._errno_map.get(-result, -result)
+        return result
+
+    def _write_syscall_result(self, result: int) -> None:
+        """Into the result register, with the error-flag convention where the ABI has one."""
+        if self._error_flag_id is not None:
             failed = -4096 < result < 0
-            self.regs.set_reg(abi.error_flag, int(failed))
+            self.regs.write_id(self._error_flag_id, int(failed))
             result = -result if failed else result
-        self.regs.set_reg(abi.result, result)
+        self.regs.write_id(self._result_id, result)
 
     def check_stop(self) -> None:
         """Raise StopRun if the host asked to stop or the timeout passed (for blocking syscalls)."""
@@ -332,17 +339,11 @@ class Emulator:
                     else self.kernel.observed_args(self._stack_arg_slots, read, self._arg_ids))
             for method in observers:
                 self.hooks.guarded(method, "on_syscall", self, number, args)
-        result = self.kernel.dispatch(number, read, self._arg_ids)
-        if self._errno_map and -4096 < result < 0:
-            result = -self._errno_map.get(-result, -result)
+        result = self._guest_errno(self.kernel.dispatch(number, read, self._arg_ids))
         if self._syscall_return_observers:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
-        if self._error_flag_id is not None:
-            failed = -4096 < result < 0
-            self.regs.write_id(self._error_flag_id, int(failed))
-            result = -result if failed else result
-        self.regs.write_id(self._result_id, result)
+        self._write_syscall_result(result)
 
     # -- processes -------------------------------------------------------------------------------
     def become_child(self) -> None:
