@@ -188,6 +188,31 @@ def test_sigterm_mid_compute_keeps_rows(tmp_path):
     assert int(meta["instructions"]) > 1_000_000
 
 
+def test_hard_kill_keeps_a_readable_trace(tmp_path):
+    """SIGKILL gives the recorder no chance to close: what it committed (the schema at once, rows every
+    second even while a long loop adds none) must still open with plain duckdb."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    path = tmp_path / "t.db"
+    process = subprocess.Popen([sys.executable, "-P", "-m", "bdemu", "record", "-o", str(path),
+                                sample("x86_64", "compute"), "4000000000"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(4)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    con = duckdb.connect(str(path), read_only=True)
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"meta", "modules", "blocks", "insns", "mem", "syscalls", "backdoor", "code"} <= tables
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    assert meta["reason"] == "running" and meta["arch"] == "x86_64"
+    assert con.execute("SELECT count(*) FROM modules").fetchone()[0] >= 1
+
+
 def test_plugin_error_keeps_rows(tmp_path):
     plugin = tmp_path / "boom.py"
     plugin.write_text("from bdemu import Plugin\nclass Boom(Plugin):\n"

@@ -127,6 +127,18 @@ def test_views_read_with_plain_duckdb(tmp_path):
     assert first and all(block == insn for block, insn in first)
 
 
+def test_views_read_in_seq_order_like_tables(tmp_path):
+    """SPEC: `blocks` holds executed blocks in order; a plain SELECT must not need ORDER BY."""
+    con, observer, result = record(tmp_path, COMPUTE, argv=[str(ROOT / COMPUTE), "3000"], observe=BlockObserver,
+                                   insns=True)
+    assert result.exit_code == 0
+    blocks = con.execute("SELECT seq, pc, size FROM blocks").fetchall()
+    assert [b[1:] for b in blocks] == [e[1:] for e in observer.events if e[0] == "b"]
+    assert all(a[0] < b[0] for a, b in zip(blocks, blocks[1:]))
+    insns = [row[0] for row in con.execute("SELECT seq FROM insns").fetchall()]
+    assert len(insns) > len(blocks) and insns == sorted(set(insns))
+
+
 def test_counts_without_expanding_agree(tmp_path):
     from bdemu import open_trace
     for options in ({"insns": True}, {"blocks": False, "insns": True}, {}):

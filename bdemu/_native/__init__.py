@@ -174,6 +174,7 @@ MEM_COLUMNS = {"seq": np.uint64, "pc": np.uint64, "address": np.uint64, "value":
 _SLOT_DTYPE = np.dtype([("pc", "<u8"), ("size", "<u4"), ("id1", "<u4")])
 TRACE_BLOCK = ctypes.cast(_lib.bd_trace_block, ctypes.c_void_p).value
 TRACE_MEM = ctypes.cast(_lib.bd_trace_mem, ctypes.c_void_p).value
+NO_BLOCK = (1 << 64) - 1  # `last_pc` when the next block cannot repeat the last entry
 
 
 class _TraceStream(ctypes.Structure):
@@ -184,7 +185,7 @@ class _TraceStream(ctypes.Structure):
                 *((f"mem_{name}", ctypes.c_void_p) for name in MEM_COLUMNS),
                 ("mn", ctypes.c_uint64), ("mcap", ctypes.c_uint64),
                 ("reg_read", ctypes.c_void_p), ("pc_reg", ctypes.c_int64), ("repeats", _u32p),
-                ("mark", ctypes.c_uint64), ("last_pc", ctypes.c_uint64), ("last_size", ctypes.c_uint32),
+                ("last_repeat", ctypes.c_void_p), ("last_pc", ctypes.c_uint64), ("last_size", ctypes.c_uint32),
                 ("last_stride", ctypes.c_uint32)]
 
 
@@ -266,7 +267,7 @@ class TraceStream:
             self._slots.ctypes.data, len(self._slots) - 1, *self._table_pointers(), 0, 256,
             self._callbacks[1], self._callbacks[2], *(a.ctypes.data for a in self.mem.values()), 0,
             mem_capacity,
-            reg_read_address(), pc_reg, _ptr(self.repeats, _u32p), 0, 0, 0, 0)
+            reg_read_address(), pc_reg, _ptr(self.repeats, _u32p), None, NO_BLOCK, 0, 0)
 
     @staticmethod
     def _allocate(capacity: int):
@@ -305,8 +306,10 @@ class TraceStream:
 
     def take_seq(self) -> int:
         """Number a live event (a syscall...): the next seq, after every block and access so far."""
-        seq = self.state.seq
-        self.state.seq = seq + 1
+        state = self.state
+        seq = state.seq
+        state.seq = seq + 1
+        state.last_pc = NO_BLOCK  # the next block starts a new entry
         return seq
 
     def drain(self) -> None:
@@ -320,5 +323,6 @@ class TraceStream:
                 state.ids, state.seqs = _ptr(self.ids, _u32p), _ptr(self.seqs, _u64p)
                 state.repeats = _ptr(self.repeats, _u32p)
             state.n = state.mn = 0
+            state.last_pc = NO_BLOCK
             self._sink(*(b[:n] for b in buffers), state.seq, {k: a[:mn].copy() for k, a in self.mem.items()},
                        (lambda: self._spare.append(buffers)) if n else _nothing)

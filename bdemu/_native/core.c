@@ -139,8 +139,12 @@ void bd_mem_buffer(void *uc, int type, uint64_t address, int size, int64_t value
  * count with --insns: Python fills `strides[id]` from `fresh`, called once per
  * new id); each access by 1. A block that runs again at once, with nothing
  * numbered in between, only increments its entry's `repeats`: a one-block loop
- * costs no hash lookup and no buffer space.
+ * costs no hash lookup and no buffer space. Whatever else takes a number (an
+ * access, a live event from Python) or empties the buffer sets `last_pc` to
+ * NO_BLOCK, so the repeat test is two compares.
  */
+#define NO_BLOCK UINT64_MAX
+
 typedef struct {
     uint64_t pc;
     uint32_t size;
@@ -171,8 +175,8 @@ typedef struct {
     reg_read_fn reg_read;
     int64_t pc_reg;
     uint32_t *repeats;     /* block stream: how often the block ran back to back (a one-block loop) */
-    uint64_t mark;         /* `seq` right after the last block: still equal = nothing else happened */
-    uint64_t last_pc;
+    uint32_t *last_repeat; /* &repeats[n - 1]: the entry a repeat of the last block counts in */
+    uint64_t last_pc;      /* the last block; NO_BLOCK once anything else was numbered or the buffer changed */
     uint32_t last_size, last_stride;
 } trace_stream;
 
@@ -232,7 +236,7 @@ static void __attribute__((noinline)) trace_new_entry(trace_stream *s, uint64_t 
     s->seqs[n] = s->seq;
     s->repeats[n] = 1;
     s->seq += stride;
-    s->mark = s->seq;
+    s->last_repeat = &s->repeats[n];
     s->last_pc = address;
     s->last_size = size;
     s->last_stride = stride;
@@ -245,13 +249,10 @@ static void __attribute__((noinline)) trace_new_entry(trace_stream *s, uint64_t 
 void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
 {
     (void)uc;
-    uint64_t n = s->n;
     /* The same block again and nothing numbered since: count it in the last entry. */
-    if (address == s->last_pc && size == s->last_size && s->seq == s->mark && n != 0
-        && s->repeats[n - 1] != UINT32_MAX) {
-        s->repeats[n - 1]++;
+    if (address == s->last_pc && size == s->last_size && *s->last_repeat != UINT32_MAX) {
+        ++*s->last_repeat;
         s->seq += s->last_stride;
-        s->mark = s->seq;
         return;
     }
     trace_new_entry(s, address, size);
@@ -268,6 +269,7 @@ void bd_trace_mem(void *uc, int type, uint64_t address, int size, int64_t value,
     s->mem_value[m] = (uint64_t)value;
     s->mem_size[m] = (uint8_t)size;
     s->mem_write[m] = (type == 17); /* UC_MEM_WRITE */
+    s->last_pc = NO_BLOCK;
     if ((s->mn = m + 1) >= s->mcap)
         s->flush(s);
 }

@@ -26,6 +26,9 @@ class NativeStream:
     """
 
     native = True
+    #: Block entries per buffer: small enough that most buffers reach the writer thread while the
+    #: guest still runs (their encoding and inserts overlap it), big enough to cost little GIL time.
+    ENTRIES = 1 << 16
 
     def on_start(self, emu) -> None:
         super().on_start(emu)
@@ -40,7 +43,7 @@ class NativeStream:
         self._runs = RunStore(self.writer, _native.RunEncoder(), counter)
         arch, uc = emu.arch, emu.uc
         self.stream = _native.TraceStream(uc, self._take, self._decode_new if self.decode is not None else None,
-                                          pc_reg=arch.registers[arch.pc])
+                                          capacity=self.ENTRIES, pc_reg=arch.registers[arch.pc])
         hooks = [(_native.add_hook(uc, UC_HOOK_BLOCK, _native.TRACE_BLOCK, self.stream.state), self.stream)]
         if self.opts.mem:
             kinds = UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE
@@ -139,7 +142,7 @@ class NativeStream:
 class RunStore:
     """The writer thread's side of the block stream: runs from buffers, rows to DuckDB in big inserts."""
 
-    ROWS = 1 << 20  # rows per insert: big inserts bypass the WAL (more than a DuckDB row group)
+    ROWS = 1 << 16  # rows per insert at least: fewer, bigger statements (each costs ~1 ms)
 
     def __init__(self, writer, encoder, counter: tuple[int, int] | None = None) -> None:
         """`counter`: (Capstone arch, mode) to count the instructions of each new block's code."""

@@ -107,7 +107,6 @@ class Recorder(Plugin):
         if self._closed or self.writer is None:
             return
         self._closed = True
-        self.writer.hold()
         try:
             if self._drain is not None:
                 self._drain()

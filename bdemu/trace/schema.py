@@ -6,7 +6,9 @@ makes `blocks` and `insns` views over that storage (`STORED`, `VIEWS`): a
 loop's body is one `block_runs` row per block however often it ran, other
 blocks are one narrow `block_steps` row each, and instructions are never
 stored, only each distinct block's list. Plain DuckDB expands the views on
-query, so `SELECT ... FROM blocks` reads the same from either layout.
+query, so `SELECT ... FROM blocks` reads the same from either layout, in
+`seq` order like a table (the views sort; DuckDB skips the sort where a
+query's result does not depend on order, e.g. `count(*)`).
 
 `format_version` in `meta` changes whenever a column changes meaning. New
 columns and tables may be added without bumping it; readers select columns
@@ -51,10 +53,12 @@ STORED: dict[str, tuple[tuple[str, str], ...]] = {
 
 #: The native layout's views: the block stream as (seq, id), then `blocks` and `insns` as in TABLES.
 VIEWS: dict[str, str] = {
+    # (unnest in the select list: ten times faster in DuckDB than a lateral join with range())
     "block_seq": "SELECT seq, id FROM block_steps UNION ALL "
-                 "SELECT r.seq + r.span * t.rep::UBIGINT, r.id FROM block_runs r, range(r.reps) t(rep)",
-    "blocks": "SELECT s.seq, i.pc, i.size FROM block_seq s JOIN block_info i ON i.id = s.id",
-    "insns": "SELECT s.seq + 1 + n.idx AS seq, n.pc, n.size FROM block_seq s JOIN insn_info n ON n.block = s.id",
+                 "SELECT r.seq + r.span * unnest(range(r.reps))::UBIGINT, r.id FROM block_runs r",
+    "blocks": "SELECT s.seq, i.pc, i.size FROM block_seq s JOIN block_info i ON i.id = s.id ORDER BY s.seq",
+    "insns": "SELECT s.seq + 1 + n.idx AS seq, n.pc, n.size FROM block_seq s JOIN insn_info n ON n.block = s.id "
+             "ORDER BY seq",
 }
 
 
@@ -66,7 +70,7 @@ def layout(native: bool, blocks: bool = True) -> tuple[dict, dict]:
     tables.update(STORED)
     views = dict(VIEWS)
     if not blocks:
-        views["blocks"] += " WHERE false"
+        views["blocks"] = views["blocks"].replace(" ORDER BY", " WHERE false ORDER BY")
     return tables, views
 
 

@@ -6,20 +6,29 @@ inserts them while the guest keeps running. The queue is bounded: if the
 guest produces events faster than DuckDB stores them, the recorder waits
 instead of growing without limit. The recorder may also run its own
 functions there (`call`), e.g. to encode block runs off the guest's thread.
-During the run every batch is committed when inserted; at the end (`hold`)
-the last batches and `meta` go in one transaction, committed by `close`, so
-a file opened after any kind of stop holds everything recorded before it.
+
+Commits are what a trace file pays for most, not rows: each one syncs the
+write-ahead log, and the last one copies the log into the file. So the
+schema is committed at once (a file killed early is still a trace file),
+then rows go into a transaction that is committed once it has been open
+`COMMIT_SECONDS` (checked at each write, and by an idle writer thread), and
+at `close`. The last commit skips the log and
+checkpoints straight into the file. Every stop the recorder sees (exit,
+fault, limits, plugin errors, Ctrl-C, SIGTERM) reaches `close`; only a
+hard kill (SIGKILL, power loss) loses up to `COMMIT_SECONDS` of rows.
 """
 from __future__ import annotations
 
 import os
 import queue
 import threading
+import time
 from typing import Any, Mapping
 
 from .schema import arrow_schema, ddl, layout
 
 _STOP = object()
+COMMIT_SECONDS = 1.0
 
 
 class Labels:
@@ -46,7 +55,7 @@ class TraceWriter:
             if os.path.exists(stale):
                 os.remove(stale)
         self.con = None
-        self._held = False
+        self._since: float | None = None  # when the open transaction began; None: none is open
         self._tables, self._views = layout(native, blocks)
         self.rows: dict[str, int] = {table: 0 for table in self._tables}
         self._error: BaseException | None = None
@@ -63,12 +72,11 @@ class TraceWriter:
     def _open(self) -> None:
         import duckdb
         self.con = duckdb.connect(self.path)
-        self.con.execute("BEGIN")  # one commit (one WAL sync) for the whole schema
-        for table, columns in self._tables.items():
-            self.con.execute(ddl(table, columns))
-        for view, query in self._views.items():
-            self.con.execute(f'CREATE VIEW "{view}" AS {query}')
-        self.con.execute("COMMIT")
+        statements = [ddl(table, columns) for table, columns in self._tables.items()]
+        statements += [f'CREATE VIEW "{view}" AS {query}' for view, query in self._views.items()]
+        self.con.execute("BEGIN; " + "; ".join(statements) + "; COMMIT")  # one call, one log sync
+        # Into the file now, while the guest runs: the last checkpoint then writes only what changed.
+        self.con.execute("CHECKPOINT")
         self._schemas = {table: arrow_schema(table, columns) for table, columns in self._tables.items()}
 
     def append(self, table: str, columns: Mapping[str, Any]) -> None:
@@ -102,23 +110,23 @@ class TraceWriter:
         else:
             self._queue.put((function, args))
 
-    def hold(self) -> None:
-        """From here to `close`, store everything in one transaction: one WAL sync, not one per batch
-        (each costs milliseconds, as much as a whole loop's rows). For the end of a run."""
-        self._submit(self._begin)
+    def _commit_if_old(self) -> None:
+        if self._since is not None and time.monotonic() - self._since >= COMMIT_SECONDS:
+            self.con.execute("COMMIT")
+            self._since = None
 
-    def _begin(self) -> None:
-        self.con.execute("BEGIN")
-        self._held = True
+    def _transaction(self) -> None:
+        """Make sure a transaction is open (committing the open one first if it is old enough)."""
+        self._commit_if_old()
+        if self._since is None:
+            self.con.execute("BEGIN")
+            self._since = time.monotonic()
 
     def _set_meta(self, values: Mapping[str, str]) -> None:
         keys, texts = list(values), [str(value) for value in values.values()]
-        if not self._held:
-            self.con.execute("BEGIN")
+        self._transaction()
         self.con.execute("DELETE FROM meta WHERE list_contains(?, key)", [keys])
         self.con.execute("INSERT INTO meta SELECT unnest(?), unnest(?)", [keys, texts])
-        if not self._held:
-            self.con.execute("COMMIT")
 
     def sync(self) -> None:
         """Wait until every queued batch is in the database."""
@@ -140,18 +148,23 @@ class TraceWriter:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        failed = self._error is not None
         try:
             self._check()
         finally:
             if self.con is not None:
-                if self._held:
-                    self._held = False
-                    try:
-                        self.con.execute("COMMIT")
-                    except Exception:  # an insert failed (reported by _check): keep what committed before
-                        self.con.execute("ROLLBACK")
-                self.con.execute("CHECKPOINT")
-                self.con.close()
+                con, self.con = self.con, None
+                try:
+                    if self._since is not None:
+                        self._since = None
+                        if failed:  # an insert failed (reported by _check): keep what committed before
+                            con.execute("ROLLBACK")
+                        else:  # any log size triggers a checkpoint: this commit writes into the file
+                            con.execute("SET checkpoint_threshold = '0b'")
+                            con.execute("COMMIT")
+                    con.execute("CHECKPOINT")
+                finally:
+                    con.close()
 
     # -- internals --------------------------------------------------------------------------------
     def _check(self) -> None:
@@ -161,7 +174,15 @@ class TraceWriter:
 
     def _drain(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=COMMIT_SECONDS)
+            except queue.Empty:  # an idle writer still commits what it holds (a long loop inserts nothing)
+                if self._error is None:
+                    try:
+                        self._commit_if_old()
+                    except BaseException as error:
+                        self._error = error
+                continue
             try:
                 if item is _STOP:
                     return
@@ -179,6 +200,7 @@ class TraceWriter:
         columns = {name: value.arrow(schema.field(name).type) if isinstance(value, Labels) else value
                    for name, value in columns.items()}
         batch = pa.Table.from_pydict(columns, schema=schema)
+        self._transaction()
         self.con.register("_bdemu_batch", batch)
         try:
             self.con.execute(f'INSERT INTO "{table}" SELECT * FROM _bdemu_batch')
