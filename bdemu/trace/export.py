@@ -32,7 +32,7 @@ def _arch(trace):
 
 def export_drcov(trace, out: str) -> None:
     modules = trace.con.execute('SELECT id, base, "end", entry, path FROM modules ORDER BY id').fetchall()
-    blocks = trace.con.execute("SELECT DISTINCT pc, size FROM blocks ORDER BY pc, size").fetchnumpy()
+    blocks = trace.con.execute(f"SELECT pc, size FROM ({trace.block_counts_query()}) ORDER BY pc, size").fetchnumpy()
     pcs, sizes = blocks["pc"].astype(np.uint64), blocks["size"].astype(np.uint64)
     if not len(pcs) and trace.count("insns"):
         raise UsageError(f"{trace.path}: recorded with --no-blocks; drcov needs the blocks table")

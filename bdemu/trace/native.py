@@ -142,7 +142,7 @@ class NativeStream:
 class RunStore:
     """The writer thread's side of the block stream: runs from buffers, rows to DuckDB in big inserts."""
 
-    ROWS = 1 << 16  # rows per insert at least: fewer, bigger statements (each costs ~1 ms)
+    ROWS = 1 << 12  # rows per insert at least: fewer statements (each costs ~1 ms), most while the guest runs
 
     def __init__(self, writer, encoder, counter: tuple[int, int] | None = None) -> None:
         """`counter`: (Capstone arch, mode) to count the instructions of each new block's code."""

@@ -64,6 +64,13 @@ class Trace:
             return int(self.con.execute(_STORED_COUNTS[name]).fetchone()[0] or 0)
         return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
 
+    def block_counts_query(self) -> str:
+        """SQL for (pc, size, n): how often each distinct block ran; no expansion of a native recording."""
+        if "block_runs" in self.tables and json.loads(self.meta.get("options") or "{}").get("blocks", True):
+            return (f"SELECT i.pc, i.size, sum(e.n)::BIGINT AS n FROM ({_EXECUTIONS}) e "
+                    "JOIN block_info i USING (id) GROUP BY i.pc, i.size")
+        return "SELECT pc, size, count(*) AS n FROM blocks GROUP BY pc, size"
+
     @property
     def arch(self) -> str:
         return self.meta.get("arch", "")

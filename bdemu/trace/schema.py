@@ -7,8 +7,8 @@ loop's body is one `block_runs` row per block however often it ran, other
 blocks are one narrow `block_steps` row each, and instructions are never
 stored, only each distinct block's list. Plain DuckDB expands the views on
 query, so `SELECT ... FROM blocks` reads the same from either layout, in
-`seq` order like a table (the views sort; DuckDB skips the sort where a
-query's result does not depend on order, e.g. `count(*)`).
+`seq` order like a table (the views sort, which a count or a histogram
+can avoid by reading the stored tables).
 
 `format_version` in `meta` changes whenever a column changes meaning. New
 columns and tables may be added without bumping it; readers select columns

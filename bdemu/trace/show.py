@@ -66,8 +66,8 @@ def render(trace, top: int = 10) -> None:
     cs = disassembler(trace.arch)
     modules = trace.con.execute('SELECT path, base, "end" FROM modules ORDER BY id').fetchall()
     hot = trace.con.execute(
-        "SELECT b.pc, b.size, b.n, c.bytes FROM (SELECT pc, size, count(*) AS n FROM blocks "
-        "GROUP BY pc, size ORDER BY n DESC, pc LIMIT ?) b LEFT JOIN code c USING (pc, size) "
+        f"SELECT b.pc, b.size, b.n, c.bytes FROM ({trace.block_counts_query()} "
+        "ORDER BY n DESC, pc LIMIT ?) b LEFT JOIN code c USING (pc, size) "
         "ORDER BY b.n DESC, b.pc", [top]).fetchall()
     if hot:
         blocks = Table(title=f"top {len(hot)} blocks")
