@@ -30,7 +30,7 @@ import numpy as np
 from ..hooks import Plugin
 from .schema import FORMAT_VERSION
 
-FLUSH_ROWS = 1 << 20
+FLUSH_ROWS = 1 << 16  # buffered rows per insert: most inserts happen while the guest still runs
 FLUSH_EVENTS = 1 << 12
 
 
@@ -213,9 +213,7 @@ class Recorder(Plugin):
         else:
             distinct = self._distinct
             if distinct is None:  # live mode: blocks are in the database
-                self.writer.sync()
-                distinct = self.writer.con.execute(
-                    "SELECT pc, size, count(*) FROM blocks GROUP BY pc, size").fetchall()
+                distinct = self.writer.query("SELECT pc, size, count(*) FROM blocks GROUP BY pc, size")
             import capstone
             cs = capstone.Cs(emu.arch.cs_arch, emu.arch.cs_mode)
             code, total = [], 0

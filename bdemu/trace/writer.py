@@ -135,6 +135,13 @@ class TraceWriter:
         self.con.execute("DELETE FROM meta WHERE list_contains(?, key)", [keys])
         self.con.execute("INSERT INTO meta SELECT unnest(?), unnest(?)", [keys, texts])
 
+    def query(self, sql: str) -> list[tuple]:
+        """Rows of `sql`, run in the writer thread after everything queued (the connection is its alone)."""
+        rows: list[list[tuple]] = []
+        self.call(lambda: rows.append(self.con.execute(sql).fetchall()))
+        self.sync()
+        return rows[0]
+
     def sync(self) -> None:
         """Wait until every queued batch is in the database."""
         if self._queue is not None:
