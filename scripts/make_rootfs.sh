@@ -39,13 +39,45 @@ PROG=make_rootfs
 . "$ROOT/scripts/debian_suite.sh"
 suite=$(debian_suite "$arch")
 
-# download PACKAGE: PACKAGE:$arch into the current directory, from the host's apt or the suite.
+# download PACKAGE...: each PACKAGE:$arch into the current directory, from the host's apt or
+# the suite, in one apt-get run (each run reads the whole package list anew).
 download() {
+    for _name do set -- "$@" "$_name:$arch"; shift; done
     if [ "$suite" = host ]; then
-        apt-get download -qq "$1:$arch"
+        apt-get download -qq "$@"
     else
-        private_apt "$suite" "$arch" apt-get download -qq "$1:$arch"
+        private_apt "$suite" "$arch" apt-get download -qq "$@"
     fi
+}
+
+# deb_of PACKAGE: its downloaded .deb, if there is one.
+deb_of() {
+    ls "$debs/${1}_"*"_$arch.deb" "$debs/${1}_"*"_all.deb" 2>/dev/null | head -n 1 || true
+}
+
+# pending PACKAGE...: those not yet unpacked nor downloaded, once each.
+pending() {
+    _seen=" "
+    for _name do
+        case "$done_list$_seen" in *" $_name "*) continue ;; esac
+        _seen="$_seen$_name "
+        if [ -z "$(deb_of "$_name")" ]; then echo "$_name"; fi
+    done
+}
+
+
+# provider VIRTUAL: a package that provides VIRTUAL (e.g. awk), one already wanted if any.
+provider() {
+    if [ "$suite" = host ]; then
+        providers=$(apt-cache showpkg "$1:$arch" 2>/dev/null)
+    else
+        providers=$(private_apt "$suite" "$arch" apt-cache showpkg "$1:$arch" 2>/dev/null)
+    fi
+    providers=$(echo "$providers" | sed -n '/^Reverse Provides:/,$p' | sed -e '1d' -e 's/ .*//' -e 's/:.*//')
+    for candidate in $providers; do
+        case " $done_list $queue " in *" $candidate "*) echo "$candidate"; return ;; esac
+    done
+    echo "$providers" | head -n 1
 }
 
 known_to_apt() {
@@ -83,17 +115,28 @@ while [ -n "$queue" ]; do
     queue="$*"
     case "$done_list" in *" $package "*) continue ;; esac
     done_list="$done_list$package "
-    deb=$(ls "$debs/${package}_"*"_$arch.deb" "$debs/${package}_"*"_all.deb" 2>/dev/null | head -n 1 || true)
+    deb=$(deb_of "$package")
+    if [ -z "$deb" ]; then
+        # This package and all others queued, in one run; one that apt cannot give (a virtual
+        # package) fails the whole run, so each is then tried on its own.
+        (cd "$debs" && download $package $(pending $queue) > /dev/null 2>&1) || true
+        deb=$(deb_of "$package")
+    fi
     if [ -z "$deb" ]; then
         (cd "$debs" && download "$package" 2>&1 | grep -v -e 'sandbox' >&2 || true)
-        deb=$(ls "$debs/${package}_"*"_$arch.deb" "$debs/${package}_"*"_all.deb" 2>/dev/null | head -n 1 || true)
+        deb=$(deb_of "$package")
+    fi
+    if [ -z "$deb" ] && [ -n "$(provider "$package")" ]; then
+        # A virtual package (awk): take a provider, one already wanted if there is one.
+        queue="$(provider "$package") $queue"
+        continue
     fi
     if [ -z "$deb" ] && [ "$suite" != host ] && [ -z "$refreshed" ]; then
         # The cached list may name a .deb the archive has since replaced: refresh it once.
         private_apt_update "$suite" "$arch"
         refreshed=yes
         (cd "$debs" && download "$package" 2>&1 | grep -v -e 'sandbox' >&2 || true)
-        deb=$(ls "$debs/${package}_"*"_$arch.deb" "$debs/${package}_"*"_all.deb" 2>/dev/null | head -n 1 || true)
+        deb=$(deb_of "$package")
     fi
     if [ -z "$deb" ]; then
         echo "make_rootfs: apt-get download $package:$arch failed" >&2

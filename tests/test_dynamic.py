@@ -118,12 +118,17 @@ def test_python_imports_and_runs_a_child(tmp_path):
 
 
 # -- arm64 and riscv64: Debian root filesystems, interpreter and libraries from --rootfs ----------
+#: The packages each rootfs is made of (with their dependencies).
+ROOTFS_PACKAGES = {"arm64": ("coreutils",),
+                   "riscv64": ("coreutils", "bash", "sed", "grep", "gawk", "findutils", "diffutils")}
+
+
 @functools.cache
 def _rootfs_cache(debian_arch: str) -> str:
     """Build (or reuse) the cached rootfs; returns "" on success, else what went wrong."""
     try:
         done = subprocess.run(["sh", str(MAKE_ROOTFS), debian_arch, str(ROOTFS_CACHE / debian_arch),
-                               "coreutils"], cwd=ROOT, capture_output=True, timeout=900)
+                               *ROOTFS_PACKAGES[debian_arch]], cwd=ROOT, capture_output=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
     if done.returncode != 0:
@@ -191,8 +196,9 @@ def test_arm64_program_matches_qemu(name, arm64_rootfs):
     assert status == (2 if name == "ls_missing" else 0)
 
 
-#: trixie's coreutils 9.7 and glibc 2.41 (which asks riscv_hwprobe(2) which string functions to
-#: use), programs that use 128-bit long double (soft-float on riscv64) and libgmp.
+#: trixie's glibc 2.41 (which asks riscv_hwprobe(2) which string functions to use), coreutils
+#: 9.7 (128-bit long double, soft-float on riscv64; libgmp; OpenSSL's libcrypto), bash (fork for
+#: $(...) and pipelines of builtins), sed, grep -P (pcre2), gawk -M (mpfr), find and diff.
 RISCV64_CASES = {
     "ls_lan": (["usr/bin/ls", "-lan"], b"", 0),
     "ls_missing": (["usr/bin/ls", "-ln", "a.txt", "missing"], b"", 2),
@@ -212,7 +218,24 @@ RISCV64_CASES = {
                     "340282366920938463463374607431768211507"], b"", 0),
     "date": (["usr/bin/date", "-u", "-d", "@1577934245", "+%F %T %s %j %A"], b"", 0),
     "numfmt": (["usr/bin/numfmt", "--to=iec", "--format=%.3f", "1234567890"], b"", 0),
-    "base64_roundtrip": (["usr/bin/base64", "-w", "20", "b.txt"], b"", 0),
+    "base64": (["usr/bin/base64", "-w", "20", "b.txt"], b"", 0),
+    "bash": (["usr/bin/bash", "-c",
+              'for i in 1 2 3; do echo $i; done; echo $((2**40)); f() { local x=$1; echo ${x^^}; }; '
+              'f abc; declare -A m=([a]=1 [b]=2); echo ${#m[@]} ${m[b]}; [[ abc == a* ]] && echo glob; '
+              'read -r line; echo "got $line"; printf "%s %05.1f\\n" x 3.14159; exit 7'],
+             b"from stdin\n", 7),
+    "bash_subshells": (["bin/bash", "-c",
+                        'n=$(echo sub; exit 3); echo "$n $?"; echo a b | { read x y; echo $y; }; '
+                        '(exit 4); echo $?; nosuchcommand; echo after $?; cd /missing; echo s* *.txt; '
+                        'wait; kill -0 $$ && echo alive'], b"", 0),
+    "sed": (["usr/bin/sed", "-n", "-e", "s/p\\(.*\\)r/P\\1R/p", "-e", "$=", "b.txt"], b"", 0),
+    "grep_pcre": (["usr/bin/grep", "-n", "-P", "-o", "(?<=p)[a-z]+", "b.txt", "missing"], b"", 2),
+    "gawk_mpfr": (["usr/bin/gawk", "-M", '{ n += length($0) } END { print NR, n, 2^100, '
+                   'toupper("abc"), strftime("%F", 86400 * 365, 1); printf "%.20f\\n", atan2(0, -1) }',
+                   "b.txt"], b"", 0),
+    "find": (["usr/bin/find", ".", "-printf", "%p %s %y %TY %m\\n"], b"", 0),
+    "diff": (["usr/bin/diff", "-u", "a.txt", "b.txt"], b"", 1),
+    "cmp": (["usr/bin/cmp", "a.txt", "b.txt"], b"", 1),
 }
 
 
