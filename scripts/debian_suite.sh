@@ -81,6 +81,14 @@ private_apt_update() {
     return 1
 }
 
+# private_apt_refresh SUITE ARCH: fetch the lists anew, as when a cached one names a .deb the
+# archive has since replaced (or the cached lists were damaged).
+private_apt_refresh() {
+    rm -rf "$(private_apt_dir "$1" "$2")/state/lists"
+    mkdir -p "$(private_apt_dir "$1" "$2")/state/lists/partial"
+    private_apt_update "$1" "$2"
+}
+
 # private_apt_ready SUITE ARCH: configuration written and lists fetched (only when not yet there).
 private_apt_ready() {
     private_apt_setup "$1" "$2" || return 1

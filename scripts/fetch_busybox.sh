@@ -47,7 +47,7 @@ fetch_private() {
     if ! (cd "$work" && private_apt "$3" "$2" apt-get download -qq "busybox-static:$2" 2>&1 \
               | grep -v -e 'sandbox' >&2); then :; fi
     if ! ls "$work"/busybox-static_*.deb > /dev/null 2>&1; then
-        private_apt_update "$3" "$2" || { rm -rf "$work"; return 1; }
+        private_apt_refresh "$3" "$2" || { rm -rf "$work"; return 1; }
         (cd "$work" && private_apt "$3" "$2" apt-get download -qq "busybox-static:$2" 2>&1 \
              | grep -v -e 'sandbox' >&2) || true
     fi

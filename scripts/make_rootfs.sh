@@ -133,7 +133,7 @@ while [ -n "$queue" ]; do
     fi
     if [ -z "$deb" ] && [ "$suite" != host ] && [ -z "$refreshed" ]; then
         # The cached list may name a .deb the archive has since replaced: refresh it once.
-        private_apt_update "$suite" "$arch"
+        private_apt_refresh "$suite" "$arch"
         refreshed=yes
         (cd "$debs" && download "$package" 2>&1 | grep -v -e 'sandbox' >&2 || true)
         deb=$(deb_of "$package")
