@@ -61,6 +61,7 @@ HOST_CASES = {
     "bash": (["/bin/bash", "-c", "for i in 1 2 3; do echo $i; done | tac; n=$(ls | wc -l); echo $n"], b""),
     "sh_pipeline": (["/bin/sh", "-c", "printf 'b\\na\\n' | sort | head -1; echo done $((6*7))"], b""),
     "python3": (["/usr/bin/python3", "-c", "print(6*7)"], b""),
+    "nice": (["/usr/bin/nice", "-n", "3", "/usr/bin/nice"], b""),  # setpriority, then getpriority
     # Idempotent, since the native run and bdemu's share the fixture: "hello" -> "Jello".
     "python3_mmap": (["/usr/bin/python3", "-c",
                       ("import mmap; f = open('a.txt', 'r+b'); m = mmap.mmap(f.fileno(), 0); "
@@ -236,6 +237,7 @@ RISCV64_CASES = {
     "find": (["usr/bin/find", ".", "-printf", "%p %s %y %TY %m\\n"], b"", 0),
     "diff": (["usr/bin/diff", "-u", "a.txt", "b.txt"], b"", 1),
     "cmp": (["usr/bin/cmp", "a.txt", "b.txt"], b"", 1),
+    "nice": (["usr/bin/nice"], b"", 0),
 }
 
 

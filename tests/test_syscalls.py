@@ -96,6 +96,29 @@ def test_riscv64_ecall_uses_abi_register_names():
     assert emu.reg("tp") != 0  # musl set its thread pointer itself
 
 
+def test_priority_reaches_only_the_guests_own_processes(tmp_path):
+    """getpriority returns 20 - nice for the guest itself; init (not a guest process) is ESRCH, and a
+    process group or user (which would reach host processes outside the guest) is EPERM."""
+    import os
+    guest = write_elf(tmp_path, "x86_64", """
+        xor edi, edi; xor esi, esi; mov eax, 140; syscall
+        mov r12, rax
+        xor edi, edi; mov esi, 1; mov eax, 140; syscall
+        mov r13, rax
+        mov edi, 2; xor esi, esi; mov eax, 140; syscall
+        mov r14, rax
+        mov edi, 1; xor esi, esi; mov edx, 5; mov eax, 141; syscall
+        mov r15, rax
+        xor edi, edi; mov eax, 60; syscall
+    """)
+    emu = Emulator(guest)
+    assert emu.run().exit_code == 0
+    errno_of = {name: (-number) & (2**64 - 1) for name, number in (("ESRCH", 3), ("EPERM", 1))}
+    assert emu.reg("r12") == 20 - os.getpriority(os.PRIO_PROCESS, 0)
+    assert (emu.reg("r13"), emu.reg("r14"), emu.reg("r15")) == (errno_of["ESRCH"], errno_of["EPERM"],
+                                                               errno_of["EPERM"])
+
+
 def _rv_addi(rd: int, rs1: int, imm: int) -> int:
     return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x13
 
