@@ -43,9 +43,9 @@ fetch_private() {
     private_apt_ready "$3" "$2" || return 1
     work=$(mktemp -d)
     chmod 777 "$work"  # apt drops privileges to _apt for downloads
-    # A cached list may name a .deb the archive has since replaced: update once and retry.
-    if ! (cd "$work" && private_apt "$3" "$2" apt-get download -qq "busybox-static:$2" 2>&1 \
-              | grep -v -e 'sandbox' >&2); then :; fi
+    (cd "$work" && private_apt "$3" "$2" apt-get download -qq "busybox-static:$2" 2>&1 \
+         | grep -v -e 'sandbox' >&2) || true
+    # A cached list may name a .deb the archive has since replaced: refetch it and retry once.
     if ! ls "$work"/busybox-static_*.deb > /dev/null 2>&1; then
         private_apt_refresh "$3" "$2" || { rm -rf "$work"; return 1; }
         (cd "$work" && private_apt "$3" "$2" apt-get download -qq "busybox-static:$2" 2>&1 \

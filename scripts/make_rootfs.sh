@@ -65,7 +65,6 @@ pending() {
     done
 }
 
-
 # provider VIRTUAL: a package that provides VIRTUAL (e.g. awk), one already wanted if any.
 provider() {
     if [ "$suite" = host ]; then
@@ -149,7 +148,8 @@ while [ -n "$queue" ]; do
     queue="$queue $deps"
 done
 
-# A /usr-merged suite ships nothing in /bin, /lib...: link them to usr/ as its systems do.
+# A /usr-merged suite ships nothing in /bin, /lib...: link them to usr/ as its systems do
+# (trixie's base-files has these links, a rootfs without it gets them here).
 for alias in bin sbin lib lib32 lib64 libx32; do
     if [ "$suite" != host ] && [ -d "$dir/usr/$alias" ] && [ ! -e "$dir/$alias" ] && [ ! -L "$dir/$alias" ]; then
         ln -s "usr/$alias" "$dir/$alias"
