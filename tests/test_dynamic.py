@@ -92,6 +92,17 @@ def test_host_program_matches_native(name, tmp_path):
     assert native.returncode == (2 if name == "ls_missing" else 0)
 
 
+def test_guest_gets_the_environment_bdemu_was_given(tmp_path):
+    """Without any locale variable Python coerces its own C locale and sets LC_CTYPE (PEP 538);
+    the guest still sees exactly the environment bdemu was started with, as natively."""
+    env = {"PATH": "/usr/bin:/bin", "A": "1"}
+    native = subprocess.run(["/usr/bin/printenv"], env={**env, "PYTHONPATH": ENV["PYTHONPATH"]},
+                            capture_output=True, timeout=60)
+    emulated = run_bdemu("run", "/usr/bin/printenv", env=env, cwd=tmp_path)
+    _assert_same(native, emulated)
+    assert b"LC_CTYPE" not in emulated.stdout and b"A=1\n" in emulated.stdout
+
+
 def test_threads_that_all_wait_forever_end_the_run(tmp_path):
     """Natively this python hangs (its only other thread waits on a lock held by the joiner);
     bdemu sees that no thread can ever run again and stops with 125 and one line."""
