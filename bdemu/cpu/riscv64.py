@@ -37,7 +37,7 @@ SIGNAL_FRAME = SignalFrame(size=128 + 176 + 256 + 528, siginfo=0, ucontext=128, 
                            sigaction_flags=8, sigaction_restorer=None, sigaction_mask=16,
                            trampoline=SIGRETURN_PAGE)
 
-#: riscv_hwprobe(2) keys and values (Linux's asm/hwprobe.h), as a 6.8 kernel knows them.
+#: riscv_hwprobe(2) keys 0-7 of Linux's asm/hwprobe.h and this CPU's values (later keys read as unknown).
 HWPROBE = {
     0: 0, 1: 0, 2: 0,  # mvendorid, marchid, mimpid: not a vendor's core
     3: 1,  # BASE_BEHAVIOR: the IMA base (RISCV_HWPROBE_BASE_BEHAVIOR_IMA)
