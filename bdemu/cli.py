@@ -54,12 +54,33 @@ def guest_options(function=None, *, output_flags=("--output", "-o")):
     return function
 
 
+def _startup_environment() -> dict[str, str]:
+    """The environment this process was started with (os.environ may have gained entries since)."""
+    try:
+        with open("/proc/self/environ", "rb") as file:
+            entries = file.read().split(b"\0")
+    except OSError:
+        return dict(os.environ)
+    pairs = (entry.partition(b"=") for entry in entries)
+    return {os.fsdecode(key): os.fsdecode(value) for key, sep, value in pairs if sep and key}
+
+
+def _guest_environment() -> dict[str, str]:
+    """bdemu's environment, less the LC_CTYPE that Python sets for itself under a C locale
+    (PEP 538): a guest started from `env -i` must not find a locale no one gave it."""
+    environment = dict(os.environ)
+    if environment.get("LC_CTYPE") in ("C.UTF-8", "C.utf8", "UTF-8") \
+            and "LC_CTYPE" not in _startup_environment():
+        del environment["LC_CTYPE"]
+    return environment
+
+
 def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
                    backdoor_path, max_memory, output, strict, mounts=(), read_only=False):
     from .emulator import Emulator
     from .plugin_loader import parse_spec
 
-    environment = dict(os.environ)
+    environment = _guest_environment()
     for pair in env_set:
         key, sep, value = pair.partition("=")
         if not sep or not key:

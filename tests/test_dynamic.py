@@ -1,8 +1,9 @@
 """Dynamically linked guests: PT_INTERP from the guest's root, ld.so and glibc start-up,
 file-backed mmap. Each case compares bdemu's stdout, stderr and exit status with the same
-program run natively (x86-64 host programs) or under `qemu-aarch64 -L ROOTFS` (a Debian
-arm64 root filesystem made by scripts/make_rootfs.sh, cached in tests/.cache/, never
-committed; a missing one is built here, and a failed build fails the test).
+program run natively (x86-64 host programs) or under `qemu-aarch64 -L ROOTFS` or
+`qemu-riscv64 -L ROOTFS` (Debian arm64 (bookworm) and riscv64 (trixie) root filesystems made
+by scripts/make_rootfs.sh, cached in tests/.cache/, never committed; a missing one is built
+here, and a failed build fails the test).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC", "HOME": "/nonexisten
 #: 2020-01-02 03:04:05 UTC: every fixture file and directory carries this mtime.
 STAMP = 1577934245
 MAKE_ROOTFS = ROOT / "scripts" / "make_rootfs.sh"
-ARM64_CACHE = ROOT / "tests" / ".cache" / "rootfs" / "arm64"
+ROOTFS_CACHE = ROOT / "tests" / ".cache" / "rootfs"
 
 
 def _fixture(folder: Path) -> Path:
@@ -60,6 +61,7 @@ HOST_CASES = {
     "bash": (["/bin/bash", "-c", "for i in 1 2 3; do echo $i; done | tac; n=$(ls | wc -l); echo $n"], b""),
     "sh_pipeline": (["/bin/sh", "-c", "printf 'b\\na\\n' | sort | head -1; echo done $((6*7))"], b""),
     "python3": (["/usr/bin/python3", "-c", "print(6*7)"], b""),
+    "nice": (["/usr/bin/nice", "-n", "3", "/usr/bin/nice"], b""),  # setpriority, then getpriority
     # Idempotent, since the native run and bdemu's share the fixture: "hello" -> "Jello".
     "python3_mmap": (["/usr/bin/python3", "-c",
                       ("import mmap; f = open('a.txt', 'r+b'); m = mmap.mmap(f.fileno(), 0); "
@@ -90,6 +92,17 @@ def test_host_program_matches_native(name, tmp_path):
     assert native.returncode == (2 if name == "ls_missing" else 0)
 
 
+def test_guest_gets_the_environment_bdemu_was_given(tmp_path):
+    """Without any locale variable Python coerces its own C locale and sets LC_CTYPE (PEP 538);
+    the guest still sees exactly the environment bdemu was started with, as natively."""
+    env = {"PATH": "/usr/bin:/bin", "A": "1"}
+    native = subprocess.run(["/usr/bin/printenv"], env={**env, "PYTHONPATH": ENV["PYTHONPATH"]},
+                            capture_output=True, timeout=60)
+    emulated = run_bdemu("run", "/usr/bin/printenv", env=env, cwd=tmp_path)
+    _assert_same(native, emulated)
+    assert b"LC_CTYPE" not in emulated.stdout and b"A=1\n" in emulated.stdout
+
+
 def test_threads_that_all_wait_forever_end_the_run(tmp_path):
     """Natively this python hangs (its only other thread waits on a lock held by the joiner);
     bdemu sees that no thread can ever run again and stops with 125 and one line."""
@@ -116,13 +129,18 @@ def test_python_imports_and_runs_a_child(tmp_path):
     assert native.returncode == 3 and b"child" in native.stdout
 
 
-# -- arm64: a Debian root filesystem, interpreter and libraries from --rootfs ---------------------------
+# -- arm64 and riscv64: Debian root filesystems, interpreter and libraries from --rootfs ----------
+#: The packages each rootfs is made of (with their dependencies).
+ROOTFS_PACKAGES = {"arm64": ("coreutils",),
+                   "riscv64": ("coreutils", "bash", "sed", "grep", "gawk", "findutils", "diffutils")}
+
+
 @functools.cache
-def _arm64_cache() -> str:
-    """Build (or reuse) the cached arm64 rootfs; returns "" on success, else what went wrong."""
+def _rootfs_cache(debian_arch: str) -> str:
+    """Build (or reuse) the cached rootfs; returns "" on success, else what went wrong."""
     try:
-        done = subprocess.run(["sh", str(MAKE_ROOTFS), "arm64", str(ARM64_CACHE), "coreutils"],
-                              cwd=ROOT, capture_output=True, timeout=900)
+        done = subprocess.run(["sh", str(MAKE_ROOTFS), debian_arch, str(ROOTFS_CACHE / debian_arch),
+                               *ROOTFS_PACKAGES[debian_arch]], cwd=ROOT, capture_output=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as error:
         return str(error)
     if done.returncode != 0:
@@ -137,17 +155,41 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-@pytest.fixture(scope="module")
-def arm64_rootfs(tmp_path_factory) -> Path:
+def _private_rootfs(debian_arch: str, tmp_path_factory) -> Path:
     """A private copy (hard links) of the cached rootfs, with the fixture folder at /work."""
-    problem = _arm64_cache()
-    if problem or not (ARM64_CACHE / "bin" / "ls").exists():
-        pytest.fail(f"the arm64 rootfs is missing and {MAKE_ROOTFS.relative_to(ROOT)} could not "
-                    f"build it: {problem or 'no bin/ls after the build'}", pytrace=False)
-    root = tmp_path_factory.mktemp("arm64") / "root"
-    shutil.copytree(ARM64_CACHE, root, symlinks=True, copy_function=_link_or_copy)
+    problem = _rootfs_cache(debian_arch)
+    cache = ROOTFS_CACHE / debian_arch
+    if problem or not (cache / "bin" / "ls").exists():
+        pytest.fail(f"the {debian_arch} rootfs is missing and {MAKE_ROOTFS.relative_to(ROOT)} could "
+                    f"not build it: {problem or 'no bin/ls after the build'}", pytrace=False)
+    root = tmp_path_factory.mktemp(debian_arch) / "root"
+    shutil.copytree(cache, root, symlinks=True, copy_function=_link_or_copy)
     _fixture(root / "work")
     return root
+
+
+@pytest.fixture(scope="module")
+def arm64_rootfs(tmp_path_factory) -> Path:
+    return _private_rootfs("arm64", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def riscv64_rootfs(tmp_path_factory) -> Path:
+    return _private_rootfs("riscv64", tmp_path_factory)
+
+
+def _compare_with_qemu(qemu: str, rootfs: Path, template: list[str], stdin: bytes) -> int:
+    """Run `template` (a program inside `rootfs`, then its arguments) in /work under qemu-user
+    and bdemu; asserts they agree and returns the exit status."""
+    program, *args = template
+    guest = str(rootfs / program)
+    work = rootfs / "work"
+    native = subprocess.run([qemu, "-L", str(rootfs), guest, *args], cwd=work,
+                            env=ENV, input=stdin, capture_output=True, timeout=60)
+    emulated = run_bdemu("run", "--rootfs", str(rootfs), "--cwd", "/work", guest, *args,
+                         env=ENV, input=stdin, cwd=work, timeout=120)
+    _assert_same(native, emulated)
+    return native.returncode
 
 
 ARM64_CASES = {
@@ -162,15 +204,58 @@ ARM64_CASES = {
 @pytest.mark.parametrize("name", sorted(ARM64_CASES))
 def test_arm64_program_matches_qemu(name, arm64_rootfs):
     template, stdin = ARM64_CASES[name]
-    program, *args = template
-    guest = str(arm64_rootfs / program)
-    work = arm64_rootfs / "work"
-    native = subprocess.run(["qemu-aarch64", "-L", str(arm64_rootfs), guest, *args], cwd=work,
-                            env=ENV, input=stdin, capture_output=True, timeout=60)
-    emulated = run_bdemu("run", "--rootfs", str(arm64_rootfs), "--cwd", "/work", guest, *args,
-                         env=ENV, input=stdin, cwd=work, timeout=120)
-    _assert_same(native, emulated)
-    assert native.returncode == (2 if name == "ls_missing" else 0)
+    status = _compare_with_qemu("qemu-aarch64", arm64_rootfs, template, stdin)
+    assert status == (2 if name == "ls_missing" else 0)
+
+
+#: trixie's glibc 2.41 (which asks riscv_hwprobe(2) which string functions to use), coreutils
+#: 9.7 (128-bit long double, soft-float on riscv64; libgmp; OpenSSL's libcrypto), bash (fork for
+#: $(...) and pipelines of builtins), sed, grep -P (pcre2), gawk -M (mpfr), find and diff.
+RISCV64_CASES = {
+    "ls_lan": (["usr/bin/ls", "-lan"], b"", 0),
+    "ls_missing": (["usr/bin/ls", "-ln", "a.txt", "missing"], b"", 2),
+    "ls_recursive": (["bin/ls", "-R", "-1", "--indicator-style=classify"], b"", 0),
+    "sha256sum": (["usr/bin/sha256sum", "a.txt", "b.txt", "sub/c.bin"], b"", 0),
+    "sha256sum_stdin": (["usr/bin/sha256sum", "-"], b"from stdin\n", 0),
+    "b2sum": (["usr/bin/b2sum", "-l", "128", "sub/c.bin", "a.txt"], b"", 0),
+    "sort_uniq_stdin": (["usr/bin/sort", "-r", "b.txt", "-"], b"kiwi\napple\n", 0),
+    "tac_missing": (["usr/bin/tac", "b.txt", "missing", "a.txt"], b"", 1),
+    "od": (["usr/bin/od", "-A", "x", "-t", "x1z", "-N", "40", "sub/c.bin"], b"", 0),
+    "stat": (["usr/bin/stat", "-c", "%s %Y %F %n", "a.txt", "sub", "link", "sub/c.bin"], b"", 0),
+    "wc": (["usr/bin/wc", "a.txt", "b.txt", "sub/c.bin"], b"", 0),
+    "seq_float": (["usr/bin/seq", "-s", " ", "0", "0.25", "2"], b"", 0),
+    "printf_long_double": (["usr/bin/printf", "%.15Lf %g %e %a\n", "3.14159265358979323846",
+                            "1e300", "-0.000123", "0.1"], b"", 0),
+    "factor_gmp": (["usr/bin/factor", "600851475143", "18446744073709551617",
+                    "340282366920938463463374607431768211507"], b"", 0),
+    "date": (["usr/bin/date", "-u", "-d", "@1577934245", "+%F %T %s %j %A"], b"", 0),
+    "numfmt": (["usr/bin/numfmt", "--to=iec", "--format=%.3f", "1234567890"], b"", 0),
+    "base64": (["usr/bin/base64", "-w", "20", "b.txt"], b"", 0),
+    "bash": (["usr/bin/bash", "-c",
+              'for i in 1 2 3; do echo $i; done; echo $((2**40)); f() { local x=$1; echo ${x^^}; }; '
+              'f abc; declare -A m=([a]=1 [b]=2); echo ${#m[@]} ${m[b]}; [[ abc == a* ]] && echo glob; '
+              'read -r line; echo "got $line"; printf "%s %05.1f\\n" x 3.14159; exit 7'],
+             b"from stdin\n", 7),
+    "bash_subshells": (["bin/bash", "-c",
+                        'n=$(echo sub; exit 3); echo "$n $?"; echo a b | { read x y; echo $y; }; '
+                        '(exit 4); echo $?; nosuchcommand; echo after $?; cd /missing; echo s* *.txt; '
+                        'wait; kill -0 $$ && echo alive'], b"", 0),
+    "sed": (["usr/bin/sed", "-n", "-e", "s/p\\(.*\\)r/P\\1R/p", "-e", "$=", "b.txt"], b"", 0),
+    "grep_pcre": (["usr/bin/grep", "-n", "-P", "-o", "(?<=p)[a-z]+", "b.txt", "missing"], b"", 2),
+    "gawk_mpfr": (["usr/bin/gawk", "-M", '{ n += length($0) } END { print NR, n, 2^100, '
+                   'toupper("abc"), strftime("%F", 86400 * 365, 1); printf "%.20f\\n", atan2(0, -1) }',
+                   "b.txt"], b"", 0),
+    "find": (["usr/bin/find", ".", "-printf", "%p %s %y %TY %m\\n"], b"", 0),
+    "diff": (["usr/bin/diff", "-u", "a.txt", "b.txt"], b"", 1),
+    "cmp": (["usr/bin/cmp", "a.txt", "b.txt"], b"", 1),
+    "nice": (["usr/bin/nice"], b"", 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RISCV64_CASES))
+def test_riscv64_program_matches_qemu(name, riscv64_rootfs):
+    template, stdin, status = RISCV64_CASES[name]
+    assert _compare_with_qemu("qemu-riscv64", riscv64_rootfs, template, stdin) == status
 
 
 def test_foreign_guest_without_its_interpreter_is_refused(arm64_rootfs, tmp_path):
@@ -198,6 +283,24 @@ def test_arm64_interpreter_comes_from_the_rootfs(arm64_rootfs):
     # The loader opened libc inside the rootfs by its guest path and mapped it from the fd.
     assert '"/lib/aarch64-linux-gnu/libc.so.6"' in trace, trace
     assert "mmap(" in trace and "mprotect(" in trace
+
+
+def test_riscv64_interpreter_and_libc_come_from_the_rootfs(riscv64_rootfs):
+    """trixie is /usr-merged: PT_INTERP /lib/ld-linux-riscv64-lp64d.so.1 and the libraries
+    resolve through the rootfs's lib -> usr/lib link; glibc asks riscv_hwprobe(2), which answers
+    (no ENOSYS warning)."""
+    assert not Path("/lib/ld-linux-riscv64-lp64d.so.1").exists()
+    done = run_bdemu("run", "-p", "strace", "--rootfs", str(riscv64_rootfs), "--cwd", "/work",
+                     str(riscv64_rootfs / "usr/bin/sha256sum"), "a.txt", env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout.endswith(b"  a.txt\n")
+    trace = done.stderr.decode(errors="replace")
+    # The loader opened libc (and OpenSSL's libcrypto) by guest paths through the lib link.
+    assert '"/lib/riscv64-linux-gnu/libc.so.6", O_RDONLY|O_CLOEXEC' in trace, trace
+    assert '"/lib/riscv64-linux-gnu/libcrypto"...' in trace, trace
+    probes = [line for line in trace.splitlines() if line.startswith("riscv_hwprobe(")]
+    assert probes and all(line.endswith(" = 0") for line in probes), trace
+    assert "bdemu: warning" not in trace
 
 
 def test_record_lists_libraries_as_modules(tmp_path):

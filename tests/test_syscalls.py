@@ -96,6 +96,66 @@ def test_riscv64_ecall_uses_abi_register_names():
     assert emu.reg("tp") != 0  # musl set its thread pointer itself
 
 
+def test_priority_reaches_only_the_guests_own_processes(tmp_path):
+    """getpriority returns 20 - nice for the guest itself; init (not a guest process) is ESRCH, and a
+    process group or user (which would reach host processes outside the guest) is EPERM."""
+    import os
+    guest = write_elf(tmp_path, "x86_64", """
+        xor edi, edi; xor esi, esi; mov eax, 140; syscall
+        mov r12, rax
+        xor edi, edi; mov esi, 1; mov eax, 140; syscall
+        mov r13, rax
+        mov edi, 2; xor esi, esi; mov eax, 140; syscall
+        mov r14, rax
+        mov edi, 1; xor esi, esi; mov edx, 5; mov eax, 141; syscall
+        mov r15, rax
+        xor edi, edi; mov eax, 60; syscall
+    """)
+    emu = Emulator(guest)
+    assert emu.run().exit_code == 0
+    errno_of = {name: (-number) & (2**64 - 1) for name, number in (("ESRCH", 3), ("EPERM", 1))}
+    assert emu.reg("r12") == 20 - os.getpriority(os.PRIO_PROCESS, 0)
+    assert (emu.reg("r13"), emu.reg("r14"), emu.reg("r15")) == (errno_of["ESRCH"], errno_of["EPERM"],
+                                                               errno_of["EPERM"])
+
+
+def _rv_addi(rd: int, rs1: int, imm: int) -> int:
+    return ((imm & 0xFFF) << 20) | (rs1 << 15) | (rd << 7) | 0x13
+
+
+def _rv_sd(rs2: int, offset: int, rs1: int) -> int:
+    return ((offset >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((offset & 31) << 7) | 0x23
+
+
+def test_riscv64_hwprobe_reports_the_cpu(tmp_path):
+    """glibc asks riscv_hwprobe(2) at start-up: known keys get the CPU's values (RV64GC: IMA base,
+    F+D and C), an unknown key comes back as -1, and WHICH_CPUS keeps the CPUs that match."""
+    import os
+    import struct
+    from elfgen import elf_with_code
+    sp, t0, s1, s2, s3, a0, a1, a2, a3, a4, a7 = 2, 5, 9, 18, 19, 10, 11, 12, 13, 14, 17
+    ecall = 0x73
+    words = [_rv_addi(sp, sp, -96)]
+    for offset, value in ((0, 4), (16, 3), (32, 99), (48, 4), (56, 3), (64, -1)):
+        words += [_rv_addi(t0, 0, value), _rv_sd(t0, offset, sp)]
+    # riscv_hwprobe(pairs, 3, 0, NULL, 0): keys IMA_EXT_0, BASE_BEHAVIOR, 99
+    words += [_rv_addi(a0, sp, 0), _rv_addi(a1, 0, 3), _rv_addi(a2, 0, 0), _rv_addi(a3, 0, 0),
+              _rv_addi(a4, 0, 0), _rv_addi(a7, 0, 258), ecall, _rv_addi(s1, a0, 0)]
+    # riscv_hwprobe({IMA_EXT_0: F+D|C}, 1, 8, &all_cpus, WHICH_CPUS)
+    words += [_rv_addi(a0, sp, 48), _rv_addi(a1, 0, 1), _rv_addi(a2, 0, 8), _rv_addi(a3, sp, 64),
+              _rv_addi(a4, 0, 1), _rv_addi(a7, 0, 258), ecall, _rv_addi(s2, a0, 0), _rv_addi(s3, sp, 0)]
+    words += [_rv_addi(a0, 0, 0), _rv_addi(a7, 0, 93), ecall]
+    guest = tmp_path / "hwprobe"
+    guest.write_bytes(elf_with_code("riscv64", b"".join(w.to_bytes(4, "little") for w in words)))
+    emu = Emulator(str(guest))
+    result = emu.run(capture_output=True)
+    assert (result.reason, result.exit_code, result.stderr) == ("exit", 0, b"")
+    assert emu.reg("s1") == 0 and emu.reg("s2") == 0
+    pairs = struct.unpack("<qQqQqQqQQ", emu.read_memory(emu.reg("s3"), 72))
+    online = sum(1 << cpu for cpu in os.sched_getaffinity(0) if cpu < 64)
+    assert pairs == (4, 0b11, 3, 1, -1, 0, 4, 0b11, online)
+
+
 def test_aarch64_epoll_event_is_naturally_aligned(tmp_path):
     """struct epoll_event is packed (12 bytes) only on x86; on AArch64 `data` sits at offset 8.
     (x86-64's layout is exercised by python3's selectors in test_dynamic.py.)"""

@@ -214,6 +214,8 @@ class Arch:
     #: The signal frame's layout; None: guest handlers are not run (signals they would catch are
     #: dropped with a warning).
     signal_frame: SignalFrame | None = None
+    #: What riscv_hwprobe(2) reports, key -> value; keys not here are unknown to the "kernel".
+    hwprobe: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def word_size(self) -> int:

@@ -37,6 +37,16 @@ SIGNAL_FRAME = SignalFrame(size=128 + 176 + 256 + 528, siginfo=0, ucontext=128, 
                            sigaction_flags=8, sigaction_restorer=None, sigaction_mask=16,
                            trampoline=SIGRETURN_PAGE)
 
+#: riscv_hwprobe(2) keys 0-7 of Linux's asm/hwprobe.h and this CPU's values (later keys read as unknown).
+HWPROBE = {
+    0: 0, 1: 0, 2: 0,  # mvendorid, marchid, mimpid: not a vendor's core
+    3: 1,  # BASE_BEHAVIOR: the IMA base (RISCV_HWPROBE_BASE_BEHAVIOR_IMA)
+    4: 0b11,  # IMA_EXT_0: F and D, C; Unicorn's RV64GC has no V nor bit-manipulation extensions
+    5: 0,  # CPUPERF_0: misaligned access speed unknown
+    6: 0,  # ZICBOZ_BLOCK_SIZE: no Zicboz
+    7: 0x3FFFFFFFFF,  # HIGHEST_VIRT_ADDRESS: Sv39's user half, as stack_top below
+}
+
 ARCH = Arch(
     name="riscv64",
     bits=64,
@@ -83,4 +93,5 @@ ARCH = Arch(
     backdoor_insn=BackdoorInsn(trap=("intr", 2), leaf="a0", value="a1", results=("a0", "a1", "a2", "a3"),
                                name="custom-3 word 0xbd00007b",
                                encoding=(0xBD00007B).to_bytes(4, "little"), pc_past=4),
+    hwprobe=HWPROBE,
 )

@@ -185,3 +185,32 @@ def sys_setsid(k):
 def sys_getrusage(k, who, address):
     k.write(address, bytes(18 * k.word if k.word == 8 else 72))
     return 0
+
+
+PRIO_PROCESS = 0
+
+
+def _priority_target(k, which: int, who: int) -> int:
+    """The host pid a priority call may touch: this guest's own processes only, as in its own
+    PID namespace (a process group or user would reach host processes outside the guest)."""
+    who = k.signed32(who)
+    if which != PRIO_PROCESS:
+        raise SyscallError(errno.EINVAL if which > 2 else errno.EPERM)
+    if who and not is_guest_process(k, who):
+        raise SyscallError(errno.ESRCH)
+    return who
+
+
+@syscall("int", "int")
+def sys_getpriority(k, which, who):
+    """The raw syscall returns 20 - nice (1..40), so that no success looks like an error."""
+    return 20 - os.getpriority(PRIO_PROCESS, _priority_target(k, which, who))
+
+
+@syscall("int", "int", "int")
+def sys_setpriority(k, which, who, nice):
+    try:
+        os.setpriority(PRIO_PROCESS, _priority_target(k, which, who), max(-20, min(19, k.signed32(nice))))
+    except OSError as error:
+        raise SyscallError(error.errno) from None
+    return 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from unicorn import UcError
 
 from ..cpu import Arch
-from . import clock, epoll, files, fsops, futex, identity, mm, poll, process, signals, xattr  # noqa: F401  (registers handlers)
+from . import clock, epoll, files, fsops, futex, hwprobe, identity, mm, poll, process, signals, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink

@@ -163,7 +163,7 @@ def sys_madvise(k, address, length, advice):
     return 0
 
 
-@syscall("ptr", "ptr", "hex", names=("ARM_cacheflush", "cachectl"))
+@syscall("ptr", "ptr", "hex", names=("ARM_cacheflush", "cachectl", "riscv_flush_icache"))
 def sys_cacheflush(k, start, end, flags):
     """Unicorn keeps translated code coherent with guest writes: nothing to flush."""
     return 0
