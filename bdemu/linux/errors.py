@@ -51,8 +51,11 @@ class WouldBlock(Exception):
     (raised by ThreadTable.wait, caught by Kernel.dispatch; see bdemu/linux/threads.py)."""
 
     def __init__(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
-                 recheck: bool = False) -> None:
+                 recheck: bool = False, resume=None) -> None:
         super().__init__()
         self.fds = fds
         self.deadline = deadline
         self.recheck = recheck
+        #: What completes the syscall, `resume(kernel) -> result`, when running the handler again
+        #: with the same arguments would repeat what it already did (a write's first part).
+        self.resume = resume

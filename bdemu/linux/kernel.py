@@ -238,6 +238,8 @@ class Kernel:
         except (OverflowError, ValueError):  # a guest value out of the host call's range
             return -errno.EINVAL
         except WouldBlock as wait:  # other threads run until it can complete (threads.py)
+            if wait.resume is not None:
+                return self.threads.park(wait, wait.resume, ())
             args = (() if count == 0 else self._gather(number, read_arg, arg_ids) if count < 0
                     else [read_arg(i) for i in arg_ids[:count]])
             return self.threads.park(wait, function, tuple(args))

@@ -128,12 +128,13 @@ class ThreadTable:
         self._request()
 
     def wait(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
-             recheck: bool = False) -> None:
+             recheck: bool = False, resume: Callable[["Kernel"], int] | None = None) -> None:
         """A syscall of a multi-threaded guest is about to block until one of `fds` (host fd,
         poll events) is ready or `deadline` (time.monotonic()) passes. Returns at once if it
         need not wait; otherwise raises WouldBlock: the thread parks and the syscall runs again
         later with the same arguments (keeping the first run's deadline). `recheck`: no fd
-        tells when it can go on (a child's exit), so retry it at every switch."""
+        tells when it can go on (a child's exit), so retry it at every switch. `resume`: what
+        completes the syscall instead of running it again (see WouldBlock)."""
         retrying = self._retrying
         if retrying is not None and retrying.deadline is not None:
             deadline = retrying.deadline
@@ -141,7 +142,7 @@ class ThreadTable:
             return
         if fds and ready_fds(fds, 0):
             return
-        raise WouldBlock(fds, deadline, recheck)
+        raise WouldBlock(fds, deadline, recheck, resume)
 
     def park(self, wait: WouldBlock, function: Callable[..., int], args: tuple[int, ...]) -> int:
         """The running thread's syscall must wait: run another thread meanwhile. Returns the
@@ -307,6 +308,8 @@ class ThreadTable:
             result = self.k.run_handler(parked.function, parked.args)
         except WouldBlock as again:  # still not ready (another thread took the data)
             parked.fds, parked.recheck = again.fds, again.recheck
+            if again.resume is not None:
+                parked.function, parked.args = again.resume, ()
             return
         finally:
             self._retrying = None

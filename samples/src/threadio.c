@@ -9,6 +9,10 @@
  * 4. select: the same wake-up through select() with a timeout.
  * 5. join: a thread blocks in read() while main joins a computing thread, then
  *    main writes what the reader reads.
+ * 6. epoll: epoll_wait() with a timeout, woken by another thread's write.
+ * 7. big write: a thread writes 256 KiB into a pipe in one write(); main drains it.
+ * 8. waitpid: a thread waits for a child process that sleeps, then exits 7, while
+ *    main computes.
  * Only main prints, after the joins, so the output is the same on any scheduler.
  * Exit status 0 when every check passed, 1 otherwise.
  */
@@ -17,7 +21,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +113,48 @@ static void *compute_thread(void *arg)
     return NULL;
 }
 
+static void *epoll_pipe(void *arg)
+{
+    struct channel *c = arg;
+    int ep = epoll_create1(0);
+    struct epoll_event want = {.events = EPOLLIN, .data.u64 = 77}, got = {0};
+    epoll_ctl(ep, EPOLL_CTL_ADD, c->fds[0], &want);
+    c->ready = epoll_wait(ep, &got, 1, 5000);
+    c->revents = got.data.u64 == 77 && (got.events & EPOLLIN);
+    if (c->ready == 1)
+        c->count = read(c->fds[0], c->got, sizeof c->got - 1);
+    close(ep);
+    return NULL;
+}
+
+#define BIG (256 * 1024)
+static char big[BIG];
+
+static void *write_big(void *arg)
+{
+    int *fds = arg;
+    for (int i = 0; i < BIG; i++)
+        big[i] = (char)(i * 7);
+    long written = write(fds[1], big, BIG);
+    close(fds[1]);
+    return (void *)written;
+}
+
+static void *wait_child(void *arg)
+{
+    long *status = arg;
+    pid_t child = fork();
+    if (child == 0) {
+        sleep_ms(100);
+        _exit(7);
+    }
+    int raw = 0;
+    pid_t waited = waitpid(child, &raw, 0);
+    *status = waited == child && WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    *status += 100 * (computed != 0);  /* main computed while this thread waited */
+    return NULL;
+}
+
 static void wake_through(const char *what, void *(*waiter)(void *))
 {
     struct channel c = {0};
@@ -180,6 +228,38 @@ int main(void)
     pthread_join(blocked, NULL);
     printf("join: worker computed %ld; reader read %ld bytes '%s'\n", joined, d.count, d.got);
     check("join", joined == sum && d.count == 4 && strcmp(d.got, "done") == 0);
+
+    /* 6. epoll_wait woken by another thread's write */
+    wake_through("epoll", epoll_pipe);
+
+    /* 7. one large write into a pipe that main drains */
+    int fds[2];
+    pipe(fds);
+    pthread_t big_writer;
+    pthread_create(&big_writer, NULL, write_big, fds);
+    long total = 0, mismatches = 0, n;
+    char chunk[1000];
+    while ((n = read(fds[0], chunk, sizeof chunk)) > 0) {
+        for (long i = 0; i < n; i++)
+            mismatches += chunk[i] != (char)((total + i) * 7);
+        total += n;
+    }
+    void *written;
+    pthread_join(big_writer, &written);
+    close(fds[0]);
+    printf("big write: wrote %ld, read %ld, %ld bytes differ\n", (long)written, total, mismatches);
+    check("big write", (long)written == BIG && total == BIG && mismatches == 0);
+
+    /* 8. waitpid in one thread while main computes */
+    long status = 0;
+    pthread_t waiter;
+    computed = 0;
+    pthread_create(&waiter, NULL, wait_child, &status);
+    computed = compute(200000);
+    pthread_join(waiter, NULL);
+    printf("waitpid: child exit status %ld, main computed meanwhile: %s\n", status % 100,
+           status >= 100 ? "yes" : "no");
+    check("waitpid", status == 107);
 
     printf("%s\n", failures ? "FAILED" : "all ok");
     return failures != 0;
