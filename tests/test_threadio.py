@@ -148,6 +148,24 @@ def test_a_parked_sleep_keeps_its_first_deadline(kernel):
     assert sleeper.result == 0
 
 
+def test_a_parked_sleep_left_alone_keeps_its_deadline(kernel):
+    """The other thread exits: the sleep, run again as the only thread, must not start over."""
+    table, main = kernel.threads, kernel.threads.current
+
+    def nanosleep_like(k, milliseconds):
+        if k.threads.alone:
+            time.sleep(milliseconds / 1000)
+            return 0
+        return sleep_for(k, milliseconds)
+
+    sleeper = second_thread(table)
+    park(table, sleeper, nanosleep_like, 300)
+    started = time.monotonic()
+    table.exit_current(0)
+    assert table._pick(main) is sleeper and sleeper.result == 0
+    assert time.monotonic() - started < 0.5
+
+
 def test_a_reader_whose_data_another_took_stays_parked(kernel, pipe):
     read_end, write_end = pipe
     table, main = kernel.threads, kernel.threads.current

@@ -110,7 +110,9 @@ class ThreadTable:
 
     @property
     def alone(self) -> bool:
-        return len(self.threads) == 1
+        """One thread, so a syscall may block in the host; never while a parked syscall runs
+        again (its first run's deadline holds even if the other threads have exited)."""
+        return len(self.threads) == 1 and self._retrying is None
 
     # -- requests made inside a syscall -----------------------------------------------------------
     def spawn(self, stack: int, tls: int | None, clear_child_tid: int) -> int:
