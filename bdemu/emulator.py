@@ -371,6 +371,7 @@ class Emulator:
         deadline = self._deadline = None if timeout is None else time.monotonic() + timeout
         until = self.arch.word_mask if self.arch.run_until is None else self.arch.run_until
         unlimited_count = 1 << 62 if self.arch.always_count_insns else 0
+        switch_threads = False
         while True:
             if self._stop_signal:
                 return self._stopped_by_host()
@@ -389,6 +390,10 @@ class Emulator:
             if alarm_us is not None:
                 budget = min(budget or alarm_us, alarm_us)
             try:
+                if switch_threads:  # in the try: waiting for a parked thread may end the run
+                    switch_threads = False
+                    self.kernel.threads.reschedule()
+                    continue  # the slice and timeout are measured from now
                 if self.kernel.signals.has_work():
                     signals.deliver_pending(self.kernel)
                 self._emu_start(self._resume_pc(), until, budget, max_insns or unlimited_count)
@@ -403,8 +408,9 @@ class Emulator:
             except ExecRequest as request:
                 self._exec(request)
                 continue
-            except StopRun:
-                pass
+            except StopRun:  # a blocking syscall or the wait for a parked thread: stopped or timed out
+                if not self._stop_signal:
+                    return RunResult(124, "limit", message="timeout reached", pc=self._safe_pc())
             except RunStopped as error:
                 return RunResult(125, "error", message=str(error), pc=self._safe_pc())
             except UcError as error:
@@ -426,12 +432,13 @@ class Emulator:
                 return self._stopped_by_host()
             reason = self._stop_reason
             if reason == "threads":
-                self.kernel.threads.reschedule()
+                switch_threads = True
                 continue
             if reason is None and self.kernel.signals.has_work():  # SIGALRM's time came
                 continue
             if reason is None and sliced and (time.monotonic() - started) * 1e6 >= time_slice:
                 self.kernel.threads.preempt()  # the running thread used up its time slice
+                switch_threads = True
                 continue
             if reason in ("detach", "resume"):
                 if reason == "detach":

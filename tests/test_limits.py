@@ -27,6 +27,13 @@ GUESTS = {
              "mov rax, 60\nmov rdi, 5\nsyscall\nspan: .quad 100\n.quad 0\n" + TAIL,
     "read": READY + "xor rdi, rdi\nlea rsi, [rip + ready]\nmov rdx, 1\nxor rax, rax\nsyscall\n"
             "mov rax, 60\nmov rdi, 5\nsyscall\n" + TAIL,
+    # Two threads (clone CLONE_VM | CLONE_SIGHAND | CLONE_THREAD): the new one blocks reading
+    # stdin, the first sleeps 100 s, so every thread waits at once.
+    "threads": READY + "mov rax, 56\nmov rdi, 0x10900\nxor rsi, rsi\nxor rdx, rdx\nxor r10, r10\n"
+               "xor r8, r8\nsyscall\ntest rax, rax\njz child\n"
+               "lea rdi, [rip + span]\nxor rsi, rsi\nmov rax, 35\nsyscall\nmov rax, 60\nmov rdi, 5\nsyscall\n"
+               "child: xor rdi, rdi\nlea rsi, [rip + ready]\nmov rdx, 1\nxor rax, rax\nsyscall\n"
+               "mov rax, 60\nmov rdi, 6\nsyscall\nspan: .quad 100\n.quad 0\n" + TAIL,
 }
 PLUGIN = '''from bdemu import Plugin
 
@@ -97,11 +104,13 @@ def test_timeout_ends_loops_and_sleeps(guests, guest):
     assert 0.5 <= elapsed < 1.5
 
 
-def test_timeout_ends_a_blocking_read_with_124_and_one_line(guests):
-    """stdin is a pipe nobody writes to: the guest blocks in read until --timeout."""
+@pytest.mark.parametrize("guest", ["read", "threads"])
+def test_timeout_ends_a_blocking_read_with_124_and_one_line(guests, guest):
+    """stdin is a pipe nobody writes to: the guest blocks in read until --timeout (with
+    threads: one reads, the other sleeps, so the scheduler waits for both)."""
     read_end, write_end = os.pipe()
     started = time.monotonic()
-    process = _bdemu("run", "--timeout", "0.5", guests["read"], stdin=read_end)
+    process = _bdemu("run", "--timeout", "0.5", guests[guest], stdin=read_end)
     os.close(read_end)
     try:
         out, err = process.communicate(timeout=20)

@@ -74,6 +74,9 @@ def sys_time(k, address):
 
 def _sleep(k, nanoseconds: int) -> None:
     end = time.monotonic() + min(nanoseconds / 1e9, MAX_SLEEP)
+    if not k.threads.alone:  # the other threads run meanwhile
+        k.threads.wait(deadline=end)
+        return
     while (left := end - time.monotonic()) > 0:
         time.sleep(k.wait_slice(left))
 

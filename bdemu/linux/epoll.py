@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import math
 import os
+import select
 import struct
+import time
 
 from .errors import SyscallError
 from .registry import syscall
@@ -75,8 +78,16 @@ def sys_epoll_wait(k, epfd, address, count, timeout):
         raise SyscallError(errno.EINVAL)
     host_epoll = k.fds.get(k.signed32(epfd)).host_fd
     events = (_HostEvent * count)()
-    wait_ms = -1 if timeout < 0 else min(timeout, MAX_WAIT_MS)
-    ready = _check(_LIBC.epoll_wait(host_epoll, events, count, wait_ms))
+    end = None if timeout < 0 else time.monotonic() + min(timeout, MAX_WAIT_MS) / 1000
+    if not k.threads.alone:  # the other threads run until an event is ready or the timeout passes
+        k.threads.wait(((host_epoll, select.POLLIN),), end)
+        end = time.monotonic()
+    while True:  # in slices, so a stop request or --timeout ends a long wait
+        left = None if end is None else end - time.monotonic()
+        wait_ms = math.ceil(k.wait_slice(left) * 1000)
+        ready = _check(_LIBC.epoll_wait(host_epoll, events, count, wait_ms))
+        if ready or (left is not None and left * 1000 <= wait_ms):
+            break
     layout = _layout(k)
     k.write(address, b"".join(struct.pack(layout, e.events, e.data) for e in events[:ready]))
     return ready

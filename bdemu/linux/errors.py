@@ -44,3 +44,18 @@ class ExecRequest(Exception):
         self.host_path = host_path
         self.argv = argv
         self.envp = envp
+
+
+class WouldBlock(Exception):
+    """A syscall must wait while other guest threads could run: its thread parks instead
+    (raised by ThreadTable.wait, caught by Kernel.dispatch; see bdemu/linux/threads.py)."""
+
+    def __init__(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
+                 recheck: bool = False, resume=None) -> None:
+        super().__init__()
+        self.fds = fds
+        self.deadline = deadline
+        self.recheck = recheck
+        #: What completes the syscall, `resume(kernel) -> result`, when running the handler again
+        #: with the same arguments would repeat what it already did (a write's first part).
+        self.resume = resume

@@ -5,6 +5,7 @@ import ctypes
 import errno
 import fcntl as host_fcntl
 import os
+import select
 import stat
 import struct
 import termios
@@ -16,6 +17,8 @@ from .registry import syscall
 
 AT_FDCWD = -100
 IOV_MAX = 1024
+#: Bytes a pipe or socket that polls writable takes without blocking (one pipe buffer).
+PIPE_BUF = 4096
 MAX_IO = 1 << 28
 SENDFILE_CHUNK = 1 << 20
 
@@ -187,7 +190,36 @@ def sys_read(k, fd, buf, count):
 @syscall("fd", "buf_in", "size")
 def sys_write(k, fd, buf, count):
     file = k.fds.get(k.signed32(fd))
-    return os.write(file.host_fd, k.read(buf, min(count, MAX_IO)))
+    if k.threads.alone:
+        return os.write(file.host_fd, k.read(buf, min(count, MAX_IO)))
+    return _write_between_threads(k, file.host_fd, k.read(buf, min(count, MAX_IO)))
+
+
+def _write_between_threads(k, host_fd: int, data: bytes) -> int:
+    """os.write for a guest with several threads: a blocking pipe or socket (which another
+    guest thread may be the one to drain) is written a buffer at a time while it has room,
+    and the thread parks while it is full, instead of blocking the engine."""
+    try:
+        mode = os.fstat(host_fd).st_mode
+        blocks = (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) and os.get_blocking(host_fd)
+    except OSError:
+        blocks = False
+    if not blocks:
+        return os.write(host_fd, data)
+    return _write_in_turns(k, host_fd, data, 0)
+
+
+def _write_in_turns(k, host_fd: int, data: bytes, done: int) -> int:
+    while done < len(data):
+        k.threads.wait(((host_fd, select.POLLOUT | select.POLLERR),),
+                       resume=lambda kernel, done=done: _write_in_turns(kernel, host_fd, data, done))
+        try:
+            done += os.write(host_fd, data[done:done + PIPE_BUF])
+        except OSError:
+            if done:  # what was written counts, as on Linux
+                return done
+            raise
+    return done
 
 
 @syscall("fd", "buf_out", "size", "off64")
@@ -213,6 +245,8 @@ def _iovecs(k, address: int, count: int) -> list[tuple[int, int]]:
 @syscall("fd", "iov", "int")
 def sys_readv(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
+    if not k.threads.alone:
+        k.wait_readable(file.host_fd)
     total = 0
     for base, length in _iovecs(k, iov, count):
         if not length:
@@ -236,7 +270,9 @@ def sys_writev(k, fd, iov, count):
         if total >= MAX_IO:
             break
     data = b"".join(pieces)
-    return os.write(file.host_fd, data) if data else 0
+    if not data:
+        return 0
+    return os.write(file.host_fd, data) if k.threads.alone else _write_between_threads(k, file.host_fd, data)
 
 
 @syscall("fd", "off", "int")

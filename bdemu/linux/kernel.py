@@ -17,7 +17,7 @@ from unicorn import UcError
 
 from ..cpu import Arch
 from . import clock, epoll, files, fsops, futex, hwprobe, identity, mm, poll, process, signals, xattr  # noqa: F401  (registers handlers)
-from .errors import SyscallError
+from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
@@ -237,6 +237,23 @@ class Kernel:
             return self.host_error(error)
         except (OverflowError, ValueError):  # a guest value out of the host call's range
             return -errno.EINVAL
+        except WouldBlock as wait:  # other threads run until it can complete (threads.py)
+            if wait.resume is not None:
+                return self.threads.park(wait, wait.resume, ())
+            args = (() if count == 0 else self._gather(number, read_arg, arg_ids) if count < 0
+                    else [read_arg(i) for i in arg_ids[:count]])
+            return self.threads.park(wait, function, tuple(args))
+
+    def run_handler(self, function: Callable[..., int], args: tuple[int, ...]) -> int:
+        """Run a parked syscall's handler again (WouldBlock passes through): its raw result."""
+        try:
+            return function(self, *args)
+        except SyscallError as error:
+            return -error.code
+        except OSError as error:
+            return self.host_error(error)
+        except (OverflowError, ValueError):
+            return -errno.EINVAL
 
     def host_error(self, error: OSError) -> int:
         """A host call failed: -errno for the guest; a broken pipe also raises SIGPIPE, as Linux does."""
@@ -282,6 +299,9 @@ class Kernel:
             if not os.get_blocking(host_fd):
                 return
         except OSError:
+            return
+        if not self.threads.alone:
+            self.threads.wait(((host_fd, select.POLLIN | select.POLLERR | select.POLLHUP),))
             return
         poller = select.poll()
         poller.register(host_fd, select.POLLIN | select.POLLERR | select.POLLHUP)

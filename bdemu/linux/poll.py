@@ -24,6 +24,7 @@ def _wait_fds(k, requests: list[tuple[int, int]], timeout_ms: int | None) -> lis
     poller = select.poll()
     revents = [0] * len(requests)
     by_host: dict[int, list[int]] = {}
+    watched = []
     for index, (fd, events) in enumerate(requests):
         if fd < 0:
             continue
@@ -33,9 +34,13 @@ def _wait_fds(k, requests: list[tuple[int, int]], timeout_ms: int | None) -> lis
         host = k.fds.get(fd).host_fd
         by_host.setdefault(host, []).append(index)
         poller.register(host, events | POLLERR | POLLHUP)
+        watched.append((host, events | POLLERR | POLLHUP))
     if any(revents):
         timeout_ms = 0
     end = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+    if not k.threads.alone:  # the other threads run until an fd is ready or the timeout passes
+        k.threads.wait(tuple(watched), end)
+        end = time.monotonic()  # ready or timed out: one look without waiting
     while True:  # in slices, so a stop request or --timeout ends a long wait
         left = None if end is None else end - time.monotonic()
         wait = k.wait_slice(left)

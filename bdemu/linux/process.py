@@ -171,6 +171,8 @@ def _wait(k, pid: int, options: int) -> tuple[int, int]:
             child, status = os.waitpid(pid, options | os.WNOHANG)
             if child or options & os.WNOHANG:
                 return child, status
+            if not k.threads.alone:  # no fd reports a child's exit: retried at each switch
+                k.threads.wait(recheck=True)
             time.sleep(k.wait_slice(delay))
             delay = min(delay * 2, 0.05)
     except ChildProcessError:
@@ -198,7 +200,12 @@ def sys_waitid(k, idtype, ident, infop, options, rusage):
     if idtype not in idtype_map:
         raise SyscallError(errno.EINVAL)
     try:
-        result = os.waitid(idtype_map[idtype], ident, options & 0xFFFFFFFF)
+        if k.threads.alone or options & os.WNOHANG:
+            result = os.waitid(idtype_map[idtype], ident, options & 0xFFFFFFFF)
+        else:  # no fd reports a child's exit: the other threads run, and this is retried at each switch
+            result = os.waitid(idtype_map[idtype], ident, options & 0xFFFFFFFF | os.WNOHANG)
+            if result is None:
+                k.threads.wait(recheck=True)
     except ChildProcessError:
         raise SyscallError(errno.ECHILD) from None
     if infop:

@@ -180,6 +180,8 @@ def sys_sigaltstack(k, new, old):
 def _wait_for_signal(k) -> None:
     """Sleep (interruptibly, in slices) until a signal can be delivered."""
     state = k.signals
+    if not k.threads.alone and not state.has_work():  # other threads run until a signal is due
+        k.threads.wait()
     while not state.has_work():
         remaining = None if state.alarm_at is None else max(0.0, state.alarm_at - time.monotonic())
         time.sleep(k.wait_slice(remaining))

@@ -14,20 +14,34 @@ the run loop to stop and the loop calls `ThreadTable.reschedule` between two
 `emu_start`s, when every thread's pc is past its syscall. A waiter's syscall
 result (0 when woken, -ETIMEDOUT) is written when it is switched back in.
 
-Not modelled: blocking host calls other than futex (a read of an empty pipe
-stalls every thread), and per-thread signal state.
+Other syscalls that would block in the host (read of an empty pipe, sleeps,
+poll/select/epoll, wait4, pause) do not block the engine while the guest
+has several threads: `ThreadTable.wait` raises WouldBlock, the dispatcher
+parks the thread with the syscall's arguments, and another thread runs. A
+parked syscall is run again (`_settle`) once one of its host fds is ready,
+its deadline passed, a signal is pending, or at each switch for conditions
+no fd reports (a child's exit); its result is written when the thread is
+switched back in. When no thread can run, the scheduler waits in one host
+poll over every parked fd until the earliest deadline, in WAIT_SLICE steps
+so --timeout, Ctrl-C and SIGTERM still end the run. A guest with one
+thread blocks in the host as before.
+
+Not modelled: per-thread signal state (a pending signal goes to the thread
+that runs next), and the return value plugins see for a parked syscall is
+the placeholder 0 (the real one is written when it completes).
 """
 from __future__ import annotations
 
 import errno
 import itertools
 import os
+import select
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import RunStopped
-from .errors import GuestExit, SyscallError
+from .errors import GuestExit, SyscallError, WouldBlock
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -36,6 +50,19 @@ if TYPE_CHECKING:
 FIRST_TID = 1 << 22
 #: Microseconds a thread runs before the next runnable one, when several threads exist.
 TIME_SLICE_US = 20_000
+#: Seconds between retries of a parked syscall that no fd reports on (wait4) while no thread runs.
+RECHECK = 0.005
+
+
+@dataclass
+class Parked:
+    """A syscall that would have blocked, run again with the same arguments once it may complete."""
+
+    function: Callable[..., int]
+    args: tuple[int, ...]
+    fds: tuple[tuple[int, int], ...] = ()  # (host fd, poll events)
+    deadline: float | None = None  # time.monotonic() when it stops waiting
+    recheck: bool = False  # retried at every switch: no fd tells when it can complete
 
 
 @dataclass
@@ -51,6 +78,12 @@ class GuestThread:
     spawn: dict = field(default_factory=dict)
     #: Its copy of the ISA's per-thread memory (Arch.thread_memory) while it is not running.
     memory: tuple[bytes, ...] = ()
+    #: Set while its syscall waits for an fd, a deadline or a condition (see `ThreadTable.wait`).
+    parked: Parked | None = None
+
+    @property
+    def runnable(self) -> bool:
+        return self.futex is None and self.parked is None
 
 
 def install_tls(kernel: "Kernel", tls: int) -> None:
@@ -72,10 +105,14 @@ class ThreadTable:
         self._next_tid = itertools.count(FIRST_TID + os.getpid() % 1000 * 1000)
         self._switch = False
         self._births: list[GuestThread] = []
+        #: The parked syscall being run again, whose deadline `wait` keeps (None otherwise).
+        self._retrying: Parked | None = None
 
     @property
     def alone(self) -> bool:
-        return len(self.threads) == 1
+        """One thread, so a syscall may block in the host; never while a parked syscall runs
+        again (its first run's deadline holds even if the other threads have exited)."""
+        return len(self.threads) == 1 and self._retrying is None
 
     # -- requests made inside a syscall -----------------------------------------------------------
     def spawn(self, stack: int, tls: int | None, clear_child_tid: int) -> int:
@@ -91,6 +128,30 @@ class ThreadTable:
     def block(self, futex: int, deadline: float | None) -> None:
         self.current.futex, self.current.deadline = futex, deadline
         self._request()
+
+    def wait(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
+             recheck: bool = False, resume: Callable[["Kernel"], int] | None = None) -> None:
+        """A syscall of a multi-threaded guest is about to block until one of `fds` (host fd,
+        poll events) is ready or `deadline` (time.monotonic()) passes. Returns at once if it
+        need not wait; otherwise raises WouldBlock: the thread parks and the syscall runs again
+        later with the same arguments (keeping the first run's deadline). `recheck`: no fd
+        tells when it can go on (a child's exit), so retry it at every switch. `resume`: what
+        completes the syscall instead of running it again (see WouldBlock)."""
+        retrying = self._retrying
+        if retrying is not None and retrying.deadline is not None:
+            deadline = retrying.deadline
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        if fds and ready_fds(fds, 0):
+            return
+        raise WouldBlock(fds, deadline, recheck, resume)
+
+    def park(self, wait: WouldBlock, function: Callable[..., int], args: tuple[int, ...]) -> int:
+        """The running thread's syscall must wait: run another thread meanwhile. Returns the
+        placeholder result; the real one is written when the thread runs again."""
+        self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck)
+        self._request()
+        return 0
 
     def wake(self, futex: int, count: int) -> int:
         woken = 0
@@ -133,7 +194,7 @@ class ThreadTable:
         self._order.remove(thread.tid)
         if not self.threads:
             raise GuestExit(status & 0xFF)
-        thread.futex = thread.deadline = None
+        thread.futex = thread.deadline = thread.parked = None
         self._request()
 
     def keep_only_current(self) -> None:
@@ -152,9 +213,8 @@ class ThreadTable:
         return 0 if self.alone else TIME_SLICE_US
 
     def preempt(self) -> None:
-        """The running thread's slice is over: round robin to the next runnable thread."""
+        """The running thread's slice is over: the next `reschedule` goes round robin."""
         self._switch = True
-        self.reschedule()
 
     def _request(self) -> None:
         self._switch = True
@@ -208,27 +268,95 @@ class ThreadTable:
             self.k.write(address, data)
 
     def _pick(self, leaving: GuestThread) -> GuestThread:
-        """Round robin from the thread after `leaving`; waits for the earliest timeout if none can run."""
+        """Round robin from the thread after `leaving`; when none can run, waits (in slices)
+        for the first fd, deadline or signal that lets one go on."""
+        while True:
+            self._settle()
+            start = self._order.index(leaving.tid) + 1 if leaving.tid in self._order else 0
+            ring = [self.threads[tid] for tid in self._order[start:] + self._order[:start]]
+            for thread in ring:
+                if thread.runnable:
+                    return thread
+            if self.k.signals.has_work():  # a signal with no thread to take it: interrupt one
+                self._interrupt(ring)
+                continue
+            self._await(leaving)
+
+    def _settle(self) -> None:
+        """Time out the futex waits whose deadline passed, and run again the parked syscalls
+        that may complete now."""
         now = time.monotonic()
-        for thread in self.threads.values():
+        signalled = None
+        for thread in list(self.threads.values()):
             if thread.deadline is not None and thread.deadline <= now:
                 thread.futex = thread.deadline = None
                 thread.result = -errno.ETIMEDOUT
-        while True:
-            start = self._order.index(leaving.tid) + 1 if leaving.tid in self._order else 0
-            ring = self._order[start:] + self._order[:start]
-            for tid in ring:
-                thread = self.threads[tid]
-                if thread.futex is None:
-                    return thread
-            timed = [self.threads[tid] for tid in ring if self.threads[tid].deadline is not None]
-            if not timed:
-                raise RunStopped(f"deadlock: all {len(self.threads)} guest threads wait on a futex "
-                                 f"that no thread can wake (thread {leaving.tid} blocked at pc "
-                                 f"{self.k.emu.pc:#x})")
-            first = min(timed, key=lambda t: t.deadline)
-            pause = first.deadline - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            first.futex = first.deadline = None
-            first.result = -errno.ETIMEDOUT
+            parked = thread.parked
+            if parked is None:
+                continue
+            due = parked.recheck or (parked.deadline is not None and parked.deadline <= now)
+            if not due and parked.fds:
+                due = bool(ready_fds(parked.fds, 0))
+            if not due:
+                if signalled is None:
+                    signalled = self.k.signals.has_work()
+                due = signalled
+            if due:
+                self._retry(thread, parked)
+
+    def _retry(self, thread: GuestThread, parked: Parked) -> None:
+        self._retrying = parked
+        try:
+            result = self.k.run_handler(parked.function, parked.args)
+        except WouldBlock as again:  # still not ready (another thread took the data)
+            parked.fds, parked.recheck = again.fds, again.recheck
+            if again.resume is not None:
+                parked.function, parked.args = again.resume, ()
+            return
+        finally:
+            self._retrying = None
+        thread.parked = None
+        thread.result = result
+
+    def _interrupt(self, ring: list[GuestThread]) -> None:
+        """Every thread waits and a signal is due: the first parked syscall (else futex wait)
+        fails with EINTR, so the run loop delivers the signal on that thread."""
+        waiting = [t for t in ring if t.parked is not None] or ring
+        thread = waiting[0]
+        thread.futex = thread.deadline = thread.parked = None
+        thread.result = -errno.EINTR
+
+    def _await(self, leaving: GuestThread) -> None:
+        """No thread can run: block in one host poll over every parked fd until the earliest
+        deadline, for one WAIT_SLICE at most (Kernel.wait_slice raises StopRun once the run must
+        end). With nothing that could ever wake a thread, it is a deadlock."""
+        parked = [t.parked for t in self.threads.values() if t.parked is not None]
+        deadlines = [t.deadline for t in self.threads.values() if t.deadline is not None]
+        deadlines += [p.deadline for p in parked if p.deadline is not None]
+        alarm_at = self.k.signals.alarm_at
+        if alarm_at is not None:
+            deadlines.append(alarm_at)
+        if not parked and not deadlines:
+            raise RunStopped(f"deadlock: all {len(self.threads)} guest threads wait on a futex "
+                             f"that no thread can wake (thread {leaving.tid} blocked at pc "
+                             f"{self.k.emu.pc:#x})")
+        left = min(deadlines) - time.monotonic() if deadlines else None
+        if any(p.recheck for p in parked):
+            left = RECHECK if left is None else min(left, RECHECK)
+        pause = self.k.wait_slice(left)
+        fds = tuple(fd for p in parked for fd in p.fds)
+        if fds:
+            ready_fds(fds, pause)
+        elif pause > 0:
+            time.sleep(pause)
+
+
+def ready_fds(fds: tuple[tuple[int, int], ...], timeout: float) -> list[tuple[int, int]]:
+    """Host poll of (host fd, events) for up to `timeout` seconds: the (fd, revents) ready."""
+    wanted: dict[int, int] = {}
+    for fd, events in fds:  # several threads may wait on one fd
+        wanted[fd] = wanted.get(fd, 0) | events
+    poller = select.poll()
+    for fd, events in wanted.items():
+        poller.register(fd, events)
+    return poller.poll(timeout * 1000)
