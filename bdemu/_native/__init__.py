@@ -53,7 +53,8 @@ class _BlockBuffer(ctypes.Structure):
 
 class _BlockTable(ctypes.Structure):
     _fields_ = [("pcs", _u64p), ("sizes", _u32p), ("counts", _u64p), ("mask", ctypes.c_uint64),
-                ("used", ctypes.c_uint64), ("grow", FLUSH)]
+                ("used", ctypes.c_uint64), ("grow", FLUSH), ("last_pc", ctypes.c_uint64),
+                ("last_slot", ctypes.c_uint64), ("last_size", ctypes.c_uint32)]
 
 
 class _MemBuffer(ctypes.Structure):
@@ -140,6 +141,7 @@ class BlockCounter:
         _lib.bd_table_rehash(ctypes.byref(self.state), ctypes.byref(bigger))
         self.state.pcs, self.state.sizes, self.state.counts = bigger.pcs, bigger.sizes, bigger.counts
         self.state.mask, self.state.used = bigger.mask, bigger.used
+        self.state.last_size = 0  # the last counted block's slot moved: it is looked up again
         self._arrays = arrays
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,6 +33,11 @@ typedef struct {
     uint64_t mask;  /* capacity - 1, capacity a power of two */
     uint64_t used;
     flush_fn grow;  /* called when the table is half full: Python allocates, bd_table_rehash moves */
+    /* The block counted last and its slot, so a block that runs again (a loop) skips the hash
+     * lookup. last_size 0 means none: Unicorn never reports a block of size 0 to block hooks. */
+    uint64_t last_pc;
+    uint64_t last_slot;
+    uint32_t last_size;
 } block_table;
 
 typedef struct {
@@ -86,14 +91,22 @@ static void table_insert(block_table *t, uint64_t address, uint32_t size, uint64
     t->used++;
 }
 
-/* UC_HOOK_BLOCK: count executions per distinct (pc, size) in an open-addressing table. */
+/* UC_HOOK_BLOCK: count executions per distinct (pc, size) in an open-addressing table.
+ * Most executions repeat the block just counted (a one-block loop): one compare, one increment. */
 void bd_block_count(void *uc, uint64_t address, uint32_t size, block_table *t)
 {
     (void)uc;
+    if (address == t->last_pc && size == t->last_size) {
+        t->counts[t->last_slot]++;
+        return;
+    }
     uint64_t mask = t->mask, i = slot_of(address, mask);
+    t->last_pc = address;
+    t->last_size = size;
     while (t->counts[i] != 0) {
         if (t->pcs[i] == address && t->sizes[i] == size) {
             t->counts[i]++;
+            t->last_slot = i;
             return;
         }
         i = (i + 1) & mask;
@@ -101,6 +114,7 @@ void bd_block_count(void *uc, uint64_t address, uint32_t size, block_table *t)
     t->pcs[i] = address;
     t->sizes[i] = size;
     t->counts[i] = 1;
+    t->last_slot = i;
     if (++t->used * 2 > mask)
         t->grow(t);
 }
