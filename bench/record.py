@@ -7,7 +7,7 @@ in CPU time of the whole process (every thread), which a loaded machine
 disturbs less. Also reports events per second and bytes on disk per million
 recorded blocks.
 
-    python bench/record.py [--repeat 3] [--long N] [--modes defaults,insns,mem]
+    python bench/record.py [--repeat 5] [--long N] [--modes defaults,insns,mem]
 
 Every mode runs at two sizes of the same sample: compute's default (4.9 M
 iterations, ~101 M instructions, which bare Unicorn finishes in only
@@ -56,7 +56,7 @@ def record_once(guest: str, argv: list[str], options: dict, directory: str) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--long", default="49000000", help="iterations of the long run (0: skip it)")
     parser.add_argument("--modes", default="defaults,insns,mem")
     options = parser.parse_args()
@@ -66,10 +66,13 @@ def main() -> None:
     sizes = [("default", None)] + ([("long", options.long)] if options.long != "0" else [])
     for (size, iters), mode in ((size, mode) for size in sizes for mode in options.modes.split(",")):
         argv = [guest] + ([iters] if iters else [])
-        bare = min(bare_unicorn_seconds(guest, argv) for _ in range(options.repeat))
-        bare_cpu = min(bare_unicorn_seconds(guest, argv, time.process_time) for _ in range(options.repeat))
+        bares, bare_cpus, runs = [], [], []
         with tempfile.TemporaryDirectory() as directory:
-            runs = [record_once(guest, argv, MODES[mode], directory) for _ in range(options.repeat)]
+            for _ in range(options.repeat):  # interleaved: a burst of load hits both sides of the ratio
+                bares.append(bare_unicorn_seconds(guest, argv))
+                bare_cpus.append(bare_unicorn_seconds(guest, argv, time.process_time))
+                runs.append(record_once(guest, argv, MODES[mode], directory))
+        bare, bare_cpu = min(bares), min(bare_cpus)
         best = min(runs, key=lambda r: r["seconds"])
         events = sum(best["rows"].values())
         blocks = best["rows"]["blocks"]

@@ -176,9 +176,11 @@ class TraceWriter:
                         else:  # any log size triggers a checkpoint: this commit writes into the file
                             con.execute("SET checkpoint_threshold = '0b'")
                             con.execute("COMMIT")
-                    con.execute("CHECKPOINT")
+                    con.execute("USE memory; DETACH trace")  # checkpointed, closed, unlocked: the file is done
                 finally:
-                    con.close()
+                    # Tearing down the (in-memory) DuckDB instance takes milliseconds and concerns no file,
+                    # so it need not delay the run's end; not a daemon thread: exit waits for it.
+                    threading.Thread(target=con.close, name="bdemu-trace-close").start()
 
     # -- internals --------------------------------------------------------------------------------
     def _check(self) -> None:
