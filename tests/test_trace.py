@@ -255,3 +255,36 @@ def test_open_trace_api(hello_trace):
         trace.table("nope")
     trace.close()
     assert os.path.getsize(path) > 0
+
+
+def _layout(path) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT table_name, table_type, column_name, data_type FROM information_schema.columns "
+                           "JOIN information_schema.tables USING (table_name) ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("options", [{}, {"insns": True, "mem": True}])
+def test_schema_from_cached_template_is_the_schema(tmp_path, monkeypatch, options):
+    """The schema is made once into the user's cache and copied; a trace made without the cache, with a
+    fresh one and with a damaged one must have exactly the same tables, views and columns."""
+    def record_with(cache) -> list[tuple]:
+        monkeypatch.setenv("XDG_CACHE_HOME", cache)
+        path = tmp_path / f"t{len(list(tmp_path.iterdir()))}.db"
+        emu = Emulator(HELLO)
+        emu.add_plugin(make_recorder(str(path), RecordOptions(status=False, **options)))
+        assert emu.run(capture_output=True).exit_code == 0
+        assert duckdb.connect(str(path), read_only=True).execute("SELECT count(*) FROM syscalls").fetchone()[0] > 0
+        return _layout(path)
+
+    uncached = record_with("relative/cache")  # not absolute: no cache is used
+    cache = tmp_path / "cache"
+    fresh = record_with(str(cache))
+    templates = list((cache / "bdemu").glob("trace-schema-*.duckdb"))
+    assert len(templates) == 1
+    again = record_with(str(cache))
+    templates[0].write_bytes(b"not a database" * 100)
+    damaged = record_with(str(cache))
+    assert uncached == fresh == again == damaged and len(uncached) > 30
