@@ -18,6 +18,9 @@ from __future__ import annotations
 
 FORMAT_VERSION = "1"
 
+#: `mem.access`: 'r' or 'w', stored as one byte (reads and compares like VARCHAR).
+ACCESS = "ENUM('r', 'w')"
+
 #: table -> ((column, DuckDB type), ...), in column order.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "meta": (("key", "VARCHAR"), ("value", "VARCHAR")),
@@ -25,7 +28,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
                 ("entry", "UBIGINT"), ("bias", "UBIGINT")),
     "blocks": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("size", "UINTEGER")),
     "insns": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("size", "UTINYINT")),
-    "mem": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("access", "VARCHAR"), ("address", "UBIGINT"),
+    "mem": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("access", ACCESS), ("address", "UBIGINT"),
             ("size", "UTINYINT"), ("value", "UBIGINT")),
     "syscalls": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("nr", "BIGINT"), ("name", "VARCHAR"),
                  ("args", "UBIGINT[]"), ("ret", "BIGINT")),
@@ -83,5 +86,5 @@ def arrow_schema(table: str, columns=None):
     import pyarrow as pa
     kinds = {"VARCHAR": pa.string(), "UBIGINT": pa.uint64(), "BIGINT": pa.int64(),
              "INTEGER": pa.int32(), "UINTEGER": pa.uint32(), "UTINYINT": pa.uint8(),
-             "BLOB": pa.binary(), "UBIGINT[]": pa.list_(pa.uint64())}
+             "BLOB": pa.binary(), "UBIGINT[]": pa.list_(pa.uint64()), ACCESS: pa.dictionary(pa.int8(), pa.string())}
     return pa.schema([(name, kinds[kind]) for name, kind in (columns or TABLES[table])])
