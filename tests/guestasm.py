@@ -43,7 +43,7 @@ BUFFER = object()
 
 @dataclass(frozen=True)
 class BufferAt:
-    """The address `offset` bytes into the scratch buffer (BUFFER is BufferAt(0))."""
+    """The address `offset` bytes into the scratch buffer (BUFFER is the address of BufferAt(0))."""
     offset: int
 
 

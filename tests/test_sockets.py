@@ -13,12 +13,12 @@ import threading
 import time
 
 import pytest
-
-from bdemu import Emulator
 from conftest import EXPECTED, run_bdemu, sample
 from elfgen import write_elf
 from guestasm import BUFFER, BufferAt, Result, parse_output, write_program
 from test_busybox import _busybox
+
+from bdemu import Emulator
 
 NETWORK_STEPS = ("tcp:", "udp:", "tcp6:")
 
@@ -172,3 +172,17 @@ def test_help_names_the_net_flag():
     done = run_bdemu("run", "--help")
     assert b"--net" in done.stdout
 
+
+
+def test_receive_timeout_option_gives_eagain(tmp_path):
+    """SO_RCVTIMEO (x86-64: SOL_SOCKET 1, option 20, a struct timeval) bounds a blocking recvfrom."""
+    steps = [("socketpair", 1, 2, 0, BufferAt(256)), ("store", BufferAt(0), 0), ("store", BufferAt(8), 200_000),
+             (54, 3, 1, 20, BUFFER, 16),  # setsockopt(fd 3, SOL_SOCKET, SO_RCVTIMEO, {0, 200000})
+             (45, 3, BufferAt(512), 64, 0, 0, 0)]  # recvfrom(fd 3, ...) with nothing sent
+    program = write_program(tmp_path / "guest", steps)
+    start = time.monotonic()
+    result = Emulator(program).run(capture_output=True, timeout=30)
+    elapsed = time.monotonic() - start
+    results, _ = parse_output(result.stdout, len(steps))
+    assert results == [0, 0, 0, 0, -11]  # EAGAIN
+    assert 0.15 < elapsed < 10

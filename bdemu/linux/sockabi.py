@@ -60,7 +60,7 @@ class SocketABI:
     options: dict[int, tuple[str, int]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, overrides) -> "SocketABI":
+    def of(cls, overrides) -> SocketABI:
         numbers = {**GENERIC, **overrides}
         abi = cls(numbers)
         for name in SOCKET_TYPES:

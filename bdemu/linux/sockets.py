@@ -23,7 +23,20 @@ from .errors import SyscallError
 from .fds import OpenFile
 from .files import MAX_IO, open_flags
 from .registry import syscall
-from .sockabi import (AF_INET, AF_INET6, AF_UNIX, AF_UNSPEC, RAW_OPTIONS, TIMEVAL_NEW, TIMEVAL_OLD, guest_address, read_sockaddr, unix_bind_target, unix_connect_target, write_sockaddr)
+from .sockabi import (
+    AF_INET,
+    AF_INET6,
+    AF_UNIX,
+    AF_UNSPEC,
+    RAW_OPTIONS,
+    TIMEVAL_NEW,
+    TIMEVAL_OLD,
+    guest_address,
+    read_sockaddr,
+    unix_bind_target,
+    unix_connect_target,
+    write_sockaddr,
+)
 
 MSG_OOB, MSG_PEEK, MSG_DONTROUTE, MSG_DONTWAIT, MSG_EOR, MSG_WAITALL = 0x1, 0x2, 0x4, 0x40, 0x80, 0x100
 MSG_NOSIGNAL, MSG_MORE = 0x4000, 0x8000
@@ -157,6 +170,8 @@ def sys_accept4(k, fd, address, length, flags):
     if flags & ~(table["O_NONBLOCK"] | table["O_CLOEXEC"]):
         raise SyscallError(errno.EINVAL)
     with host_socket(k, fd) as sock:
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            raise SyscallError(errno.EINVAL)  # not listening: Linux fails at once, never waits
         while True:
             if _blocking(sock):
                 wait_ready(k, sock, POLLIN, socket.SO_RCVTIMEO)
