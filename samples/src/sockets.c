@@ -5,6 +5,7 @@
  *   1. socketpair(AF_UNIX, SOCK_STREAM): a round trip with write/read and send/recv.
  *   2. sendmsg/recvmsg over a SOCK_DGRAM pair: two iovecs out, three in, and a pipe's
  *      write end passed with SCM_RIGHTS, then written through by the receiver.
+ *      Then sendmmsg of two datagrams, epoll_wait for them, recvmmsg of both.
  *   3. AF_UNIX stream socket bound to DIR/srv.sock (by a relative path), a non-blocking
  *      accept (EAGAIN), then a forked client that connects, sends and reads a reply.
  *   4. AF_UNIX datagram sockets with names: recvfrom reports the sender's path.
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -128,6 +130,42 @@ static void message_with_fd(void)
         printf("msg: pipe got %zd \"%s\", then %zd (EOF)\n", n, buf, read(p[0], buf, sizeof buf));
     }
     close(p[0]);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+static void batches(void)
+{
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, sv) < 0) {
+        fail("batch");
+        return;
+    }
+    struct iovec first = {"first", 5}, second = {"second!", 7};
+    struct mmsghdr out[2] = {0};
+    out[0].msg_hdr.msg_iov = &first;
+    out[0].msg_hdr.msg_iovlen = 1;
+    out[1].msg_hdr.msg_iov = &second;
+    out[1].msg_hdr.msg_iovlen = 1;
+    int sent = sendmmsg(sv[0], out, 2, 0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event event = {.events = EPOLLIN, .data.u64 = 77}, got = {0};
+    epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &event);
+    int ready = epoll_wait(ep, &got, 1, 5000);
+    char a[16] = {0}, b[16] = {0};
+    struct iovec ia = {a, 15}, ib = {b, 15};
+    struct mmsghdr in[3] = {0};
+    in[0].msg_hdr.msg_iov = &ia;
+    in[0].msg_hdr.msg_iovlen = 1;
+    in[1].msg_hdr.msg_iov = &ib;
+    in[1].msg_hdr.msg_iovlen = 1;
+    in[2].msg_hdr.msg_iov = &ib;
+    in[2].msg_hdr.msg_iovlen = 1;
+    int received = recvmmsg(sv[1], in, 3, 0, NULL);
+    printf("batch: sendmmsg %d, epoll %d (data %d), recvmmsg %d: \"%s\" (%u) \"%s\" (%u)\n", sent, ready,
+           (int)got.data.u64, received, a, in[0].msg_len, b, in[1].msg_len);
+    close(ep);
     close(sv[0]);
     close(sv[1]);
 }
@@ -369,6 +407,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     pair_round_trip();
     message_with_fd();
+    batches();
     unix_stream();
     unix_dgram();
     unix_abstract();
