@@ -34,6 +34,7 @@ def guest_options(function=None, *, output_flags=("--output", "-o")):
         click.option("--mount", "mounts", multiple=True, metavar="HOST:GUEST[:ro]",
                      help="Bind the host directory HOST at GUEST inside --rootfs (read-only with :ro)."),
         click.option("--read-only", is_flag=True, help="No guest write reaches a host file (EROFS)."),
+        click.option("--net", is_flag=True, help="Allow AF_INET/AF_INET6 sockets (the network); off: EACCES."),
         click.option("--env", "env_set", multiple=True, metavar="K=V", help="Add or override a variable."),
         click.option("--unset-env", "env_unset", multiple=True, metavar="K", help="Remove a variable."),
         click.option("--cwd", metavar="DIR", help="The guest's working directory."),
@@ -76,7 +77,7 @@ def _guest_environment() -> dict[str, str]:
 
 
 def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
-                   backdoor_path, max_memory, output, strict, mounts=(), read_only=False):
+                   backdoor_path, max_memory, output, strict, mounts=(), read_only=False, net=False):
     from .emulator import Emulator
     from .plugin_loader import parse_spec
 
@@ -94,7 +95,7 @@ def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, 
     emu = Emulator(guest, argv=[guest, *guest_args], env=environment, rootfs=rootfs,
                    backdoor_pages=backdoor_pages, cwd=cwd, strict=strict, backdoor_path=backdoor_path,
                    max_memory=_size(max_memory) if max_memory else None,
-                   mounts=mounts, read_only=read_only)
+                   mounts=mounts, read_only=read_only, net=net)
     if output:
         try:
             emu.output = open(output, "w")
@@ -120,10 +121,10 @@ def cli() -> None:
 @cli.command(context_settings=RUN_SETTINGS)
 @guest_options
 def run(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages, backdoor_path,
-        max_insns, timeout, max_memory, output, strict, debug, mounts, read_only):
+        max_insns, timeout, max_memory, output, strict, debug, mounts, read_only, net):
     """Run GUEST with GUEST_ARGS and exit with its status."""
     emu = build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
-                         backdoor_path, max_memory, output, strict, mounts, read_only)
+                         backdoor_path, max_memory, output, strict, mounts, read_only, net)
     _check_limits(max_insns, timeout)
     from .trace.stop import stop_on_signals
     with stop_on_signals(emu):  # Ctrl-C / SIGTERM: 130 / 143, plugins' on_exit still runs

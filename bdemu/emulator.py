@@ -70,14 +70,15 @@ class Emulator:
 
     `rootfs` confines every guest path; `mounts` (`HOST:GUEST[:ro]`) bind host
     directories into it; `read_only` makes every guest write to a host file or
-    directory fail with EROFS (docs/security.md).
+    directory fail with EROFS; `net` lets the guest open AF_INET/AF_INET6 sockets, which AF_UNIX
+    sockets never need (docs/security.md).
     """
 
     def __init__(self, path: str, argv: Sequence[str | bytes] | None = None,
                  env: Mapping[str, str] | None = None, rootfs: str | None = None,
                  backdoor_pages: int = 1, cwd: str | None = None, strict: bool = False,
                  backdoor_path: str | None = None, max_memory: int | None = None,
-                 read_only: bool = False, mounts: Sequence[str] = ()) -> None:
+                 read_only: bool = False, mounts: Sequence[str] = (), net: bool = False) -> None:
         if not 1 <= backdoor_pages <= 65536:
             raise UsageError(f"--backdoor-pages must be between 1 and 65536, not {backdoor_pages}")
         if rootfs is not None and not os.path.isdir(rootfs):
@@ -110,7 +111,7 @@ class Emulator:
                              parse_mounts(mounts, rootfs), read_only)
         if rootfs is not None and cwd:
             self.vfs.cwd = self.vfs.absolute(cwd)
-        self.kernel = Kernel(self, self.arch, self.vfs, strict)
+        self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
         from .devices import BackdoorDevice
         self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
         for guest_path, content, mappable in self.device.nodes():

@@ -20,7 +20,9 @@ A case may carry per-ISA "overrides" for known qemu-user deviations from
 Linux: {"status": N} replaces the status, {"from_isa": "x86_64"} copies that
 ISA's result.  Each override states its reason.  A case may list "isas": the only
 ISAs it runs on, for a feature bdemu has on some ISAs only (signal delivery needs the
-ISA's signal frame description); the others get no expectation and no test.
+ISA's signal frame description); the others get no expectation and no test. A case's
+"bdemu_args" are options tests/test_samples.py gives `bdemu run` (e.g. --net, which a
+native or qemu-user run has anyway); they play no part here.
 
 --check compares instead of writing and exits 1 on any difference.
 """

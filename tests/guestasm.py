@@ -4,7 +4,8 @@
 is stored in a table that the guest writes to fd 1 at the end (8 bytes per
 step, little endian), followed by its 4 KiB scratch buffer, then exits 0.
 An argument is an int, a bytes/str (a NUL-terminated string placed in the
-image), `Result(i)` (the result of step i, e.g. an fd) or `BUFFER`.
+image), `Result(i)` (the result of step i, e.g. an fd), `BUFFER` or `BufferAt(n)`.
+The pseudo-step ("store", BufferAt(n), value) writes a 64-bit value there (result 0).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ BUFFER_SIZE = 4096
 ARG_REGISTERS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 
 #: x86-64 syscall numbers the escape tests use.
-NR = {"read": 0, "write": 1, "open": 2, "close": 3, "socket": 41, "socketpair": 53, "execve": 59,
+NR = {"read": 0, "write": 1, "open": 2, "close": 3, "socket": 41, "connect": 42, "sendto": 44, "bind": 49, "listen": 50,
+      "getsockname": 51, "socketpair": 53, "execve": 59,
       "truncate": 76, "ftruncate": 77, "getcwd": 79, "chdir": 80, "fchdir": 81, "rename": 82,
       "mkdir": 83, "rmdir": 84, "creat": 85, "link": 86, "unlink": 87, "symlink": 88, "readlink": 89,
       "chmod": 90, "fchmod": 91, "utime": 132, "getdents64": 217, "openat": 257, "mkdirat": 258,
@@ -39,6 +41,12 @@ class Result:
 BUFFER = object()
 
 
+@dataclass(frozen=True)
+class BufferAt:
+    """The address `offset` bytes into the scratch buffer (BUFFER is the address of BufferAt(0))."""
+    offset: int
+
+
 def syscall_program(steps: list[tuple]) -> bytes:
     """An ELF running `steps` = [(name or number, *args), ...] and reporting every result."""
     strings = bytearray()
@@ -46,6 +54,11 @@ def syscall_program(steps: list[tuple]) -> bytes:
     table_bytes = 8 * len(steps)
     buffer = TABLE + ((table_bytes + 15) & ~15)
     for index, (call, *args) in enumerate(steps):
+        if call == "store":
+            place, value = args
+            lines += [f"mov r11, {buffer + place.offset:#x}", f"mov rax, {value:#x}", "mov qword ptr [r11], rax",
+                      "xor rax, rax", f"mov r11, {TABLE + 8 * index:#x}", "mov qword ptr [r11], rax"]
+            continue
         number = NR[call] if isinstance(call, str) else call
         for register, value in zip(ARG_REGISTERS, args):
             if isinstance(value, (bytes, str)):
@@ -55,6 +68,8 @@ def syscall_program(steps: list[tuple]) -> bytes:
                 lines += [f"mov r11, {TABLE + 8 * value.index:#x}", f"mov {register}, qword ptr [r11]"]
             elif value is BUFFER:
                 lines.append(f"mov {register}, {buffer:#x}")
+            elif isinstance(value, BufferAt):
+                lines.append(f"mov {register}, {buffer + value.offset:#x}")
             else:
                 lines.append(f"mov {register}, {value & (2**64 - 1):#x}")
         lines += [f"mov rax, {number}", "syscall", f"mov r11, {TABLE + 8 * index:#x}", "mov qword ptr [r11], rax"]

@@ -8,6 +8,7 @@ mtime must stay the same (docs/security.md states the guarantee).
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import struct
 
@@ -15,12 +16,18 @@ import pytest
 
 from bdemu import Emulator
 from conftest import run_bdemu
-from guestasm import (AT_FDCWD, BUFFER, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY,
+from guestasm import (AT_FDCWD, BUFFER, BufferAt, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY,
                       Result, parse_output, syscall_program, write_program)
 from elfgen import write_elf
 
 CANARY = b"CANARY-7d1f0e-do-not-leak\n"
-ENOENT, EACCES, EBUSY, EROFS, ELOOP, EXDEV = 2, 13, 16, 30, 40, 18
+ENOENT, EACCES, EBUSY, EROFS, ELOOP, EXDEV, EADDRINUSE = 2, 13, 16, 30, 40, 18, 98
+CONNECT, SENDTO, BIND, GETSOCKNAME = 42, 44, 49, 51
+
+
+def _unix(path: str) -> tuple[bytes, int]:
+    """A sockaddr_un for `path` (placed as a string argument) and its length."""
+    return b"\x01\x00" + path.encode(), 2 + len(path) + 1
 
 
 @pytest.fixture
@@ -44,7 +51,20 @@ def world(tmp_path):
     (root / "runme").symlink_to(outside / "prog")
     (root / "loop1").symlink_to("loop2")
     (root / "loop2").symlink_to("loop1")
+    _bind_unix(outside, "host.sock").close()  # a host socket file no guest may reach
+    (root / "hostlink").symlink_to(outside / "host.sock")
     return tmp_path
+
+
+def _bind_unix(directory, name: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A host AF_UNIX socket bound at directory/name (through a directory fd: tmp paths are long)."""
+    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+    try:
+        server = socket.socket(socket.AF_UNIX, kind)
+        server.bind(f"/proc/self/fd/{fd}/{name}")
+    finally:
+        os.close(fd)
+    return server
 
 
 def _outside_state(world):
@@ -111,7 +131,18 @@ TRICKS = {
     "symlink-loop": (lambda w: [("open", "/loop1", O_RDONLY, 0)], 0, ELOOP),
     "socket-inet": (lambda w: [("socket", 2, 1, 0)], 0, EACCES),
     "socket-inet6": (lambda w: [("socket", 10, 2, 0)], 0, EACCES),
-    "socket-unix": (lambda w: [("socket", 1, 1, 0)], 0, EACCES),
+    "unix-bind-dotdot": (lambda w: [("socket", 1, 1, 0), (BIND, Result(0), *_unix("/../outside/evil.sock"))],
+                         1, ENOENT),
+    "unix-bind-symlink-mid-path": (lambda w: [("socket", 1, 1, 0), (BIND, Result(0), *_unix("/dirlink/evil.sock"))],
+                                   1, ENOENT),
+    "unix-bind-over-dangling-link": (lambda w: [("socket", 1, 2, 0), (BIND, Result(0), *_unix("/dangling"))],
+                                     1, EADDRINUSE),
+    "unix-connect-through-link": (lambda w: [("socket", 1, 1, 0), (CONNECT, Result(0), *_unix("/hostlink"))],
+                                  1, ENOENT),
+    "unix-connect-dotdot": (lambda w: [("socket", 1, 1, 0), (CONNECT, Result(0), *_unix("/../outside/host.sock"))],
+                            1, ENOENT),
+    "unix-sendto-through-link": (lambda w: [("socket", 1, 2, 0),
+                                            (SENDTO, Result(0), "x", 1, 0, *_unix("/reldir/host.sock"))], 1, ENOENT),
 }
 
 
@@ -150,6 +181,35 @@ def test_symlinks_inside_the_rootfs_still_work(world):
                                    ("open", "/sub/abs-inside", O_RDONLY, 0), ("read", Result(2), BUFFER, 100)])
     assert results[0] >= 0 and results[1] == 7 and results[3] == 7
     assert b"inside\n" in output
+
+
+def test_unix_sockets_are_allowed_but_no_host_listener_is_reached_through_a_link(world):
+    """An AF_UNIX socket is confined like a file: a link inside the rootfs to a live host socket
+    resolves inside the rootfs, so the host server never sees a connection."""
+    server = _bind_unix(world / "outside", "live.sock")
+    server.listen(4)
+    server.setblocking(False)
+    (world / "root" / "live").symlink_to(world / "outside" / "live.sock")
+    (world / "root" / "rel-live").symlink_to("../outside/live.sock")
+    steps = [("socket", 1, 1, 0), (CONNECT, Result(0), *_unix("/live")),
+             (CONNECT, Result(0), *_unix("/rel-live")), (CONNECT, Result(0), *_unix("/../outside/live.sock"))]
+    results, _ = _run(world, steps)
+    assert results[0] >= 0 and results[1:] == [-ENOENT] * 3
+    with pytest.raises(BlockingIOError):
+        server.accept()
+    server.close()
+
+
+def test_unix_socket_bound_inside_the_rootfs(world):
+    """bind creates the socket file inside the rootfs; getsockname answers the guest's path."""
+    steps = [("socket", 1, 1, 0), (BIND, Result(0), *_unix("/sub/deeper/../s.sock")), ("listen", Result(0), 1),
+             ("store", BufferAt(1024), 110), (GETSOCKNAME, Result(0), BUFFER, BufferAt(1024))]
+    results, output = _run(world, steps)
+    assert results == [3, 0, 0, 0, 0]
+    assert stat.S_ISSOCK((world / "root" / "sub" / "s.sock").stat().st_mode)
+    name = b"\x01\x00/sub/deeper/../s.sock\0"
+    assert name + bytes(1024 - len(name)) + struct.pack("<Q", len(name)) in output  # the sockaddr, its length
+    assert not (world / "outside" / "s.sock").exists()
 
 
 def test_socketpair_is_allowed_and_private(world):

@@ -29,7 +29,7 @@ def test_sample_matches_reference(isa_name, case, tmp_path):
     expected = json.loads((EXPECTED / isa_name / f"{case['name']}.json").read_text())
     args = [a.replace("{tmp}", str(tmp_path)) for a in case["args"]]
     env = {"PATH": "/usr/bin:/bin", **case["env"]}
-    done = run_bdemu("run", sample(isa_name, case["sample"]), *args, env=env)
+    done = run_bdemu("run", *case.get("bdemu_args", ()), sample(isa_name, case["sample"]), *args, env=env)
     stdout = done.stdout.decode().replace(str(tmp_path), "{tmp}")
     assert stdout == expected["stdout"].replace(str(tmp_path), "{tmp}")
     assert done.returncode == expected["status"], done.stderr.decode()

@@ -183,6 +183,9 @@ class Arch:
     sigaction_handler_offset: int = 0
     #: Linux signal numbers where this ISA differs from the common ones (MIPS), name -> number.
     signal_overrides: Mapping[str, int] = field(default_factory=dict)
+    #: Socket ABI numbers (SOCK_*, SOL_SOCKET, SO_*) where this ISA differs from the common ones
+    #: (MIPS), name -> number; bdemu/linux/sockabi.py holds the common table.
+    socket_overrides: Mapping[str, int] = field(default_factory=dict)
     #: The backdoor's instruction interface (None: this ISA has none yet).
     backdoor_insn: BackdoorInsn | None = None
     #: Pages every image gets at a fixed address (see FixedPage).

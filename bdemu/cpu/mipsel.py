@@ -49,6 +49,17 @@ SIGNALS = {
     "SIGXFSZ": 31,
 }
 
+#: Socket numbers of arch/mips/include/asm/socket.h and uapi/asm/socket.h that differ from the
+#: generic ones: SOCK_DGRAM and SOCK_STREAM swap, SOL_SOCKET is 0xffff, SO_* follow IRIX.
+SOCKETS = {
+    "SOCK_DGRAM": 1, "SOCK_STREAM": 2, "SOL_SOCKET": 0xFFFF,
+    "SO_REUSEADDR": 0x0004, "SO_KEEPALIVE": 0x0008, "SO_DONTROUTE": 0x0010, "SO_BROADCAST": 0x0020,
+    "SO_LINGER": 0x0080, "SO_OOBINLINE": 0x0100, "SO_REUSEPORT": 0x0200, "SO_SNDBUF": 0x1001,
+    "SO_RCVBUF": 0x1002, "SO_SNDLOWAT": 0x1003, "SO_RCVLOWAT": 0x1004, "SO_SNDTIMEO_OLD": 0x1005,
+    "SO_RCVTIMEO_OLD": 0x1006, "SO_ERROR": 0x1007, "SO_TYPE": 0x1008, "SO_ACCEPTCONN": 0x1009,
+    "SO_PROTOCOL": 0x1028, "SO_DOMAIN": 0x1029, "SO_PASSCRED": 17, "SO_PEERCRED": 18,
+}
+
 
 def _set_tls(regs: RegisterAccess, value: int) -> None:
     regs.set_reg("cp0_userlocal", value)
@@ -122,11 +133,12 @@ ARCH = Arch(
     run_until=0x7FFFFFFC,  # above the stack, never mapped
     errno_overrides=ERRNO,
     variants={"open_flags": "mips", "pipe_second_fd": "v1", "sigprocmask_how_base": 1,
-              "statfs": "mips", "socket_types": "mips", "clone": "tls_fourth"},
+              "statfs": "mips", "clone": "tls_fourth"},
     map_anonymous=0x800,
     sigaction_size=24,
     sigaction_handler_offset=4,
     signal_overrides=SIGNALS,
+    socket_overrides=SOCKETS,
     signal_frame=SIGNAL_FRAME,
     fixed_pages=(FixedPage(SIGRETURN_PAGE, 4096, 5, "[sigreturn]", _SIGRETURN_CODE),),
     # `syscall 0xbd01` (0x002f404c) with the leaf in v0: Unicorn reports the faulting pc only for

@@ -1,7 +1,6 @@
 """File descriptor syscalls: open, read, write, seek, dup, pipe, fcntl, ioctl."""
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl as host_fcntl
 import os
@@ -472,61 +471,4 @@ def sys_fadvise64(k, fd):
 @syscall("fd", names=("fdatasync", "syncfs"))
 def sys_fsync(k, fd):
     k.fds.get(k.signed32(fd))
-    return 0
-
-
-@syscall("int", "int", "int")
-def sys_socket(k, domain, kind, protocol):
-    """Sockets reach the network or other host processes: refused (docs/security.md)."""
-    raise SyscallError(errno.EACCES)
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-@syscall("fd", "ptr", "ptr")
-def sys_getpeername(k, fd, address, length):
-    """Guests cannot create sockets, but bash asks whether stdin is one (rsh detection)."""
-    return _socket_name(k, fd, address, length, _LIBC.getpeername)
-
-
-@syscall("fd", "ptr", "ptr")
-def sys_getsockname(k, fd, address, length):
-    return _socket_name(k, fd, address, length, _LIBC.getsockname)
-
-
-def _socket_name(k, fd: int, address: int, length: int, host_call) -> int:
-    """Ask the host about an inherited socket; the sockaddr bytes are the same on every ISA."""
-    host = k.fds.get(k.signed32(fd)).host_fd
-    if not stat.S_ISSOCK(os.fstat(host).st_mode):
-        raise SyscallError(errno.ENOTSOCK)
-    room = int.from_bytes(k.read(length, 4), k.byteorder)
-    buffer = ctypes.create_string_buffer(128)
-    size = ctypes.c_uint32(128)
-    if host_call(host, buffer, ctypes.byref(size)) < 0:
-        raise SyscallError(ctypes.get_errno() or errno.EINVAL)
-    k.write(address, buffer.raw[:min(room, size.value)])
-    k.write_int(length, size.value)
-    return 0
-
-
-AF_UNIX = 1
-#: Guest SOCK_* values -> host socket types; `Arch.variants["socket_types"]` selects MIPS's order.
-SOCKET_TYPES = {"generic": {1: 1, 2: 2, 5: 5}, "mips": {2: 1, 1: 2, 5: 5}}
-
-
-@syscall("int", "int", "int", "ptr")
-def sys_socketpair(k, domain, kind, protocol, address):
-    """A connected AF_UNIX pair reaches nothing outside the guest, so it is allowed."""
-    import socket
-    if domain != AF_UNIX:
-        raise SyscallError(errno.EAFNOSUPPORT)
-    kinds = SOCKET_TYPES[k.arch.variants.get("socket_types", "generic")]
-    host_kind = kinds.get(kind & 0xF)
-    if host_kind is None:
-        raise SyscallError(errno.EINVAL)
-    first, second = socket.socketpair(socket.AF_UNIX, host_kind)
-    cloexec = bool(kind & open_flags(k)["O_CLOEXEC"])
-    fds = [k.fds.install(OpenFile(end.detach(), "socket:", cloexec)) for end in (first, second)]
-    k.write(address, b"".join(fd.to_bytes(4, k.byteorder) for fd in fds))
     return 0

@@ -17,11 +17,13 @@ from unicorn import UcError
 
 from ..cpu import Arch
 from . import clock, epoll, files, fsops, futex, hwprobe, identity, mm, poll, process, signals, xattr  # noqa: F401  (registers handlers)
+from . import sockets, sockmsg  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .registry import HANDLERS, Handler
 from .shared import SharedFiles
+from .sockabi import SocketABI, SocketState
 from .threads import ThreadTable
 
 SIGPIPE = 13
@@ -38,11 +40,13 @@ if TYPE_CHECKING:
 class Kernel:
     """Syscall state and dispatch for one guest process."""
 
-    def __init__(self, emu: "Emulator", arch: Arch, vfs: VirtualFS, strict: bool = False) -> None:
+    def __init__(self, emu: "Emulator", arch: Arch, vfs: VirtualFS, strict: bool = False,
+                 net: bool = False) -> None:
         self.emu = emu
         self.arch = arch
         self.vfs = vfs
         self.strict = strict
+        self.sockets = SocketState(SocketABI.of(arch.socket_overrides), net)
         self.fds = FdTable()
         self.byteorder = arch.byteorder
         self.word = arch.word_size
