@@ -14,8 +14,10 @@ the run loop to stop and the loop calls `ThreadTable.reschedule` between two
 `emu_start`s, when every thread's pc is past its syscall. A waiter's syscall
 result (0 when woken, -ETIMEDOUT) is written when it is switched back in.
 
-Not modelled: blocking host calls other than futex (a read of an empty pipe
-stalls every thread), and per-thread signal state.
+Each thread has its own signal mask and thread-directed pending signals
+(bdemu/linux/signals.py routes a process-directed signal to a thread that does
+not block it). Not modelled: blocking host calls other than futex (a read of
+an empty pipe stalls every thread).
 """
 from __future__ import annotations
 
@@ -51,6 +53,10 @@ class GuestThread:
     spawn: dict = field(default_factory=dict)
     #: Its copy of the ISA's per-thread memory (Arch.thread_memory) while it is not running.
     memory: tuple[bytes, ...] = ()
+    #: Its signal mask, and the signals sent to it alone (tkill) or routed to it, not yet
+    #: delivered: signal -> (si_code, si_addr). See bdemu/linux/signals.py.
+    signal_mask: int = 0
+    signal_pending: dict = field(default_factory=dict)
 
 
 def install_tls(kernel: "Kernel", tls: int) -> None:
@@ -81,7 +87,7 @@ class ThreadTable:
     def spawn(self, stack: int, tls: int | None, clear_child_tid: int) -> int:
         """clone of a thread: its context is taken once this syscall has completed."""
         thread = GuestThread(next(self._next_tid), clear_child_tid=clear_child_tid,
-                             spawn={"stack": stack, "tls": tls})
+                             spawn={"stack": stack, "tls": tls}, signal_mask=self.current.signal_mask)
         self.threads[thread.tid] = thread
         self._order.append(thread.tid)
         self._births.append(thread)
@@ -103,6 +109,13 @@ class ThreadTable:
                 thread.result = 0
                 woken += 1
         return woken
+
+    def interrupt(self, thread: GuestThread) -> None:
+        """A signal for `thread` ends its wait: its syscall fails with EINTR, and the handler runs
+        when it next runs."""
+        if thread is not self.current and thread.futex is not None:
+            thread.futex = thread.deadline = None
+            thread.result = -errno.EINTR
 
     def requeue(self, source: int, target: int, count: int) -> int:
         """Move up to `count` waiters from one futex word to another (condition variables)."""
