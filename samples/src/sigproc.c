@@ -2,8 +2,8 @@
  * fails with EINTR (or, under SA_RESTART, goes on and reads what the child wrote afterwards);
  * a signal sent to one thread runs there; a process-directed signal that one thread blocks runs
  * in another thread. With "wait" it waits for a SIGUSR1 from outside (tests/test_signals.py
- * sends it with kill), with "spin" it waits in a loop with no syscall, with "default" it
- * waits with no handler installed. */
+ * sends it, or SIGTERM, with kill), with "spin" it waits in a loop with no syscall, with "blocked" it
+ * holds SIGUSR1 blocked until it shows as pending, with "default" it waits with no handler. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -126,17 +126,31 @@ static void blocked_here_delivered_there(void)
 
 static int wait_from_outside(const char *how)
 {
-    if (strcmp(how, "default") != 0)
+    sigset_t usr1, pending;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    if (strcmp(how, "default") != 0) {
         install(SIGUSR1, 0);
+        install(SIGTERM, 0);
+    }
+    if (strcmp(how, "blocked") == 0)
+        sigprocmask(SIG_BLOCK, &usr1, NULL);
     printf("ready\n");
     if (strcmp(how, "spin") == 0) {
         while (!handled)
             ;
+    } else if (strcmp(how, "blocked") == 0) {
+        do {
+            usleep(10000);
+            sigpending(&pending);
+        } while (!sigismember(&pending, SIGUSR1));
+        printf("pending while blocked: handled=%d\n", (int)handled);
+        sigprocmask(SIG_UNBLOCK, &usr1, NULL);
     } else {
         while (!handled)
             pause();
     }
-    printf("handled SIGUSR1: %d\n", handled_signo == SIGUSR1);
+    printf("handled: usr1=%d term=%d\n", handled_signo == SIGUSR1, handled_signo == SIGTERM);
     return 3;
 }
 
