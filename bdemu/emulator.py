@@ -442,6 +442,7 @@ class Emulator:
                 if reason == "detach":
                     from .hookinstall import remove_plugin_hooks
                     remove_plugin_hooks(self)
+                    self.kernel.host_signals.after_fork()  # only now: emu_start has joined its timer
                 continue
             timed_out = deadline is not None and time.monotonic() >= deadline
             what = "timeout" if timed_out or not max_insns else "instruction limit"

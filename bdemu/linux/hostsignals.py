@@ -135,8 +135,9 @@ class HostSignals:
                 emu.uc.emu_stop()
 
     def after_fork(self) -> None:
-        """In a forked child: no watcher thread survived the fork, and the wakeup pipe is the
-        parent's, so take fresh ones. The child stops on SIGINT/SIGTERM itself (what stop.py's
+        """In a forked child, once the emu_start that forked returned (a thread started before
+        could take the place of Unicorn's timer thread, which emu_start joins): no watcher
+        thread survived the fork, and the wakeup pipe is the parent's, so take fresh ones. The child stops on SIGINT/SIGTERM itself (what stop.py's
         watcher did for the parent), instead of writing them into the parent's pipe."""
         if self._watcher is None:
             return

@@ -105,7 +105,6 @@ def fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls
     k.emu.become_child()
     k.threads.keep_only_current()
     k.signals.reset_for_fork()
-    k.host_signals.after_fork()
     if stack:
         k.emu.set_reg("sp", stack)
     if flags & CLONE_SETTLS:

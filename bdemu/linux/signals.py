@@ -126,7 +126,10 @@ class SignalState:
     def deliverable(self) -> int | None:
         """The lowest signal pending for the running thread that its mask lets through (Linux
         delivers low numbers first)."""
-        mask, own = self.mask, self.threads.current.signal_pending
+        own = self.threads.current.signal_pending
+        if not own and not self.pending:
+            return None
+        mask = self.mask
         for signal in sorted(own.keys() | self.pending.keys()):
             if not mask & bit(signal):
                 return signal
