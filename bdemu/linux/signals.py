@@ -104,9 +104,9 @@ class SignalState:
         self.frames: dict[int, tuple[object, bytes]] = {}
         #: Set by (rt_)sigreturn: how far below sp the frame to restore starts.
         self.sigreturn: int | None = None
-        #: The syscall a signal interrupted, until the handler is entered: (restartable, the
-        #: values of the registers its result overwrote).
-        self.interrupted: tuple[bool, dict[str, int]] | None = None
+        #: The syscall a signal interrupted, until the handler is entered: (its thread, or False
+        #: when it is never restarted; the values of the registers its result overwrote).
+        self.interrupted: tuple[object, dict[str, int]] | None = None
         #: Host signal numbers that arrived (HostSignals' watcher adds them from its thread);
         #: the run loop turns them into guest signals at its next safe point.
         self.arrived: list[int] = []
@@ -165,19 +165,21 @@ class SignalState:
                 self.send_process(guest, SI_USER)
 
     def send_process(self, signal: int, code: int) -> None:
-        """Queue a process-directed signal (unless ignored) for the running thread if it does not
-        block it, else for another thread that does not (its wait ends), else for whichever
-        thread unblocks it first."""
+        """Queue a process-directed signal (unless ignored) for a thread that does not block it,
+        the main thread first as on Linux, then the running one (its wait, if any, ends), or
+        else for whichever thread unblocks it first."""
         if self.disposition(signal) == "ignore":
             return
         flag, threads = bit(signal), self.threads
-        if not self.mask & flag:
-            self.pending.setdefault(signal, (code, 0))
-            return
-        for thread in threads.threads.values():
+        current = threads.current
+        leader = threads.threads.get(os.getpid(), current)
+        for thread in (leader, current, *threads.threads.values()):
             if not thread.signal_mask & flag:
-                thread.signal_pending.setdefault(signal, (code, 0))
-                threads.interrupt(thread)
+                if thread is current:
+                    self.pending.setdefault(signal, (code, 0))
+                else:
+                    thread.signal_pending.setdefault(signal, (code, 0))
+                    threads.interrupt(thread)
                 return
         self.pending.setdefault(signal, (code, 0))
 
@@ -425,7 +427,7 @@ def note_interrupted(k, name: str) -> int:
     needs to run it again (the registers its result overwrites), and fail it with EINTR."""
     abi, emu = k.arch.syscall, k.emu
     saved = {name: emu.regs.reg(name) for name in (abi.result, abi.error_flag) if name}
-    k.signals.interrupted = (name not in NEVER_RESTARTED, saved)
+    k.signals.interrupted = (name not in NEVER_RESTARTED and k.threads.current, saved)
     emu.request_signal_work()
     return -errno.EINTR
 
@@ -434,7 +436,7 @@ def _restart(k, flags: int) -> None:
     """The handler about to run interrupted a syscall: with SA_RESTART (and a syscall Linux
     restarts) the handler returns to the syscall instruction, its registers as they were."""
     interrupted, k.signals.interrupted = k.signals.interrupted, None
-    if interrupted is None or not interrupted[0] or not flags & SA_RESTART:
+    if interrupted is None or interrupted[0] is not k.threads.current or not flags & SA_RESTART:
         return
     emu, abi = k.emu, k.arch.syscall
     for name, value in interrupted[1].items():

@@ -163,5 +163,15 @@ int main(int argc, char **argv)
     parent_reads_while_child_signals(SIGUSR2, SA_RESTART, 1);
     thread_directed();
     blocked_here_delivered_there();
+    /* A child killed by a signal: the parent's wait status names it with the guest's number. */
+    pid_t child = fork();
+    if (child == 0) {
+        signal(SIGUSR2, SIG_DFL);
+        raise(SIGUSR2);
+        _exit(9);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    printf("child killed: by_usr2=%d\n", WIFSIGNALED(status) && WTERMSIG(status) == SIGUSR2);
     return 0;
 }
