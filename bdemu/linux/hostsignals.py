@@ -16,6 +16,7 @@ gets every byte of the signals bdemu did not take over. The host's own dispositi
 """
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import threading
@@ -48,7 +49,7 @@ class HostSignals:
         self._pipe: tuple[int, int] | None = None
         self._forward = -1  # the wakeup fd set before ours (stop.py's), or -1
         self._closing = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self._watcher: int | None = None  # the watcher thread's id
         #: Host signals that end the run (in a forked child, where stop.py's watcher is gone).
         self._stop_on: tuple[int, ...] = ()
         self._always: set[int] = set()
@@ -102,9 +103,14 @@ class HostSignals:
         self._start_with(forward)
         return True
 
-    def _watch(self) -> None:
-        read_end = self._pipe[0]
-        closing, forward = self._closing, self._forward
+    def _watch(self, read_end: int, closing: threading.Event, forward: int) -> None:
+        """The watcher thread: it owns the pipe's read end and closes it when told to end."""
+        try:
+            self._relay(read_end, closing, forward)
+        finally:
+            os.close(read_end)
+
+    def _relay(self, read_end: int, closing: threading.Event, forward: int) -> None:
         state, emu = self.k.signals, self.k.emu
         while True:
             try:
@@ -141,7 +147,7 @@ class HostSignals:
         watcher did for the parent), instead of writing them into the parent's pipe."""
         if self._watcher is None:
             return
-        for end in self._pipe:
+        for end in self._pipe:  # the parent's watcher owns its read end: gone with the fork
             os.close(end)
         self._stop_on = (signal.SIGINT, signal.SIGTERM) if self._forward >= 0 else ()
         self._start_with(-1)
@@ -152,15 +158,18 @@ class HostSignals:
         signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         self._pipe, self._forward = (read_end, write_end), forward
         self._closing = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="bdemu-guest-signals", daemon=True)
-        self._watcher.start()
+        # Not threading.Thread: its start() waits until the new thread runs, which takes
+        # milliseconds on a loaded machine, at every run; this one starts on its own time.
+        self._watcher = _thread.start_new_thread(self._watch, (read_end, self._closing, forward))
 
     def _stop_watcher(self) -> None:
+        """Tell the watcher to end (it closes the read end itself, whenever it runs)."""
         self._closing.set()
-        os.write(self._pipe[1], b"\0")
-        self._watcher.join(timeout=5)
-        for end in self._pipe:
-            os.close(end)
+        try:
+            os.write(self._pipe[1], b"\0")
+        except OSError:  # it saw `closing` after a signal's byte and is gone already
+            pass
+        os.close(self._pipe[1])
 
     def close(self) -> None:
         """The run ended: give every host signal its handler back, and the wakeup fd."""
