@@ -1,18 +1,23 @@
 """Signal syscalls and delivery to guest handlers.
 
-A signal the guest sends itself is queued; at the next safe point (the run loop, between two
-`emu_start`s, right after the syscall that raised or unblocked it) the emulator calls
+A signal the guest sends itself, or one from another process (hostsignals.py), is queued
+for a thread that does not block it (each GuestThread has its mask and pending signals); at
+the next safe point (the run loop, between two `emu_start`s, right after the syscall that
+raised or unblocked it; a blocking syscall gives way with EINTR) the emulator calls
 `deliver_pending`, which builds the ISA's rt_sigframe (`Arch.signal_frame`) on the guest stack
 and enters the handler. `rt_sigreturn` restores the interrupted state: Unicorn's saved context
 (FP/SIMD included), then the frame's registers and mask, so a handler's edits take effect.
+A syscall interrupted under a SA_RESTART handler resumes at its own instruction instead.
 """
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import signal as host_signal
 import struct
 import time
+from typing import Mapping
 
 from .errors import SyscallError
 from .registry import syscall
@@ -77,7 +82,8 @@ class SignalState:
     signals waiting for delivery and the saved contexts of the handlers running. Masks and
     thread-directed signals belong to each thread (GuestThread); `mask` is the running one's."""
 
-    def __init__(self, ignored: frozenset[int] = DEFAULT_IGNORED, overrides=None, sigset_size: int = 8) -> None:
+    def __init__(self, ignored: frozenset[int] = DEFAULT_IGNORED, overrides: Mapping[str, int] | None = None,
+                 sigset_size: int = 8) -> None:
         overrides = overrides or {}
         self.ignored = ignored
         self.sigset_size = sigset_size
@@ -109,7 +115,7 @@ class SignalState:
         self.interrupted: tuple[object, dict[str, int]] | None = None
         #: Host signal numbers that arrived (HostSignals' watcher adds them from its thread);
         #: the run loop turns them into guest signals at its next safe point.
-        self.arrived: list[int] = []
+        self.arrived: collections.deque[int] = collections.deque()
         #: Set with `arrived`: the engine stopped for a host signal, not for a limit.
         self.woken = False
         self.threads = None  # the ThreadTable, bound by the kernel
@@ -158,9 +164,8 @@ class SignalState:
 
     def take_arrivals(self) -> None:
         """Host signals (from another process or a shell) become process-directed guest signals."""
-        arrived, self.arrived = self.arrived, []
-        for host in arrived:
-            guest = self.from_host.get(host)
+        while self.arrived:  # a deque: the watcher may append meanwhile
+            guest = self.from_host.get(self.arrived.popleft())
             if guest is not None:
                 self.send_process(guest, SI_USER)
 
@@ -219,7 +224,7 @@ class SignalState:
         """A forked child starts with no pending signal and no timer (its mask is kept)."""
         self.pending.clear()
         self.threads.current.signal_pending.clear()
-        self.arrived = []
+        self.arrived.clear()
         self.alarm_at, self.alarm_interval = None, 0.0
 
     def read_set(self, k, address: int) -> int:
