@@ -19,6 +19,7 @@ import struct
 import time
 from typing import Mapping
 
+from . import clock
 from .errors import SyscallError
 from .registry import syscall
 
@@ -173,9 +174,9 @@ class SignalState:
         """Queue a process-directed signal (unless ignored) for a thread that does not block it,
         the main thread first as on Linux, then the running one (its wait, if any, ends), or
         else for whichever thread unblocks it first."""
-        if self.disposition(signal) == "ignore":
-            return
         flag, threads = bit(signal), self.threads
+        if self.disposition(signal) == "ignore" and not all(t.signal_mask & flag for t in threads.threads.values()):
+            return  # ignored, unless blocked (sigwait may take it)
         current = threads.current
         leader = threads.threads.get(os.getpid(), current)
         for thread in (leader, current, *threads.threads.values()):
@@ -354,6 +355,50 @@ def sys_pause(k):
     raise SyscallError(errno.EINTR)
 
 
+def _take_waited(state: SignalState, wanted: int) -> tuple[int, tuple[int, int]] | None:
+    """The lowest pending signal of the running thread in `wanted`, taken off its queue."""
+    own = state.threads.current.signal_pending
+    for signal in sorted(own.keys() | state.pending.keys()):
+        if wanted & bit(signal):
+            return signal, (own if signal in own else state.pending).pop(signal)
+    return None
+
+
+def _sigtimedwait(k, wanted_at: int, info: int, timeout: int, size: int, field: int) -> int:
+    """Take a pending signal of the set (normally blocked ones) without running a handler;
+    EAGAIN once the timeout passes, EINTR if an unblocked signal is delivered meanwhile."""
+    state = k.signals
+    if size != state.sigset_size:
+        raise SyscallError(errno.EINVAL)
+    wanted = state.read_set(k, wanted_at) & ~state.unblockable
+    deadline = None if not timeout else time.monotonic() + clock.read_timespec_ns(k, timeout, field) / 1e9
+    while True:
+        state.check_alarm()
+        if state.arrived:
+            state.take_arrivals()
+        found = _take_waited(state, wanted)
+        if found is not None:
+            break
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise SyscallError(errno.EAGAIN)
+        time.sleep(k.wait_slice(left))
+    signal, (code, address) = found
+    if info:
+        k.write(info, _siginfo(k, signal, code, address))
+    return signal
+
+
+@syscall("ptr", "ptr", "ptr", "size")
+def sys_rt_sigtimedwait(k, wanted, info, timeout, size):
+    return _sigtimedwait(k, wanted, info, timeout, size, k.word)
+
+
+@syscall("ptr", "ptr", "ptr", "size")
+def sys_rt_sigtimedwait_time64(k, wanted, info, timeout, size):
+    return _sigtimedwait(k, wanted, info, timeout, size, 8)
+
+
 def _set_alarm(state: SignalState, value: float, interval: float) -> tuple[float, float]:
     """Arm (value > 0) or disarm ITIMER_REAL; returns the old (remaining, interval)."""
     now = time.monotonic()
@@ -474,6 +519,26 @@ def deliver_pending(k) -> None:
     _enter_handler(k, signal, code, address)
 
 
+SIGINFO_SIZE = 128
+
+
+def _siginfo(k, signal: int, code: int, address: int) -> bytes:
+    """A siginfo_t: si_signo, si_code, then si_addr (a fault) or si_pid/si_uid (sent by kill:
+    bdemu knows no sender, so they name the guest itself)."""
+    layout, end = k.arch.signal_frame, k.byteorder
+    code_at = layout.siginfo_code if layout is not None else 8
+    info = bytearray(SIGINFO_SIZE)
+    info[0:4] = signal.to_bytes(4, end)
+    info[code_at:code_at + 4] = (code & 0xFFFFFFFF).to_bytes(4, end)
+    fields_at = 16 if k.word == 8 else 12
+    if address:
+        info[fields_at:fields_at + k.word] = address.to_bytes(k.word, end)
+    elif code in (SI_USER, SI_TKILL):
+        info[fields_at:fields_at + 4] = os.getpid().to_bytes(4, end)
+        info[fields_at + 4:fields_at + 8] = os.getuid().to_bytes(4, end)
+    return bytes(info)
+
+
 def _field(record: bytes, offset: int, size: int, byteorder: str) -> int:
     return int.from_bytes(record[offset:offset + size], byteorder)
 
@@ -495,14 +560,7 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     context = bytearray(layout.size)
     info = layout.siginfo
     end = k.byteorder
-    context[info:info + 4] = signal.to_bytes(4, end)
-    context[info + layout.siginfo_code:info + layout.siginfo_code + 4] = (code & 0xFFFFFFFF).to_bytes(4, end)
-    fields_at = info + (16 if k.word == 8 else 12)
-    if address:  # a fault: si_addr
-        context[fields_at:fields_at + k.word] = address.to_bytes(k.word, end)
-    elif code in (SI_USER, SI_TKILL):
-        context[fields_at:fields_at + 4] = os.getpid().to_bytes(4, end)
-        context[fields_at + 4:fields_at + 8] = os.getuid().to_bytes(4, end)
+    context[info:info + SIGINFO_SIZE] = _siginfo(k, signal, code, address)
     ucontext = layout.ucontext
     saved_mask = state.mask if state.suspended_mask is None else state.suspended_mask
     state.suspended_mask = None

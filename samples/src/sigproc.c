@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,5 +174,29 @@ int main(int argc, char **argv)
     int status;
     waitpid(child, &status, 0);
     printf("child killed: by_usr2=%d\n", WIFSIGNALED(status) && WTERMSIG(status) == SIGUSR2);
+
+    /* sigwaitinfo takes a blocked SIGUSR1 a child sends, without running the handler;
+     * sigtimedwait with nothing pending times out. */
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    handled = 0;
+    child = fork();
+    if (child == 0) {
+        usleep(200000);
+        kill(getppid(), SIGUSR1);
+        _exit(0);
+    }
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int got = sigwaitinfo(&usr1, &info);
+    waitpid(child, &status, 0);
+    struct timespec brief = {0, 50000000};
+    errno = 0;
+    int none = sigtimedwait(&usr1, NULL, &brief);
+    printf("sigwaitinfo: usr1=%d si_signo=%d si_code_user=%d handled=%d; sigtimedwait: rc=%d eagain=%d\n",
+           got == SIGUSR1, info.si_signo == SIGUSR1, info.si_code == SI_USER, (int)handled, none,
+           errno == EAGAIN);
     return 0;
 }
