@@ -12,7 +12,8 @@ thread, which notes the number on the kernel's SignalState (`arrived`) and
 stops the engine. The run loop turns it into a guest signal at its next safe
 point, and a blocking syscall notices it in its wait slices
 (`SignalState.check_interrupt`). The wakeup fd set before (stop.py's) still
-gets every byte of the signals bdemu did not take over. The host's own dispositions come back when the run ends.
+gets every byte of the signals bdemu did not take over. The host's own
+dispositions come back when the run ends.
 """
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 
 #: Host signals bdemu never takes over: uncatchable, or used by bdemu itself (SIGPIPE is ignored
-#: by Python; SIGINT and SIGTERM are bridged only while the guest handles them, see stop.py).
+#: by Python).
 NEVER_BRIDGED = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE})
+#: Ctrl-C and SIGTERM stop the run (130/143, see stop.py) unless the guest has a handler for
+#: them: a guest that merely ignores them cannot make bdemu unstoppable.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 #: Host signals that terminate by default and that bdemu takes over for the whole run, so
 #: their default action ends the run like a guest's own (128+n, plugins' on_exit) and a guest
 #: that blocks one holds it pending.
@@ -75,7 +79,8 @@ class HostSignals:
         host = state.to_host.get(guest)
         if host is None or host in NEVER_BRIDGED:
             return
-        if state.handlers.get(guest, 0) != 0:  # a handler or SIG_IGN
+        handler = state.handlers.get(guest, 0)
+        if handler > 1 or (handler == 1 and host not in STOP_SIGNALS):  # a handler, or SIG_IGN
             self._take(host)
         elif host in self.previous and host not in self._always:
             try:
@@ -143,8 +148,9 @@ class HostSignals:
     def after_fork(self) -> None:
         """In a forked child, once the emu_start that forked returned (a thread started before
         could take the place of Unicorn's timer thread, which emu_start joins): no watcher
-        thread survived the fork, and the wakeup pipe is the parent's, so take fresh ones. The child stops on SIGINT/SIGTERM itself (what stop.py's
-        watcher did for the parent), instead of writing them into the parent's pipe."""
+        thread survived the fork, and the wakeup pipe is the parent's, so take fresh ones. The
+        child stops on SIGINT/SIGTERM itself (what stop.py's watcher did for the parent),
+        instead of writing them into the parent's pipe."""
         if self._watcher is None:
             return
         for end in self._pipe:  # the parent's watcher owns its read end: gone with the fork

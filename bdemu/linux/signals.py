@@ -175,7 +175,8 @@ class SignalState:
         the main thread first as on Linux, then the running one (its wait, if any, ends), or
         else for whichever thread unblocks it first."""
         flag, threads = bit(signal), self.threads
-        if self.disposition(signal) == "ignore" and not all(t.signal_mask & flag for t in threads.threads.values()):
+        blocked_by_all = all(thread.signal_mask & flag for thread in threads.threads.values())
+        if self.disposition(signal) == "ignore" and not blocked_by_all:
             return  # ignored, unless blocked (sigwait may take it)
         current = threads.current
         leader = threads.threads.get(os.getpid(), current)
