@@ -229,6 +229,7 @@ class Emulator:
             self._install_plugin_hooks()
             self.hooks.call("on_start", self)
             self.device.start()
+            self.kernel.host_signals.activate()
             result = self._loop(max_insns, timeout)
         except RunStopped as error:
             result = RunResult(125, "error", message=str(error), pc=self._safe_pc())
@@ -236,6 +237,7 @@ class Emulator:
             if result is None:
                 result = RunResult(125, "error", message="interrupted", pc=self._safe_pc())
             self.kernel.shared_files.release_all()
+            self.kernel.host_signals.close()
             if self.kernel.is_child:
                 self._end_child(result)
             self.kernel.fds.close_all()
@@ -279,6 +281,7 @@ class Emulator:
         before_exec(self)
         self.kernel.fds.close_on_exec()
         self.kernel.signals.reset_for_exec()
+        self.kernel.host_signals.refresh()
         self.kernel.shared_files.release_all()
         self.kernel.threads.keep_only_current()
         self.memory.clear()
@@ -361,10 +364,11 @@ class Emulator:
         if result.reason == "signal" and result.signal:
             import resource
             import signal as host_signal
+            number = self.kernel.signals.to_host.get(result.signal, result.signal)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            host_signal.signal(result.signal, host_signal.SIG_DFL)
-            host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, [result.signal])
-            os.kill(os.getpid(), result.signal)
+            host_signal.signal(number, host_signal.SIG_DFL)
+            host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, [number])
+            os.kill(os.getpid(), number)
         os._exit(result.exit_code & 0xFF)
 
     # -- the run loop ------------------------------------------------------------------------------
@@ -378,6 +382,7 @@ class Emulator:
                 return self._stopped_by_host()
             self._stop_reason = None
             self._fault = None
+            self.kernel.signals.woken = False
             timeout_us = 0
             if deadline is not None:
                 timeout_us = max(1, int((deadline - time.monotonic()) * 1e6))
@@ -435,8 +440,8 @@ class Emulator:
             if reason == "threads":
                 switch_threads = True
                 continue
-            if reason is None and self.kernel.signals.has_work():  # SIGALRM's time came
-                continue
+            if reason is None and (self.kernel.signals.has_work() or self.kernel.signals.woken):
+                continue  # SIGALRM's time came, or a host signal arrived
             if reason is None and sliced and (time.monotonic() - started) * 1e6 >= time_slice:
                 self.kernel.threads.preempt()  # the running thread used up its time slice
                 switch_threads = True
@@ -445,6 +450,7 @@ class Emulator:
                 if reason == "detach":
                     from .hookinstall import remove_plugin_hooks
                     remove_plugin_hooks(self)
+                    self.kernel.host_signals.after_fork()  # only now: emu_start has joined its timer
                 continue
             timed_out = deadline is not None and time.monotonic() >= deadline
             what = "timeout" if timed_out or not max_insns else "instruction limit"

@@ -3,6 +3,11 @@ compared with native/qemu runs in test_samples.py (case "signals")."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -107,3 +112,129 @@ def test_mips_handler_gets_the_o32_frame(tmp_path):
     guest = write_elf(tmp_path, "mipsel", MIPS_HANDLER_PROBE.format(handler=BASE + 0x1008, **numbers))
     done = run_bdemu("run", "--timeout", "20", guest)
     assert done.returncode == 0x7F, done.stderr.decode()
+
+
+def _run_and_signal(isa_name: str, mode: str, host_signal: int) -> tuple[bytes, bytes, int]:
+    """Start `bdemu run sigproc MODE`, wait for its "ready", send the bdemu process a host signal."""
+    process = subprocess.Popen([sys.executable, "-P", "-m", "bdemu", "run", "--timeout", "60",
+                                sample(isa_name, "sigproc"), mode], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin",
+                                                            "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    try:
+        ready = process.stdout.readline()
+        assert ready == b"ready\n", process.stderr.read().decode()
+        time.sleep(0.2)  # into pause(), the spin loop or the usleep loop
+        process.send_signal(host_signal)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    return out, err, process.returncode
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+@pytest.mark.parametrize("mode", ["wait", "spin"])
+def test_host_sigusr1_runs_the_guest_handler(isa_name, mode):
+    """`kill -USR1 <bdemu>` runs the guest's SIGUSR1 handler, whether the guest waits in pause()
+    or spins without a syscall; the guest then exits normally."""
+    out, err, status = _run_and_signal(isa_name, mode, signal.SIGUSR1)
+    assert (out, status) == (b"handled: usr1=1 term=0\n", 3), err.decode()
+
+
+@pytest.mark.parametrize("isa_name", ["x86_64", "mipsel"])
+def test_host_signal_blocked_by_the_guest_stays_pending(isa_name):
+    """A host SIGUSR1 the guest blocks shows in sigpending and runs the handler once unblocked."""
+    out, err, status = _run_and_signal(isa_name, "blocked", signal.SIGUSR1)
+    assert out == b"pending while blocked: handled=0\nhandled: usr1=1 term=0\n", err.decode()
+    assert status == 3
+
+
+@pytest.mark.parametrize("isa_name", ["x86_64", "mipsel"])
+def test_host_sigterm_goes_to_a_guest_handler(isa_name):
+    """With a guest SIGTERM handler, SIGTERM is the guest's, not a stop of the run (143)."""
+    out, err, status = _run_and_signal(isa_name, "wait", signal.SIGTERM)
+    assert (out, status) == (b"handled: usr1=0 term=1\n", 3), err.decode()
+
+
+@pytest.mark.parametrize("isa_name", ["x86_64", "mipsel"])
+def test_host_signals_without_guest_handler_take_their_default_action(isa_name):
+    """No handler: SIGUSR1 kills the guest (128 + the guest's number: 16 on MIPS) with a
+    one-line report; SIGTERM still stops the run with 143."""
+    usr1 = by_name(isa_name).signal_overrides.get("SIGUSR1", 10)
+    out, err, status = _run_and_signal(isa_name, "default", signal.SIGUSR1)
+    assert (out, status) == (b"", 128 + usr1)
+    assert err.decode().startswith("bdemu: guest killed by signal") and err.count(b"\n") == 1, err.decode()
+    out, err, status = _run_and_signal(isa_name, "default", signal.SIGTERM)
+    assert (out, status) == (b"", 143), err.decode()
+
+
+#: rt_sigprocmask on MIPS: o32's sigset_t is 16 bytes (128 signals). The guest blocks signal 100
+#: (bit 3 of the last word) and SIGSTOP (23 on MIPS: it cannot be blocked), getting the old,
+#: empty mask into a buffer of 0xff bytes: all 16 bytes must be 0; the mask read back must be
+#: signal 100 alone; a size of 8 is EINVAL.
+MIPS_SIGSET_PROBE = """
+    addiu $sp, $sp, -64
+    sw $zero, 32($sp)
+    sw $zero, 36($sp)
+    sw $zero, 40($sp)
+    addiu $t0, $zero, 8
+    sw $t0, 44($sp)
+    lui $t1, 0x40
+    sw $t1, 32($sp)
+    li $t0, -1
+    sw $t0, 0($sp)
+    sw $t0, 4($sp)
+    sw $t0, 8($sp)
+    sw $t0, 12($sp)
+    addiu $a0, $zero, 1
+    addiu $a1, $sp, 32
+    move $a2, $sp
+    addiu $a3, $zero, 16
+    addiu $v0, $zero, {rt_sigprocmask}
+    syscall
+    lw $t0, 0($sp)
+    lw $t1, 4($sp)
+    or $t0, $t0, $t1
+    lw $t1, 8($sp)
+    or $t0, $t0, $t1
+    lw $t1, 12($sp)
+    or $t0, $t0, $t1
+    sltiu $s0, $t0, 1
+    addiu $a0, $zero, 1
+    move $a1, $zero
+    move $a2, $sp
+    addiu $a3, $zero, 16
+    addiu $v0, $zero, {rt_sigprocmask}
+    syscall
+    lw $t0, 12($sp)
+    xori $t0, $t0, 8
+    lw $t1, 0($sp)
+    or $t0, $t0, $t1
+    lw $t1, 4($sp)
+    or $t0, $t0, $t1
+    lw $t1, 8($sp)
+    or $t0, $t0, $t1
+    sltiu $t0, $t0, 1
+    sll $t0, $t0, 1
+    or $s0, $s0, $t0
+    addiu $a0, $zero, 1
+    move $a1, $zero
+    move $a2, $sp
+    addiu $a3, $zero, 8
+    addiu $v0, $zero, {rt_sigprocmask}
+    syscall
+    xori $t0, $v0, 22
+    sltiu $t0, $t0, 1
+    sll $t0, $t0, 2
+    or $s0, $s0, $t0
+    move $a0, $s0
+    addiu $v0, $zero, {exit_group}
+    syscall
+"""
+
+
+def test_mips_sigprocmask_uses_the_16_byte_sigset(tmp_path):
+    numbers = by_name("mipsel").syscall_by_name
+    guest = write_elf(tmp_path, "mipsel", MIPS_SIGSET_PROBE.format(**numbers))
+    done = run_bdemu("run", "--timeout", "20", guest)
+    assert done.returncode == 0b111, done.stderr.decode()

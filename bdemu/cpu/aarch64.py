@@ -7,7 +7,7 @@ from unicorn import arm64_const
 
 from bdemu.linux.tables.aarch64 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, RegisterAccess, SignalFrame, SyscallABI
+from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 
@@ -18,6 +18,11 @@ def _set_tls(regs: RegisterAccess, value: int) -> None:
 REGISTERS = {**_unicorn_registers(arm64_const, "UC_ARM64_REG_"),
              "fp": arm64_const.UC_ARM64_REG_X29, "lr": arm64_const.UC_ARM64_REG_X30}
 
+#: Where a handler returns when the sigaction has no SA_RESTORER (glibc relies on the vDSO's
+#: `mov x8, #139; svc #0`, rt_sigreturn, which bdemu lacks): below mmap_min_addr.
+SIGRETURN_PAGE = 0x8000
+_SIGRETURN_CODE = (0xD2801168).to_bytes(4, "little") + (0xD4000001).to_bytes(4, "little")
+
 # rt_sigframe: siginfo (128), then the ucontext: flags, link, stack_t (24), the mask (8 + 120
 # unused), the 16-aligned mcontext at 176: fault_address, x0..x30, sp, pc, pstate; then its
 # 4096-byte __reserved (an empty record list: zeros), then the {fp, lr} frame record.
@@ -26,7 +31,7 @@ SIGNAL_FRAME = SignalFrame(size=128 + 176 + 288 + 4096 + 16, siginfo=0, ucontext
                            mcontext=176,
                            mcontext_registers=_MCONTEXT, arguments=("x0", "x1", "x2"), return_register="lr",
                            sigaction_flags=8, sigaction_restorer=16, sigaction_mask=24,
-                           frame_registers=(("x29", 128 + 176 + 288 + 4096),))
+                           frame_registers=(("x29", 128 + 176 + 288 + 4096),), trampoline=SIGRETURN_PAGE)
 
 # HWCAP_FP | ASIMD | AES | PMULL | SHA1 | SHA2 | CRC32 | ATOMICS: what Unicorn's "max" CPU implements.
 _HWCAP = 0x1FB
@@ -67,6 +72,7 @@ ARCH = Arch(
     variants={"open_flags": "arm", "clone": "tls_fourth"},
     cpu_model=arm64_const.UC_CPU_ARM64_MAX,
     signal_frame=SIGNAL_FRAME,
+    fixed_pages=(FixedPage(SIGRETURN_PAGE, 4096, 5, "[sigreturn]", _SIGRETURN_CODE),),
     # `udf #0xbd01` (permanently undefined): raises EXCP_UDEF (interrupt 1) with pc at the instruction.
     backdoor_insn=BackdoorInsn(trap=("intr", 1), leaf="x0", value="x1", results=("x0", "x1", "x2", "x3"),
                                name="udf #0xbd01",

@@ -59,6 +59,11 @@ def _thumb_bit(regs: RegisterAccess) -> int:
     return (regs.reg("cpsr") >> 5) & 1
 
 
+def _svc_size(regs: RegisterAccess) -> int:
+    """svc is 2 bytes in Thumb state, 4 in ARM state."""
+    return 2 if _thumb_bit(regs) else 4
+
+
 REGISTERS = {**_unicorn_registers(arm_const, "UC_ARM_REG_"), "tpidruro": arm_const.UC_ARM_REG_C13_C0_3}
 
 # SWP HALF THUMB FAST_MULT VFP EDSP NEON VFPv3 TLS VFPv4 IDIVA IDIVT VFPD32 LPAE
@@ -92,7 +97,8 @@ ARCH = Arch(
     pc="pc",
     sp="sp",
     syscall=SyscallABI(number="r7", args=("r0", "r1", "r2", "r3", "r4", "r5"), result="r0",
-                       trap=("intr", 2), pair_align=True),  # EXCP_SWI
+                       trap=("intr", 2), pair_align=True,  # EXCP_SWI
+                       insn_size=_svc_size),
     syscall_numbers=SYSCALLS,
     # EXCP_UDEF, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT
     fault_signals={1: 4, 3: 11, 4: 11, 7: 5},

@@ -40,6 +40,9 @@ class SyscallABI:
     error_flag: str | None = None
     pair_align: bool = False
     stack_args_offset: int | None = None
+    #: Bytes of the syscall instruction, or a function of the registers giving them (ARM:
+    #: Thumb's svc is 2): a restarted syscall (SA_RESTART) resumes that far back.
+    insn_size: int | Callable[[RegisterAccess], int] = 4
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ class Arch:
     #: Socket ABI numbers (SOCK_*, SOL_SOCKET, SO_*) where this ISA differs from the common ones
     #: (MIPS), name -> number; bdemu/linux/sockabi.py holds the common table.
     socket_overrides: Mapping[str, int] = field(default_factory=dict)
+    #: Bytes of the kernel's sigset_t (MIPS: 16, for its 128 signals).
+    sigset_size: int = 8
     #: The backdoor's instruction interface (None: this ISA has none yet).
     backdoor_insn: BackdoorInsn | None = None
     #: Pages every image gets at a fixed address (see FixedPage).

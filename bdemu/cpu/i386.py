@@ -119,7 +119,7 @@ ARCH = Arch(
     pc="eip",
     sp="esp",
     syscall=SyscallABI(number="eax", args=("ebx", "ecx", "edx", "esi", "edi", "ebp"), result="eax",
-                       trap=("intr", 0x80)),
+                       trap=("intr", 0x80), insn_size=2),  # int 0x80
     syscall_numbers=SYSCALLS,
     # #DE, #DB, #BP, #OF, #BR, #UD, #NP, #SS, #GP, #PF, #MF, #AC, #XM
     fault_signals={0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 11: 7, 12: 7, 13: 11, 14: 11,

@@ -139,6 +139,7 @@ ARCH = Arch(
     sigaction_handler_offset=4,
     signal_overrides=SIGNALS,
     socket_overrides=SOCKETS,
+    sigset_size=16,
     signal_frame=SIGNAL_FRAME,
     fixed_pages=(FixedPage(SIGRETURN_PAGE, 4096, 5, "[sigreturn]", _SIGRETURN_CODE),),
     # `syscall 0xbd01` (0x002f404c) with the leaf in v0: Unicorn reports the faulting pc only for

@@ -52,7 +52,7 @@ ARCH = Arch(
     pc="rip",
     sp="rsp",
     syscall=SyscallABI(number="rax", args=("rdi", "rsi", "rdx", "r10", "r8", "r9"), result="rax",
-                       trap=("insn", x86_const.UC_X86_INS_SYSCALL)),
+                       trap=("insn", x86_const.UC_X86_INS_SYSCALL), insn_size=2),
     syscall_numbers=SYSCALLS,
     # #DE, #DB, #BP, #OF, #BR, #UD, #NP, #SS, #GP, #PF, #MF, #AC, #XM
     fault_signals={0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 11: 7, 12: 7, 13: 11, 14: 11,

@@ -21,6 +21,7 @@ from . import sockets, sockmsg  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
+from .hostsignals import HostSignals
 from .registry import HANDLERS, Handler
 from .shared import SharedFiles
 from .sockabi import SocketABI, SocketState
@@ -52,9 +53,12 @@ class Kernel:
         self.word = arch.word_size
         self._sign_bit = 1 << (arch.bits - 1)
         self._full = 1 << arch.bits
-        self.signals = signals.SignalState(signals.default_ignored(arch.signal_overrides))
+        self.signals = signals.SignalState(signals.default_ignored(arch.signal_overrides),
+                                           arch.signal_overrides, arch.sigset_size)
         self.shared_files = SharedFiles(emu.uc)
         self.threads = ThreadTable(self)
+        self.signals.threads = self.threads
+        self.host_signals = HostSignals(self)
         self.exe_guest_path = ""
         self.exe_host_path = ""
         self.warned: set[int] = set()
@@ -235,6 +239,8 @@ class Kernel:
             if count < 0:
                 return function(self, *self._gather(number, read_arg, arg_ids))
             return function(self, *[read_arg(i) for i in arg_ids[:count]])
+        except signals.Interrupted:
+            return signals.note_interrupted(self, self.name_of(number))
         except SyscallError as error:
             return -error.code
         except OSError as error:
@@ -292,9 +298,11 @@ class Kernel:
         """How long a blocking syscall may wait now; raises StopRun once the run must end.
 
         Blocking host calls are cut in slices so Ctrl-C, SIGTERM and --timeout end the run
-        even while the guest sleeps or waits for input (Python retries interrupted calls).
+        even while the guest sleeps or waits for input (Python retries interrupted calls), and
+        a signal for the guest interrupts the call (signals.Interrupted: EINTR or a restart).
         """
         self.emu.check_stop()
+        self.signals.check_interrupt()
         return WAIT_SLICE if remaining is None else max(0.0, min(WAIT_SLICE, remaining))
 
     def wait_readable(self, host_fd: int) -> None:

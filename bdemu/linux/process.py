@@ -104,6 +104,7 @@ def fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls
         return pid
     k.emu.become_child()
     k.threads.keep_only_current()
+    k.signals.reset_for_fork()
     if stack:
         k.emu.set_reg("sp", stack)
     if flags & CLONE_SETTLS:
@@ -163,6 +164,16 @@ def sys_execveat(k, dirfd, path, argv, envp, flags):
     raise SyscallError(errno.ENOSYS)
 
 
+def _guest_status(k, status: int) -> int:
+    """A wait status with the host's signal numbers turned into the guest's (MIPS differs)."""
+    from_host = k.signals.from_host
+    if os.WIFSIGNALED(status):
+        return status & ~0x7F | from_host.get(os.WTERMSIG(status), os.WTERMSIG(status))
+    if os.WIFSTOPPED(status):
+        return status & ~0xFF00 | from_host.get(os.WSTOPSIG(status), os.WSTOPSIG(status)) << 8
+    return status
+
+
 def _wait(k, pid: int, options: int) -> tuple[int, int]:
     options = options & 0xFFFFFFFF & ~0x40000000
     delay = 0.0005
@@ -183,7 +194,7 @@ def _wait(k, pid: int, options: int) -> tuple[int, int]:
 def sys_wait4(k, pid, status_address, options, rusage):
     child, status = _wait(k, k.signed32(pid), options)
     if child and status_address:
-        k.write_int(status_address, status)
+        k.write_int(status_address, _guest_status(k, status))
     if rusage:
         k.write(rusage, bytes(18 * k.word if k.word == 8 else 72))
     return child
@@ -220,24 +231,40 @@ def sys_waitid(k, idtype, ident, infop, options, rusage):
 
 
 def signal_self(k, signal: int, code: int = signals.SI_USER) -> int:
-    """A signal the guest sends to itself: ignored, queued for delivery (a handler, or a blocked
-    signal), or fatal per its disposition. `code` is the siginfo si_code a handler sees."""
+    """A signal the guest sends to its own process: ignored, fatal at once (its default action,
+    when some thread does not block it), or queued for delivery to a thread that does not block
+    it. `code` is the siginfo si_code a handler sees."""
     if signal == 0:
         return 0
-    if not 0 < signal < 65:
+    if not 0 < signal <= k.signals.count:
         raise SyscallError(errno.EINVAL)
+    _queue(k, signal, list(k.threads.threads.values()), lambda: k.signals.send_process(signal, code))
+    return 0
+
+
+def _queue(k, signal: int, takers: list, send) -> None:
+    """Apply a signal sent to one of `takers` (threads): ignore it, end the run, or queue it."""
     action = k.signals.disposition(signal)
     if action == "ignore":
-        return 0
-    if k.arch.signal_frame is not None and (action == "handler" or k.signals.mask & signals.bit(signal)):
-        k.signals.pending.setdefault(signal, (code, 0))
-        if k.signals.deliverable() is not None:
-            k.emu.request_signal_work()
-        return 0
-    if action == "handler":
+        return
+    if action == "default" and any(not t.signal_mask & signals.bit(signal) for t in takers):
+        raise GuestSignal(signal, "sent by the guest to itself")
+    if action == "handler" and k.arch.signal_frame is None:
         k.warn_once(f"signal{signal}", f"signal {signal} has a guest handler; delivery is not supported yet")
+        return
+    send()
+    if k.signals.deliverable() is not None:
+        k.emu.request_signal_work()
+
+
+def _host_signal(k, signal: int) -> int:
+    """The host's number for a guest signal sent to another process (0 stays 0)."""
+    if signal == 0:
         return 0
-    raise GuestSignal(signal, "sent by the guest to itself")
+    host = k.signals.to_host.get(signal)
+    if host is None:
+        raise SyscallError(errno.EINVAL)
+    return host
 
 
 def is_guest_process(k, pid: int) -> bool:
@@ -263,7 +290,7 @@ def _signal_processes(k, targets: list[int], signal: int) -> int:
             signal_self(k, signal)
             continue
         try:
-            os.kill(target, signal)
+            os.kill(target, _host_signal(k, signal))
         except ProcessLookupError:
             pass
     return 0
@@ -277,7 +304,7 @@ def sys_kill(k, pid, signal):
     if pid > 0:
         if not is_guest_process(k, pid):
             raise SyscallError(errno.ESRCH)
-        os.kill(pid, signal)
+        os.kill(pid, _host_signal(k, signal))
         return 0
     if pid == -1:  # every guest process but the caller
         return _signal_processes(k, [p for p in _guest_processes(k) if p != os.getpid()], signal)
@@ -295,17 +322,27 @@ def sys_kill(k, pid, signal):
 
 @syscall("int", "int", "signal")
 def sys_tgkill(k, tgid, tid, signal):
+    if k.signed32(tgid) <= 0:
+        raise SyscallError(errno.EINVAL)
+    if k.signed32(tid) in k.threads.threads and k.signed32(tgid) != os.getpid():
+        raise SyscallError(errno.ESRCH)
     return sys_tkill(k, tid, signal)
 
 
 @syscall("int", "signal")
 def sys_tkill(k, tid, signal):
+    """To one thread: a thread of this process gets it even while others would not block it."""
     tid = k.signed32(tid)
-    if tid == os.getpid():
-        return signal_self(k, signal, signals.SI_TKILL)
+    if not 0 <= signal <= k.signals.count:
+        raise SyscallError(errno.EINVAL)
+    thread = k.threads.threads.get(tid)
+    if thread is not None:
+        if signal:
+            _queue(k, signal, [thread], lambda: k.signals.send_thread(thread, signal, signals.SI_TKILL))
+        return 0
     if tid <= 0 or not is_guest_process(k, tid):
         raise SyscallError(errno.ESRCH)
-    os.kill(tid, signal)
+    os.kill(tid, _host_signal(k, signal))
     return 0
 
 

@@ -1,18 +1,25 @@
 """Signal syscalls and delivery to guest handlers.
 
-A signal the guest sends itself is queued; at the next safe point (the run loop, between two
-`emu_start`s, right after the syscall that raised or unblocked it) the emulator calls
+A signal the guest sends itself, or one from another process (hostsignals.py), is queued
+for a thread that does not block it (each GuestThread has its mask and pending signals); at
+the next safe point (the run loop, between two `emu_start`s, right after the syscall that
+raised or unblocked it; a blocking syscall gives way with EINTR) the emulator calls
 `deliver_pending`, which builds the ISA's rt_sigframe (`Arch.signal_frame`) on the guest stack
 and enters the handler. `rt_sigreturn` restores the interrupted state: Unicorn's saved context
 (FP/SIMD included), then the frame's registers and mask, so a handler's edits take effect.
+A syscall interrupted under a SA_RESTART handler resumes at its own instruction instead.
 """
 from __future__ import annotations
 
+import collections
 import errno
 import os
+import signal as host_signal
 import struct
 import time
+from typing import Mapping
 
+from . import clock
 from .errors import SyscallError
 from .registry import syscall
 
@@ -20,6 +27,13 @@ SIG_DFL, SIG_IGN = 0, 1
 #: Signals whose default action is to be ignored, by name and generic number.
 DEFAULT_IGNORED_NAMES = {"SIGCHLD": 17, "SIGCONT": 18, "SIGURG": 23, "SIGWINCH": 28}
 DEFAULT_IGNORED = frozenset(DEFAULT_IGNORED_NAMES.values())
+SIGKILL, SIGSTOP = 9, 19
+#: Syscalls a handled signal makes fail with EINTR even under SA_RESTART (signal(7)).
+NEVER_RESTARTED = frozenset({
+    "nanosleep", "clock_nanosleep", "clock_nanosleep_time64", "poll", "ppoll", "ppoll_time64",
+    "select", "_newselect", "pselect6", "pselect6_time64", "epoll_wait", "epoll_pwait",
+    "epoll_pwait2", "rt_sigsuspend", "sigsuspend", "pause", "rt_sigtimedwait",
+    "rt_sigtimedwait_time64", "msgrcv", "msgsnd", "semop", "semtimedop", "io_getevents"})
 
 
 def default_ignored(overrides) -> frozenset[int]:
@@ -27,29 +41,65 @@ def default_ignored(overrides) -> frozenset[int]:
     return frozenset(overrides.get(name, number) for name, number in DEFAULT_IGNORED_NAMES.items())
 
 
+def host_numbers(overrides, count: int) -> dict[int, int]:
+    """Guest signal number -> the host's number for the same signal (they differ on MIPS);
+    a guest signal the host lacks (SIGEMT, MIPS's real-time signals above 64) has none."""
+    by_number = {number: name for name, number in overrides.items()}
+    numbers = {}
+    for guest in range(1, count + 1):
+        name = by_number.get(guest)
+        if name is None:
+            try:
+                name = host_signal.Signals(guest).name
+            except ValueError:  # a real-time signal: the same number on every Linux up to 64
+                name = None
+            if name in overrides:  # the guest gives this number to another signal
+                continue
+        host = getattr(host_signal, name, None) if name else (guest if 32 <= guest <= 64 else None)
+        if host is not None:
+            numbers[guest] = int(host)
+    return numbers
+
+
 SA_SIGINFO, SA_ONSTACK, SA_NODEFER, SA_RESETHAND = 0x4, 0x08000000, 0x40000000, 0x80000000
-SA_RESTORER = 0x04000000
+SA_RESTORER, SA_RESTART = 0x04000000, 0x10000000
 SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
 SIGALRM = 14
-#: Signals a mask can never block (SIGKILL, SIGSTOP).
-UNBLOCKABLE = (1 << 8) | (1 << 18)
 
 
 def bit(signal: int) -> int:
     return 1 << (signal - 1)
 
 
-class SignalState:
-    """Per-process signal bookkeeping: raw sigaction records, the mask, the alternate stack,
-    signals waiting for delivery and the saved contexts of the handlers running."""
+class Interrupted(SyscallError):
+    """A blocking syscall gives way to a signal: EINTR, or a restart after a SA_RESTART handler."""
 
-    def __init__(self, ignored: frozenset[int] = DEFAULT_IGNORED) -> None:
+    def __init__(self) -> None:
+        super().__init__(errno.EINTR)
+
+
+class SignalState:
+    """Per-process signal bookkeeping: raw sigaction records, the alternate stack, process-directed
+    signals waiting for delivery and the saved contexts of the handlers running. Masks and
+    thread-directed signals belong to each thread (GuestThread); `mask` is the running one's."""
+
+    def __init__(self, ignored: frozenset[int] = DEFAULT_IGNORED, overrides: Mapping[str, int] | None = None,
+                 sigset_size: int = 8) -> None:
+        overrides = overrides or {}
         self.ignored = ignored
+        self.sigset_size = sigset_size
+        #: Valid signal numbers are 1..count (_NSIG).
+        self.count = 8 * sigset_size
+        self.kill_number = overrides.get("SIGKILL", SIGKILL)
+        self.stop_number = overrides.get("SIGSTOP", SIGSTOP)
+        #: Signals a mask can never block (SIGKILL, SIGSTOP).
+        self.unblockable = bit(self.kill_number) | bit(self.stop_number)
+        self.to_host = host_numbers(overrides, self.count)
+        self.from_host = {host: guest for guest, host in self.to_host.items()}
         self.actions: dict[int, bytes] = {}
         self.handlers: dict[int, int] = {}
-        self.mask = 0
         self.altstack = b""
-        #: signal -> its (si_code, si_addr), for signals raised but not delivered yet.
+        #: Process-directed signal -> its (si_code, si_addr), raised but not delivered yet.
         self.pending: dict[int, tuple[int, int]] = {}
         #: ITIMER_REAL: when it next raises SIGALRM (time.monotonic()), and its interval.
         self.alarm_at: float | None = None
@@ -61,24 +111,96 @@ class SignalState:
         self.frames: dict[int, tuple[object, bytes]] = {}
         #: Set by (rt_)sigreturn: how far below sp the frame to restore starts.
         self.sigreturn: int | None = None
+        #: The syscall a signal interrupted, until the handler is entered: (its thread, or False
+        #: when it is never restarted; the values of the registers its result overwrote).
+        self.interrupted: tuple[object, dict[str, int]] | None = None
+        #: Host signal numbers that arrived (HostSignals' watcher adds them from its thread);
+        #: the run loop turns them into guest signals at its next safe point.
+        self.arrived: collections.deque[int] = collections.deque()
+        #: Set with `arrived`: the engine stopped for a host signal, not for a limit.
+        self.woken = False
+        self.threads = None  # the ThreadTable, bound by the kernel
+
+    # -- the running thread's mask and pending set -------------------------------------------------
+    @property
+    def mask(self) -> int:
+        return self.threads.current.signal_mask
+
+    @mask.setter
+    def mask(self, value: int) -> None:
+        self.threads.current.signal_mask = value & ~self.unblockable
 
     def deliverable(self) -> int | None:
-        """The lowest pending signal the mask lets through (Linux delivers low numbers first)."""
-        for signal in sorted(self.pending):
-            if not self.mask & bit(signal):
+        """The lowest signal pending for the running thread that its mask lets through (Linux
+        delivers low numbers first)."""
+        own = self.threads.current.signal_pending
+        if not own and not self.pending:
+            return None
+        mask = self.mask
+        for signal in sorted(own.keys() | self.pending.keys()):
+            if not mask & bit(signal):
                 return signal
         return None
 
     def has_work(self) -> bool:
         self.check_alarm()
+        if self.arrived:
+            self.take_arrivals()
         return self.sigreturn is not None or self.deliverable() is not None
+
+    def check_interrupt(self) -> None:
+        """From a blocking syscall's wait: give way (Interrupted) to a signal the running thread
+        takes now."""
+        self.check_alarm()
+        if self.arrived:
+            self.take_arrivals()
+        if self.deliverable() is not None:
+            raise Interrupted()
 
     def check_alarm(self) -> None:
         """Raise SIGALRM once ITIMER_REAL expired (checked at syscalls and in the run loop)."""
         if self.alarm_at is not None and time.monotonic() >= self.alarm_at:
             self.alarm_at = self.alarm_at + self.alarm_interval if self.alarm_interval else None
-            if self.disposition(SIGALRM) != "ignore":
-                self.pending.setdefault(SIGALRM, (SI_KERNEL, 0))
+            self.send_process(SIGALRM, SI_KERNEL)
+
+    def take_arrivals(self) -> None:
+        """Host signals (from another process or a shell) become process-directed guest signals."""
+        while self.arrived:  # a deque: the watcher may append meanwhile
+            guest = self.from_host.get(self.arrived.popleft())
+            if guest is not None:
+                self.send_process(guest, SI_USER)
+
+    def send_process(self, signal: int, code: int) -> None:
+        """Queue a process-directed signal (unless ignored) for a thread that does not block it,
+        the main thread first as on Linux, then the running one (its wait, if any, ends), or
+        else for whichever thread unblocks it first."""
+        flag, threads = bit(signal), self.threads
+        blocked_by_all = all(thread.signal_mask & flag for thread in threads.threads.values())
+        if self.disposition(signal) == "ignore" and not blocked_by_all:
+            return  # ignored, unless blocked (sigwait may take it)
+        current = threads.current
+        leader = threads.threads.get(os.getpid(), current)
+        for thread in (leader, current, *threads.threads.values()):
+            if not thread.signal_mask & flag:
+                if thread is current:
+                    self.pending.setdefault(signal, (code, 0))
+                else:
+                    thread.signal_pending.setdefault(signal, (code, 0))
+                    threads.interrupt(thread)
+                return
+        self.pending.setdefault(signal, (code, 0))
+
+    def send_thread(self, thread, signal: int, code: int) -> None:
+        """Queue a signal for one thread (tkill, a fault), unless ignored; its wait ends."""
+        if self.disposition(signal) == "ignore":
+            return
+        thread.signal_pending.setdefault(signal, (code, 0))
+        if not thread.signal_mask & bit(signal):
+            self.threads.interrupt(thread)
+
+    def pending_set(self) -> int:
+        """The running thread's pending signals, its own and the process's (rt_sigpending)."""
+        return sum(bit(signal) for signal in self.pending.keys() | self.threads.current.signal_pending.keys())
 
     def alarm_remaining_us(self) -> int | None:
         """Microseconds until SIGALRM (at least 1): the run loop's emu_start timeout."""
@@ -100,11 +222,26 @@ class SignalState:
                 self.actions.pop(signal, None)
         self.frames.clear()  # the handlers' stacks are gone with the old image
 
+    def reset_for_fork(self) -> None:
+        """A forked child starts with no pending signal and no timer (its mask is kept)."""
+        self.pending.clear()
+        self.threads.current.signal_pending.clear()
+        self.arrived.clear()
+        self.alarm_at, self.alarm_interval = None, 0.0
+
+    def read_set(self, k, address: int) -> int:
+        return int.from_bytes(k.read(address, self.sigset_size), k.byteorder)
+
+    def write_set(self, k, address: int, value: int) -> None:
+        k.write(address, value.to_bytes(self.sigset_size, k.byteorder))
+
 
 @syscall("signal", "ptr", "ptr", "size")
 def sys_rt_sigaction(k, signal, action, old_action, size):
     state = k.signals
-    if not 0 < signal < 65 or signal in (9, 19) and action:
+    if size != state.sigset_size or not 0 < signal <= state.count:
+        raise SyscallError(errno.EINVAL)
+    if signal in (state.kill_number, state.stop_number) and action:
         raise SyscallError(errno.EINVAL)
     record_size = k.arch.sigaction_size
     if old_action:
@@ -114,16 +251,20 @@ def sys_rt_sigaction(k, signal, action, old_action, size):
         state.actions[signal] = record
         offset = k.arch.sigaction_handler_offset
         state.handlers[signal] = int.from_bytes(record[offset:offset + k.word], k.byteorder)
+        k.host_signals.follow(signal)
     return 0
 
 
 @syscall("int", "ptr", "ptr", "size")
 def sys_rt_sigprocmask(k, how, new, old, size):
+    """Acts on the calling thread's mask."""
     state = k.signals
+    if size != state.sigset_size:
+        raise SyscallError(errno.EINVAL)
+    value = state.read_set(k, new) if new else 0
     if old:
-        k.write(old, state.mask.to_bytes(8, k.byteorder))
+        state.write_set(k, old, state.mask)
     if new:
-        value = int.from_bytes(k.read(new, 8), k.byteorder)
         how -= k.arch.variants.get("sigprocmask_how_base", 0)  # MIPS: SIG_BLOCK is 1
         if how == 0:
             state.mask |= value
@@ -133,7 +274,6 @@ def sys_rt_sigprocmask(k, how, new, old, size):
             state.mask = value
         else:
             raise SyscallError(errno.EINVAL)
-        state.mask &= ~UNBLOCKABLE
         if state.deliverable() is not None:
             k.emu.request_signal_work()
     return 0
@@ -141,8 +281,10 @@ def sys_rt_sigprocmask(k, how, new, old, size):
 
 @syscall("ptr", "size")
 def sys_rt_sigpending(k, pending, size):
-    value = sum(bit(signal) for signal in k.signals.pending) & k.signals.mask
-    k.write(pending, value.to_bytes(8, k.byteorder))
+    state = k.signals
+    if size > state.sigset_size:
+        raise SyscallError(errno.EINVAL)
+    k.write(pending, (state.pending_set() & state.mask).to_bytes(state.sigset_size, k.byteorder)[:size])
     return 0
 
 
@@ -182,18 +324,23 @@ def _wait_for_signal(k) -> None:
     state = k.signals
     if not k.threads.alone and not state.has_work():  # other threads run until a signal is due
         k.threads.wait()
-    while not state.has_work():
-        remaining = None if state.alarm_at is None else max(0.0, state.alarm_at - time.monotonic())
-        time.sleep(k.wait_slice(remaining))
+    try:
+        while not state.has_work():
+            remaining = None if state.alarm_at is None else max(0.0, state.alarm_at - time.monotonic())
+            time.sleep(k.wait_slice(remaining))
+    except Interrupted:
+        pass
     k.emu.request_signal_work()
 
 
 @syscall("ptr", "size")
 def sys_rt_sigsuspend(k, mask, size):
     state = k.signals
+    if size != state.sigset_size:
+        raise SyscallError(errno.EINVAL)
     if k.arch.signal_frame is None:
         raise SyscallError(errno.EINTR)
-    new = int.from_bytes(k.read(mask, 8), k.byteorder) & ~UNBLOCKABLE
+    new = state.read_set(k, mask)
     state.suspended_mask, state.mask = state.mask, new
     try:
         _wait_for_signal(k)
@@ -209,6 +356,50 @@ def sys_pause(k):
         raise SyscallError(errno.EINTR)
     _wait_for_signal(k)
     raise SyscallError(errno.EINTR)
+
+
+def _take_waited(state: SignalState, wanted: int) -> tuple[int, tuple[int, int]] | None:
+    """The lowest pending signal of the running thread in `wanted`, taken off its queue."""
+    own = state.threads.current.signal_pending
+    for signal in sorted(own.keys() | state.pending.keys()):
+        if wanted & bit(signal):
+            return signal, (own if signal in own else state.pending).pop(signal)
+    return None
+
+
+def _sigtimedwait(k, wanted_at: int, info: int, timeout: int, size: int, field: int) -> int:
+    """Take a pending signal of the set (normally blocked ones) without running a handler;
+    EAGAIN once the timeout passes, EINTR if an unblocked signal is delivered meanwhile."""
+    state = k.signals
+    if size != state.sigset_size:
+        raise SyscallError(errno.EINVAL)
+    wanted = state.read_set(k, wanted_at) & ~state.unblockable
+    deadline = None if not timeout else time.monotonic() + clock.read_timespec_ns(k, timeout, field) / 1e9
+    while True:
+        state.check_alarm()
+        if state.arrived:
+            state.take_arrivals()
+        found = _take_waited(state, wanted)
+        if found is not None:
+            break
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise SyscallError(errno.EAGAIN)
+        time.sleep(k.wait_slice(left))
+    signal, (code, address) = found
+    if info:
+        k.write(info, _siginfo(k, signal, code, address))
+    return signal
+
+
+@syscall("ptr", "ptr", "ptr", "size")
+def sys_rt_sigtimedwait(k, wanted, info, timeout, size):
+    return _sigtimedwait(k, wanted, info, timeout, size, k.word)
+
+
+@syscall("ptr", "ptr", "ptr", "size")
+def sys_rt_sigtimedwait_time64(k, wanted, info, timeout, size):
+    return _sigtimedwait(k, wanted, info, timeout, size, 8)
 
 
 def _set_alarm(state: SignalState, value: float, interval: float) -> tuple[float, float]:
@@ -280,8 +471,31 @@ def catch_fault(k, signal: int, address: int, code: int) -> bool:
     state = k.signals
     if k.arch.signal_frame is None or state.disposition(signal) != "handler" or state.mask & bit(signal):
         return False
-    state.pending[signal] = (code, address)
+    state.threads.current.signal_pending[signal] = (code, address)
     return True
+
+
+def note_interrupted(k, name: str) -> int:
+    """A blocking syscall gave way to a signal (Interrupted): remember what a SA_RESTART handler
+    needs to run it again (the registers its result overwrites), and fail it with EINTR."""
+    abi, emu = k.arch.syscall, k.emu
+    saved = {name: emu.regs.reg(name) for name in (abi.result, abi.error_flag) if name}
+    k.signals.interrupted = (name not in NEVER_RESTARTED and k.threads.current, saved)
+    emu.request_signal_work()
+    return -errno.EINTR
+
+
+def _restart(k, flags: int) -> None:
+    """The handler about to run interrupted a syscall: with SA_RESTART (and a syscall Linux
+    restarts) the handler returns to the syscall instruction, its registers as they were."""
+    interrupted, k.signals.interrupted = k.signals.interrupted, None
+    if interrupted is None or interrupted[0] is not k.threads.current or not flags & SA_RESTART:
+        return
+    emu, abi = k.emu, k.arch.syscall
+    for name, value in interrupted[1].items():
+        emu.regs.set_reg(name, value)
+    size = abi.insn_size if isinstance(abi.insn_size, int) else abi.insn_size(emu.regs)
+    emu.regs.set_reg(k.arch.pc, emu.regs.reg(k.arch.pc) - size)
 
 
 def deliver_pending(k) -> None:
@@ -293,15 +507,39 @@ def deliver_pending(k) -> None:
         _sigreturn(k, offset)
     signal = state.deliverable()
     if signal is None:
+        state.interrupted = None
         return
-    code, address = state.pending.pop(signal)
+    own = state.threads.current.signal_pending
+    code, address = (own if signal in own else state.pending).pop(signal)
     action = state.disposition(signal)
     if action == "ignore":
+        state.interrupted = None
         return
     if action == "default":
         from .errors import GuestSignal
-        raise GuestSignal(signal, "sent by the guest to itself")
+        raise GuestSignal(signal, "sent by the guest to itself" if code != SI_USER or address
+                          else "a signal with no guest handler")
     _enter_handler(k, signal, code, address)
+
+
+SIGINFO_SIZE = 128
+
+
+def _siginfo(k, signal: int, code: int, address: int) -> bytes:
+    """A siginfo_t: si_signo, si_code, then si_addr (a fault) or si_pid/si_uid (sent by kill:
+    bdemu knows no sender, so they name the guest itself)."""
+    layout, end = k.arch.signal_frame, k.byteorder
+    code_at = layout.siginfo_code if layout is not None else 8
+    info = bytearray(SIGINFO_SIZE)
+    info[0:4] = signal.to_bytes(4, end)
+    info[code_at:code_at + 4] = (code & 0xFFFFFFFF).to_bytes(4, end)
+    fields_at = 16 if k.word == 8 else 12
+    if address:
+        info[fields_at:fields_at + k.word] = address.to_bytes(k.word, end)
+    elif code in (SI_USER, SI_TKILL):
+        info[fields_at:fields_at + 4] = os.getpid().to_bytes(4, end)
+        info[fields_at + 4:fields_at + 8] = os.getuid().to_bytes(4, end)
+    return bytes(info)
 
 
 def _field(record: bytes, offset: int, size: int, byteorder: str) -> int:
@@ -312,6 +550,7 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     layout, state, emu = k.arch.signal_frame, k.signals, k.emu
     record = state.actions[signal]
     flags = _field(record, layout.sigaction_flags, k.word, k.byteorder)
+    _restart(k, flags)
     sp = emu.reg(k.arch.sp)
     if flags & SA_ONSTACK and state.altstack:
         slot = {name: index * k.word for index, name in enumerate(layout.stack_fields)}
@@ -324,18 +563,12 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     context = bytearray(layout.size)
     info = layout.siginfo
     end = k.byteorder
-    context[info:info + 4] = signal.to_bytes(4, end)
-    context[info + layout.siginfo_code:info + layout.siginfo_code + 4] = (code & 0xFFFFFFFF).to_bytes(4, end)
-    fields_at = info + (16 if k.word == 8 else 12)
-    if address:  # a fault: si_addr
-        context[fields_at:fields_at + k.word] = address.to_bytes(k.word, end)
-    elif code in (SI_USER, SI_TKILL):
-        context[fields_at:fields_at + 4] = os.getpid().to_bytes(4, end)
-        context[fields_at + 4:fields_at + 8] = os.getuid().to_bytes(4, end)
+    context[info:info + SIGINFO_SIZE] = _siginfo(k, signal, code, address)
     ucontext = layout.ucontext
     saved_mask = state.mask if state.suspended_mask is None else state.suspended_mask
     state.suspended_mask = None
-    context[ucontext + layout.sigmask:ucontext + layout.sigmask + 8] = saved_mask.to_bytes(8, end)
+    size = state.sigset_size
+    context[ucontext + layout.sigmask:ucontext + layout.sigmask + size] = saved_mask.to_bytes(size, end)
     mcontext = ucontext + layout.mcontext
     for name, offset in layout.mcontext_registers:
         at = mcontext + offset
@@ -353,14 +586,14 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
                                                 + emu.reg(k.arch.pc).to_bytes(k.word, end))
     k.write(frame, bytes(context))
     state.frames[frame] = (emu.uc.context_save(), bytes(context))
-    state.mask |= _field(record, layout.sigaction_mask, 8, k.byteorder)
+    state.mask |= _field(record, layout.sigaction_mask, size, k.byteorder)
     if not flags & SA_NODEFER:
         state.mask |= bit(signal)
-    state.mask &= ~UNBLOCKABLE
     handler = state.handlers[signal]
     if flags & SA_RESETHAND:
         state.handlers.pop(signal, None)
         state.actions.pop(signal, None)
+        k.host_signals.follow(signal)
     for where, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
         if isinstance(where, str):
             emu.set_reg(where, value)
@@ -393,4 +626,4 @@ def _sigreturn(k, sp_offset: int) -> None:
         if value != _field(written, mcontext + offset, k.word, k.byteorder):
             emu.set_reg(name, value)
     mask_at = layout.ucontext + layout.sigmask
-    state.mask = _field(context, mask_at, 8, k.byteorder) & ~UNBLOCKABLE
+    state.mask = _field(context, mask_at, state.sigset_size, k.byteorder)

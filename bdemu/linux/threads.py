@@ -26,9 +26,10 @@ poll over every parked fd until the earliest deadline, in WAIT_SLICE steps
 so --timeout, Ctrl-C and SIGTERM still end the run. A guest with one
 thread blocks in the host as before.
 
-Not modelled: per-thread signal state (a pending signal goes to the thread
-that runs next), and the return value plugins see for a parked syscall is
-the placeholder 0 (the real one is written when it completes).
+Each thread has its own signal mask and thread-directed pending signals
+(bdemu/linux/signals.py routes a process-directed signal to a thread that does
+not block it). Not modelled: the return value plugins see for a parked
+syscall is the placeholder 0 (the real one is written when it completes).
 """
 from __future__ import annotations
 
@@ -80,6 +81,10 @@ class GuestThread:
     memory: tuple[bytes, ...] = ()
     #: Set while its syscall waits for an fd, a deadline or a condition (see `ThreadTable.wait`).
     parked: Parked | None = None
+    #: Its signal mask, and the signals sent to it alone (tkill) or routed to it, not yet
+    #: delivered: signal -> (si_code, si_addr). See bdemu/linux/signals.py.
+    signal_mask: int = 0
+    signal_pending: dict = field(default_factory=dict)
 
     @property
     def runnable(self) -> bool:
@@ -118,7 +123,7 @@ class ThreadTable:
     def spawn(self, stack: int, tls: int | None, clear_child_tid: int) -> int:
         """clone of a thread: its context is taken once this syscall has completed."""
         thread = GuestThread(next(self._next_tid), clear_child_tid=clear_child_tid,
-                             spawn={"stack": stack, "tls": tls})
+                             spawn={"stack": stack, "tls": tls}, signal_mask=self.current.signal_mask)
         self.threads[thread.tid] = thread
         self._order.append(thread.tid)
         self._births.append(thread)
@@ -164,6 +169,13 @@ class ThreadTable:
                 thread.result = 0
                 woken += 1
         return woken
+
+    def interrupt(self, thread: GuestThread) -> None:
+        """A signal for `thread` ends its wait: its syscall fails with EINTR, and the handler runs
+        when it next runs."""
+        if thread is not self.current and thread.futex is not None:
+            thread.futex = thread.deadline = None
+            thread.result = -errno.EINTR
 
     def requeue(self, source: int, target: int, count: int) -> int:
         """Move up to `count` waiters from one futex word to another (condition variables)."""
