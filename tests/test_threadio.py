@@ -47,6 +47,7 @@ class StandInKernel:
         self.emu.stop_at = time.monotonic() + 10  # no test can hang
         self.signals = SignalState()
         self.threads = ThreadTable(self)
+        self.signals.threads = self.threads  # as Kernel links them: masks and pending signals are per thread
 
     def host_error(self, error: OSError) -> int:
         return -error.errno
