@@ -453,7 +453,9 @@ class Emulator:
                     self.kernel.host_signals.after_fork()  # only now: emu_start has joined its timer
                 continue
             timed_out = deadline is not None and time.monotonic() >= deadline
-            what = "timeout" if timed_out or not max_insns else "instruction limit"
+            if not timed_out and not max_insns:
+                continue  # a stop with nothing left to do (a host signal's, raced by its delivery)
+            what = "timeout" if timed_out else "instruction limit"
             return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
 
     @staticmethod

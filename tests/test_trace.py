@@ -280,6 +280,8 @@ def test_schema_from_cached_template_is_the_schema(tmp_path, monkeypatch, option
         return _layout(path)
 
     uncached = record_with("relative/cache")  # not absolute: no cache is used
+    assert record_with(str(tmp_path / "no-home" / ".cache")) == uncached
+    assert not (tmp_path / "no-home").exists()  # a missing home is not made
     cache = tmp_path / "cache"
     fresh = record_with(str(cache))
     templates = list((cache / "bdemu").glob("trace-schema-*.duckdb"))

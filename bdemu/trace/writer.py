@@ -41,8 +41,8 @@ def schema_template(statements: list[str]) -> str | None:
     ~15 ms (DuckDB syncs the file twice). None if the cache cannot be used."""
     import duckdb
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    if not os.path.isabs(base):
-        return None
+    if not os.path.isabs(base) or not os.path.isdir(os.path.dirname(base)):
+        return None  # no home (HOME=/nonexistent...): make nothing outside it
     key = hashlib.sha256("\n".join([duckdb.__version__, FORMAT_VERSION, *statements]).encode()).hexdigest()[:20]
     directory = os.path.join(base, "bdemu")
     path = os.path.join(directory, f"trace-schema-{key}.duckdb")
