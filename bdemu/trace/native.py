@@ -26,9 +26,9 @@ class NativeStream:
     """
 
     native = True
-    #: Block entries per buffer: small enough that most buffers reach the writer thread while the
-    #: guest still runs (their encoding and inserts overlap it), big enough to cost little GIL time.
-    ENTRIES = 1 << 16
+    #: Block entries per buffer. Smaller buffers reach the writer thread while the guest still runs,
+    #: but measured on 2 shared cores fewer, bigger batches cost less (bench/record.py).
+    ENTRIES = 1 << 18
 
     def on_start(self, emu) -> None:
         super().on_start(emu)
@@ -142,7 +142,7 @@ class NativeStream:
 class RunStore:
     """The writer thread's side of the block stream: runs from buffers, rows to DuckDB in big inserts."""
 
-    ROWS = 1 << 12  # rows per insert at least: fewer statements (each costs ~1 ms), most while the guest runs
+    ROWS = 1 << 20  # rows per insert at least: each statement costs ~1 ms, and its rows little
 
     def __init__(self, writer, encoder, counter: tuple[int, int] | None = None) -> None:
         """`counter`: (Capstone arch, mode) to count the instructions of each new block's code."""

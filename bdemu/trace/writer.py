@@ -32,7 +32,6 @@ from .schema import FORMAT_VERSION, arrow_schema, ddl, layout
 
 _STOP = object()
 COMMIT_SECONDS = 1.0
-ROW_GROUP_ROWS = 1 << 14
 
 
 def schema_template(statements: list[str]) -> str | None:
@@ -111,12 +110,10 @@ class TraceWriter:
         template = schema_template(statements)
         if template is not None:
             shutil.copyfile(template, self.path)
-        # Small row groups, each written to the file as soon as it fills (DuckDB's "optimistic"
-        # writes): compressing and storing rows then happens here while the guest runs, not in
-        # the last commit, which the run has to wait for.
+        # Attached to an in-memory instance: DETACH finishes the file without tearing the instance
+        # down (see close).
         quoted = self.path.replace("'", "''")
-        attach = (f"ATTACH '{quoted}' AS trace (ROW_GROUP_SIZE {ROW_GROUP_ROWS}); USE trace; "
-                  "SET write_buffer_row_group_count = 1")
+        attach = f"ATTACH '{quoted}' AS trace; USE trace"
         try:
             self.con.execute(attach)
         except duckdb.Error:
