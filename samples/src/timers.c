@@ -59,6 +59,13 @@ static void install(int signo, void (*handler)(int, siginfo_t *, void *))
 
 static void periodic(void)
 {
+    /* SIGUSR1 only comes in sigsuspend: one expiry per wait, however late the loop runs (it
+     * stays blocked afterwards, so an expiry left pending at timer_delete never runs) */
+    sigset_t blocked, during;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &blocked, &during);
+    sigdelset(&during, SIGUSR1);
     struct sigevent event;
     memset(&event, 0, sizeof event);
     event.sigev_notify = SIGEV_SIGNAL;
@@ -74,7 +81,7 @@ static void periodic(void)
     printf("periodic: settime %d, old value was disarmed: %s\n", set,
            old.it_value.tv_sec == 0 && old.it_value.tv_nsec == 0 ? "yes" : "no");
     while (usr1_good + usr1_bad < 3)
-        pause();
+        sigsuspend(&during);
     struct itimerspec now;
     int got = timer_gettime(timer, &now);
     printf("periodic: %d good expirations, %d bad; gettime %d, interval %ld ms, armed %s\n",
