@@ -442,6 +442,8 @@ class Emulator:
                 continue
             if reason is None and (self.kernel.signals.has_work() or self.kernel.signals.woken):
                 continue  # SIGALRM's time came, or a host signal arrived
+            if reason is None and alarm_us is not None and (time.monotonic() - started) * 1e6 >= alarm_us:
+                continue  # stopped for a signal's expiry, a hair before it is due (alarm_us rounds down)
             if reason is None and sliced and (time.monotonic() - started) * 1e6 >= time_slice:
                 self.kernel.threads.preempt()  # the running thread used up its time slice
                 switch_threads = True

@@ -133,7 +133,8 @@ ARCH = Arch(
     run_until=0x7FFFFFFC,  # above the stack, never mapped
     errno_overrides=ERRNO,
     variants={"open_flags": "mips", "pipe_second_fd": "v1", "sigprocmask_how_base": 1,
-              "statfs": "mips", "clone": "tls_fourth"},
+              "statfs": "mips", "clone": "tls_fourth",
+              "si_timer": -3},
     map_anonymous=0x800,
     sigaction_size=24,
     sigaction_handler_offset=4,

@@ -81,7 +81,7 @@ def _sleep(k, nanoseconds: int) -> None:
         time.sleep(k.wait_slice(left))
 
 
-read_timespec_ns, sleep_ns = _read_timespec, _sleep
+read_timespec_ns, sleep_ns, timespec_bytes = _read_timespec, _sleep, _timespec
 
 
 @syscall("ptr", "ptr")

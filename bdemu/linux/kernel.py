@@ -58,6 +58,7 @@ class Kernel:
         self.shared_files = SharedFiles(emu.uc)
         self.threads = ThreadTable(self)
         self.signals.threads = self.threads
+        self.signals.timer_code = arch.variants.get("si_timer", signals.SI_TIMER)
         self.host_signals = HostSignals(self)
         self.exe_guest_path = ""
         self.exe_host_path = ""

@@ -19,7 +19,7 @@ import struct
 import time
 from typing import Mapping
 
-from . import clock
+from . import clock, timers
 from .errors import SyscallError
 from .registry import syscall
 
@@ -63,7 +63,7 @@ def host_numbers(overrides, count: int) -> dict[int, int]:
 
 SA_SIGINFO, SA_ONSTACK, SA_NODEFER, SA_RESETHAND = 0x4, 0x08000000, 0x40000000, 0x80000000
 SA_RESTORER, SA_RESTART = 0x04000000, 0x10000000
-SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
+SI_USER, SI_KERNEL, SI_TKILL, SI_TIMER = 0, 0x80, -6, -2
 SIGALRM = 14
 
 
@@ -104,6 +104,10 @@ class SignalState:
         #: ITIMER_REAL: when it next raises SIGALRM (time.monotonic()), and its interval.
         self.alarm_at: float | None = None
         self.alarm_interval = 0.0
+        self.alarm_signal = SIGALRM
+        #: POSIX timers (timer_create) by id, and the si_code their signals carry (MIPS's differs).
+        self.timers: dict[int, timers.PosixTimer] = {}
+        self.timer_code = SI_TIMER
         #: The mask rt_sigsuspend replaced: the handler's frame saves it, so sigreturn restores it.
         self.suspended_mask: int | None = None
         #: frame address -> (Unicorn context of the code the handler interrupted, the frame as
@@ -158,10 +162,37 @@ class SignalState:
             raise Interrupted()
 
     def check_alarm(self) -> None:
-        """Raise SIGALRM once ITIMER_REAL expired (checked at syscalls and in the run loop)."""
+        """Raise SIGALRM once ITIMER_REAL expired, and the signal of each POSIX timer that
+        expired (checked at syscalls and in the run loop)."""
         if self.alarm_at is not None and time.monotonic() >= self.alarm_at:
             self.alarm_at = self.alarm_at + self.alarm_interval if self.alarm_interval else None
             self.send_process(SIGALRM, SI_KERNEL)
+        if self.timers:
+            now = time.monotonic()
+            for timer_id, timer in self.timers.items():
+                if timers.expire(timer, now) and timer.signal:
+                    self.send_timer(timer_id, timer)
+
+    def send_timer(self, timer_id: int, timer: timers.PosixTimer) -> None:
+        """Queue an expired timer's signal, for its thread (SIGEV_THREAD_ID, while that thread
+        lives) or the process; one still pending from it counts an overrun instead."""
+        thread = self.threads.threads.get(timer.thread) if timer.thread is not None else None
+        queued = (self.timer_code, timer_id)
+        owners = (self.pending, *(t.signal_pending for t in self.threads.threads.values()))
+        if any(owner.get(timer.signal) == queued for owner in owners):
+            timer.overrun += 1
+        elif thread is not None:
+            self.send_thread(thread, timer.signal, self.timer_code, timer_id)
+        else:
+            self.send_process(timer.signal, self.timer_code, timer_id)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time.monotonic() at which ITIMER_REAL or a POSIX timer expires."""
+        deadlines = [timer.deadline for timer in self.timers.values()
+                     if timer.deadline is not None and timer.signal] if self.timers else []
+        if self.alarm_at is not None:
+            deadlines.append(self.alarm_at)
+        return min(deadlines) if deadlines else None
 
     def take_arrivals(self) -> None:
         """Host signals (from another process or a shell) become process-directed guest signals."""
@@ -170,7 +201,7 @@ class SignalState:
             if guest is not None:
                 self.send_process(guest, SI_USER)
 
-    def send_process(self, signal: int, code: int) -> None:
+    def send_process(self, signal: int, code: int, value: int = 0) -> None:
         """Queue a process-directed signal (unless ignored) for a thread that does not block it,
         the main thread first as on Linux, then the running one (its wait, if any, ends), or
         else for whichever thread unblocks it first."""
@@ -183,18 +214,19 @@ class SignalState:
         for thread in (leader, current, *threads.threads.values()):
             if not thread.signal_mask & flag:
                 if thread is current:
-                    self.pending.setdefault(signal, (code, 0))
+                    self.pending.setdefault(signal, (code, value))
                 else:
-                    thread.signal_pending.setdefault(signal, (code, 0))
+                    thread.signal_pending.setdefault(signal, (code, value))
                     threads.interrupt(thread)
                 return
-        self.pending.setdefault(signal, (code, 0))
+        self.pending.setdefault(signal, (code, value))
 
-    def send_thread(self, thread, signal: int, code: int) -> None:
-        """Queue a signal for one thread (tkill, a fault), unless ignored; its wait ends."""
+    def send_thread(self, thread, signal: int, code: int, value: int = 0) -> None:
+        """Queue a signal for one thread (tkill, a fault, a timer), unless ignored; its wait ends.
+        `value`: the fault address, or the timer id."""
         if self.disposition(signal) == "ignore":
             return
-        thread.signal_pending.setdefault(signal, (code, 0))
+        thread.signal_pending.setdefault(signal, (code, value))
         if not thread.signal_mask & bit(signal):
             self.threads.interrupt(thread)
 
@@ -203,10 +235,12 @@ class SignalState:
         return sum(bit(signal) for signal in self.pending.keys() | self.threads.current.signal_pending.keys())
 
     def alarm_remaining_us(self) -> int | None:
-        """Microseconds until SIGALRM (at least 1): the run loop's emu_start timeout."""
-        if self.alarm_at is None:
+        """Microseconds until SIGALRM or a timer's signal (at least 1): the run loop's emu_start
+        timeout."""
+        deadline = self.next_deadline()
+        if deadline is None:
             return None
-        return max(1, int((self.alarm_at - time.monotonic()) * 1e6))
+        return max(1, int((deadline - time.monotonic()) * 1e6))
 
     def disposition(self, signal: int) -> str:
         handler = self.handlers.get(signal, SIG_DFL)
@@ -221,6 +255,7 @@ class SignalState:
                 del self.handlers[signal]
                 self.actions.pop(signal, None)
         self.frames.clear()  # the handlers' stacks are gone with the old image
+        self.timers.clear()  # execve deletes the POSIX timers (ITIMER_REAL survives it)
 
     def reset_for_fork(self) -> None:
         """A forked child starts with no pending signal and no timer (its mask is kept)."""
@@ -228,6 +263,7 @@ class SignalState:
         self.threads.current.signal_pending.clear()
         self.arrived.clear()
         self.alarm_at, self.alarm_interval = None, 0.0
+        self.timers.clear()
 
     def read_set(self, k, address: int) -> int:
         return int.from_bytes(k.read(address, self.sigset_size), k.byteorder)
@@ -326,7 +362,8 @@ def _wait_for_signal(k) -> None:
         k.threads.wait()
     try:
         while not state.has_work():
-            remaining = None if state.alarm_at is None else max(0.0, state.alarm_at - time.monotonic())
+            deadline = state.next_deadline()
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             time.sleep(k.wait_slice(remaining))
     except Interrupted:
         pass
@@ -534,7 +571,15 @@ def _siginfo(k, signal: int, code: int, address: int) -> bytes:
     info[0:4] = signal.to_bytes(4, end)
     info[code_at:code_at + 4] = (code & 0xFFFFFFFF).to_bytes(4, end)
     fields_at = 16 if k.word == 8 else 12
-    if address:
+    if code == k.signals.timer_code:  # _timer: si_tid (the timer id), si_overrun, si_value
+        timer = k.signals.timers.get(address)
+        overrun, value = (timer.overrun, timer.value) if timer is not None else (0, 0)
+        if timer is not None:
+            timer.reported_overrun, timer.overrun = overrun, 0
+        info[fields_at:fields_at + 4] = address.to_bytes(4, end)
+        info[fields_at + 4:fields_at + 8] = overrun.to_bytes(4, end)
+        info[fields_at + 8:fields_at + 8 + k.word] = (value & k.arch.word_mask).to_bytes(k.word, end)
+    elif address:
         info[fields_at:fields_at + k.word] = address.to_bytes(k.word, end)
     elif code in (SI_USER, SI_TKILL):
         info[fields_at:fields_at + 4] = os.getpid().to_bytes(4, end)

@@ -345,9 +345,9 @@ class ThreadTable:
         parked = [t.parked for t in self.threads.values() if t.parked is not None]
         deadlines = [t.deadline for t in self.threads.values() if t.deadline is not None]
         deadlines += [p.deadline for p in parked if p.deadline is not None]
-        alarm_at = self.k.signals.alarm_at
-        if alarm_at is not None:
-            deadlines.append(alarm_at)
+        signal_at = self.k.signals.next_deadline()  # ITIMER_REAL, POSIX timers
+        if signal_at is not None:
+            deadlines.append(signal_at)
         if not parked and not deadlines:
             raise RunStopped(f"deadlock: all {len(self.threads)} guest threads wait on a futex "
                              f"that no thread can wake (thread {leaving.tid} blocked at pc "
