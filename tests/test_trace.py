@@ -163,20 +163,27 @@ def test_stopped_runs_keep_their_rows(tmp_path, how):
         assert 200000 <= int(meta["instructions"]) < 200000 + 100
 
 
-def test_sigterm_mid_compute_keeps_rows(tmp_path):
-    import signal
+def _signal_a_recording(path, iterations: str, after: float, number: int, output: int):
+    """Start `bdemu record` of a long compute run, send it `number` `after` seconds past the file's
+    creation; the process, its output going to `output` (subprocess.PIPE or DEVNULL)."""
     import subprocess
     import sys
     import time
-    path = tmp_path / "t.db"
     process = subprocess.Popen([sys.executable, "-P", "-m", "bdemu", "record", "-o", str(path),
-                                sample("x86_64", "compute"), "400000000"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                sample("x86_64", "compute"), iterations], cwd=ROOT, stdout=output, stderr=output)
     deadline = time.monotonic() + 60
     while not path.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)
+    time.sleep(after)
+    process.send_signal(number)
+    return process
+
+
+def test_sigterm_mid_compute_keeps_rows(tmp_path):
+    import signal
+    import subprocess
+    path = tmp_path / "t.db"
+    process = _signal_a_recording(path, "400000000", 1.5, signal.SIGTERM, subprocess.PIPE)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143, err
     assert b"SIGTERM" in err
@@ -193,17 +200,8 @@ def test_hard_kill_keeps_a_readable_trace(tmp_path):
     second even while a long loop adds none) must still open with plain duckdb."""
     import signal
     import subprocess
-    import sys
-    import time
     path = tmp_path / "t.db"
-    process = subprocess.Popen([sys.executable, "-P", "-m", "bdemu", "record", "-o", str(path),
-                                sample("x86_64", "compute"), "4000000000"], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(4)
-    process.send_signal(signal.SIGKILL)
+    process = _signal_a_recording(path, "4000000000", 4, signal.SIGKILL, subprocess.DEVNULL)
     process.wait(timeout=60)
     con = duckdb.connect(str(path), read_only=True)
     tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
