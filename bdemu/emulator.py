@@ -112,12 +112,16 @@ class Emulator:
         if rootfs is not None and cwd:
             self.vfs.cwd = self.vfs.absolute(cwd)
         self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
+        # Before the device's hooks: see _install_core_hooks.
+        self._install_core_hooks()
         from .devices import BackdoorDevice
         self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
+        insn, trap = self.device.insn, self.arch.syscall.trap
+        #: The backdoor instruction when it is a form of the syscall instruction (MIPS).
+        self._backdoor_in_syscall = insn.on_syscall if insn is not None and insn.spec.trap == trap else None
         for guest_path, content, mappable in self.device.nodes():
             self.vfs.add_node(self.vfs.absolute(guest_path), VirtualFile(content, mappable))
         self._load(self.path, self.argv, self.envp, self._guest_path_of(self.path))
-        self._install_core_hooks()
 
     # -- public API --------------------------------------------------------------------------------
     @property
@@ -290,6 +294,10 @@ class Emulator:
 
     # -- hooks ------------------------------------------------------------------------------------
     def _install_core_hooks(self) -> None:
+        """The syscall trap first of all hooks: once a stop is pending (the host-signal watcher's,
+        a time slice's), Unicorn runs no UC_HOOK_INSN hook after the first one it finds in its
+        list, so a syscall hook behind the backdoor's CPUID hook would be skipped and the guest
+        would go on with the syscall number as its result."""
         abi = self.arch.syscall
         self._number_id = self.regs.id_of(abi.number)
         self._arg_ids = tuple(self.regs.id_of(name) for name in abi.args)
@@ -305,9 +313,6 @@ class Emulator:
             add_raw_hook(self.uc, UC_HOOK_INSN, SYSCALL_INSN_HOOK, self._syscall, self._raw_hooks,
                          ctypes.c_int(number))
         self._syscall_intno = number if kind == "intr" else None
-        insn = self.device.insn
-        #: The backdoor instruction when it is a form of the syscall instruction (MIPS).
-        self._backdoor_in_syscall = insn.on_syscall if insn is not None and insn.spec.trap == abi.trap else None
         add_raw_hook(self.uc, UC_HOOK_INTR, INTERRUPT_HOOK, self._on_interrupt, self._raw_hooks)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
