@@ -242,6 +242,17 @@ def test_cli_errors(tmp_path):
     assert run_bdemu("run", HELLO).returncode == 0
 
 
+@pytest.mark.parametrize("missing, status", [("guest", 127), ("plugin", 2)])
+def test_record_that_cannot_start_leaves_no_trace_file(tmp_path, missing, status):
+    """The trace file is created while the guest loads; a guest or plugin that fails to load removes it."""
+    guest = str(tmp_path / "missing-guest") if missing == "guest" else HELLO
+    plugin = ["--plugin", "no-such-plugin"] if missing == "plugin" else []
+    done = run_bdemu("record", "-o", str(tmp_path / "t.db"), *plugin, guest)
+    assert done.returncode == status, done.stderr
+    assert done.stderr.startswith(b"bdemu: ") and b"Traceback" not in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
 def test_open_trace_api(hello_trace):
     path, *_ = hello_trace
     trace = open_trace(str(path))

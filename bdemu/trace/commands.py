@@ -29,11 +29,17 @@ def record(emu_factory, plugin_specs, trace: str, max_insns, timeout, *, insns: 
         raise UsageError(f"cannot write trace {trace!r}: no directory {parent!r}")
     if os.path.isdir(trace):
         raise UsageError(f"cannot write trace {trace!r}: it is a directory")
-    emu = emu_factory()
     options = RecordOptions(blocks=not no_blocks, insns=insns, mem=mem, regs=regs, data_bytes=data_bytes)
-    emu.add_plugin(make_recorder(trace, options))  # first: it sees backdoor data before other plugins
-    for name, plugin_options in plugin_specs:
-        emu.add_plugin(name, **plugin_options)
+    recorder = make_recorder(trace, options)
+    recorder.open()  # DuckDB starts in the writer thread while the guest loads
+    try:
+        emu = emu_factory()
+        emu.add_plugin(recorder)  # first: it sees backdoor data before other plugins
+        for name, plugin_options in plugin_specs:
+            emu.add_plugin(name, **plugin_options)
+    except BaseException:
+        recorder.discard()  # no run, no trace file
+        raise
     with stop_on_signals(emu):
         return emu, emu.run(max_insns=max_insns, timeout=timeout)
 

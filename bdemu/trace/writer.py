@@ -225,6 +225,18 @@ class TraceWriter:
                     # so it need not delay the run's end; not a daemon thread: exit waits for it.
                     threading.Thread(target=con.close, name="bdemu-trace-close").start()
 
+    def discard(self) -> None:
+        """Close without keeping anything: the file (and its log) is removed."""
+        try:
+            self.close()
+        except RuntimeError:  # it could not even be created: nothing to remove but leftovers
+            pass
+        for name in (self.path, self.path + ".wal"):
+            try:
+                os.remove(name)
+            except OSError:
+                pass
+
     # -- internals --------------------------------------------------------------------------------
     def _check(self) -> None:
         if self._error is not None:
