@@ -23,7 +23,7 @@ from . import guest_image, loaders
 from .cpu import Arch
 from .errors import GuestNotFound, RunStopped, UsageError
 from .hooks import HookBus, Plugin
-from .linux import signals
+from .linux import sigdelivery
 from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun
 from .linux.fs import VirtualFile, VirtualFS, parse_mounts
 from .linux.kernel import Kernel
@@ -401,12 +401,12 @@ class Emulator:
                     self.kernel.threads.reschedule()
                     continue  # the slice and timeout are measured from now
                 if self.kernel.signals.has_work():
-                    signals.deliver_pending(self.kernel)
+                    sigdelivery.deliver_pending(self.kernel)
                 self._emu_start(self._resume_pc(), until, budget, max_insns or unlimited_count)
             except GuestExit as done:
                 return RunResult(done.status, "exit", pc=self._safe_pc())
             except GuestSignal as killed:
-                if killed.fault and signals.catch_fault(self.kernel, killed.signal, 0, 1):
+                if killed.fault and sigdelivery.catch_fault(self.kernel, killed.signal, 0, 1):
                     if self._past(deadline):  # a handler that fixes nothing faults again and again
                         return RunResult(124, "limit", message="timeout reached", pc=self._safe_pc())
                     continue
@@ -424,7 +424,7 @@ class Emulator:
                 detail = what
                 address = self._fault[1] if self._fault is not None else 0
                 code = 2 if error.errno in _PROT_ERRORS else 1  # SEGV_ACCERR, else SEGV_MAPERR / ILL_ILLOPC
-                if signals.catch_fault(self.kernel, signal, address, code):
+                if sigdelivery.catch_fault(self.kernel, signal, address, code):
                     if self._past(deadline):
                         return RunResult(124, "limit", message="timeout reached", pc=self._safe_pc())
                     continue
