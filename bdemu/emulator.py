@@ -26,7 +26,7 @@ from .linux.fs import VirtualFile, VirtualFS, parse_mounts
 from .linux.kernel import Kernel
 from .memory import AddressSpace
 from .regs import INTERRUPT_HOOK, SYSCALL_INSN_HOOK, RegisterFile, add_raw_hook
-from .runloop import RunResult, run_loop, safe_pc
+from .runloop import RunResult, StopRecord, run_loop, safe_pc
 
 _ACCESS_NAMES = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
                  unicorn.UC_MEM_FETCH_UNMAPPED: "exec", unicorn.UC_MEM_READ_PROT: "read",
@@ -65,11 +65,8 @@ class Emulator:
         self.output = sys.stderr  # where plugins write their reports (the CLI's --output)
         self.modules: list[loaders.LoadedImage] = []
         self._warnings: list[str] = []
-        self._stop_reason: str | None = None
-        self._stop_signal: int | None = None
-        self._deadline: float | None = None  # time.monotonic() value of --timeout
-        self._fault: tuple[str, int] | None = None
         self.uc = Uc(self.arch.uc_arch, self.arch.uc_mode)
+        self._stops = StopRecord(self.uc)
         if self.arch.cpu_model is not None:
             self.uc.ctl_set_cpu_model(self.arch.cpu_model)
         self.regs = RegisterFile(self.uc, self.arch)
@@ -80,6 +77,7 @@ class Emulator:
         if rootfs is not None and cwd:
             self.vfs.cwd = self.vfs.absolute(cwd)
         self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
+        self._install_syscall_insn_hook()  # before the device's CPUID hook: see the method
         from .devices import BackdoorDevice
         self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
         for guest_path, content, mappable in self.device.nodes():
@@ -139,18 +137,20 @@ class Emulator:
 
     def request_stop(self, signal: int) -> None:
         """End the run as if bdemu got host signal `signal` (exit 128+signal). Safe from any thread."""
-        self._stop_signal = signal
-        self.uc.emu_stop()
+        self._stops.stop_run(signal)
 
     def request_reschedule(self) -> None:
         """From a syscall: stop after it so the run loop can switch guest threads."""
-        self._stop_reason = "threads"
-        self.uc.emu_stop()
+        self._stops.request("threads")
 
     def request_signal_work(self) -> None:
         """From a syscall: stop after it so the run loop delivers a signal or ends a handler."""
-        self._stop_reason = "resume"
-        self.uc.emu_stop()
+        self._stops.request("resume")
+
+    def wake_for_host_signals(self) -> None:
+        """From a host-signal watcher thread: stop so the run loop takes the host signals that
+        arrived (SignalState.arrived)."""
+        self._stops.wake()
 
     def set_syscall_result(self, result: int) -> None:
         """Write a syscall's return value (-host errno on failure) the way this ISA's ABI returns
@@ -173,7 +173,8 @@ class Emulator:
 
     def check_stop(self) -> None:
         """Raise StopRun if the host asked to stop or the timeout passed (for blocking syscalls)."""
-        if self._stop_signal or (self._deadline is not None and time.monotonic() >= self._deadline):
+        stops = self._stops
+        if stops.host_signal or (stops.deadline is not None and time.monotonic() >= stops.deadline):
             raise StopRun()
 
     def open_flag_values(self) -> Mapping[str, int]:
@@ -257,6 +258,17 @@ class Emulator:
         self._load(request.host_path, self.argv, self.envp, request.path)
 
     # -- hooks ------------------------------------------------------------------------------------
+    def _install_syscall_insn_hook(self) -> None:
+        """The syscall instruction's hook (x86-64), first of the UC_HOOK_INSN hooks: Unicorn's
+        helper walks them in order and gives up once a stop is requested, so a stop from
+        another thread (a host signal, a timeout) landing on a `syscall` would skip any hook
+        after the first, yet move past the instruction: the syscall would be lost."""
+        self._raw_hooks: list = []
+        kind, number = self.arch.syscall.trap
+        if kind == "insn":
+            add_raw_hook(self.uc, UC_HOOK_INSN, SYSCALL_INSN_HOOK, self._syscall, self._raw_hooks,
+                         ctypes.c_int(number))
+
     def _install_core_hooks(self) -> None:
         abi = self.arch.syscall
         self._number_id = self.regs.id_of(abi.number)
@@ -267,11 +279,7 @@ class Emulator:
         self._stack_arg_slots = 6 if abi.stack_args_offset is not None and len(abi.args) < 6 else None
         self._errno_map = {getattr(errno, name): number for name, number in self.arch.errno_overrides.items()
                            if hasattr(errno, name)}
-        self._raw_hooks: list = []
         kind, number = abi.trap
-        if kind == "insn":
-            add_raw_hook(self.uc, UC_HOOK_INSN, SYSCALL_INSN_HOOK, self._syscall, self._raw_hooks,
-                         ctypes.c_int(number))
         self._syscall_intno = number if kind == "intr" else None
         insn = self.device.insn
         #: The backdoor instruction when it is a form of the syscall instruction (MIPS).
@@ -296,7 +304,7 @@ class Emulator:
         raise GuestSignal(signal, f"CPU exception {intno}", fault=True)
 
     def _on_invalid_memory(self, uc, access: int, address: int, size: int, value: int, _user) -> bool:
-        self._fault = (_ACCESS_NAMES.get(access, "access"), address)
+        self._stops.fault = (_ACCESS_NAMES.get(access, "access"), address)
         return False
 
     def _syscall(self) -> None:
@@ -323,8 +331,7 @@ class Emulator:
         self.kernel.is_child = True
         self.hooks.detached = True
         self._syscall_observers = self._syscall_return_observers = ()
-        self._stop_reason = "detach"
-        self.uc.emu_stop()
+        self._stops.request("detach")
 
     def _end_child(self, result: RunResult) -> None:
         """A guest child process ends like the guest did: same exit status, or the same signal."""

@@ -7,12 +7,13 @@ replaces the image after execve.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import unicorn
-from unicorn import UcError
+from unicorn import UC_QUERY_TIMEOUT, UcError
 
 from .errors import RunStopped
 from .linux import sigdelivery
@@ -62,17 +63,17 @@ def safe_pc(emu: "Emulator") -> int:
 
 def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> RunResult:
     """Run the guest until it exits, is killed, or reaches a limit."""
-    deadline = emu._deadline = None if timeout is None else time.monotonic() + timeout
+    stops = emu._stops
+    deadline = stops.deadline = None if timeout is None else time.monotonic() + timeout
     until = emu.arch.word_mask if emu.arch.run_until is None else emu.arch.run_until
     unlimited_count = 1 << 62 if emu.arch.always_count_insns else 0
     kernel = emu.kernel
     switch_threads = False
     while True:
-        if emu._stop_signal:
+        if stops.host_signal:
             return _stopped_by_host(emu)
-        emu._stop_reason = None
-        emu._fault = None
-        kernel.signals.woken = False
+        stops.requests.clear()
+        stops.fault = None
         timeout_us = 0
         if deadline is not None:
             timeout_us = max(1, int((deadline - time.monotonic()) * 1e6))
@@ -92,6 +93,9 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
                 continue  # the slice and timeout are measured from now
             if kernel.signals.has_work():
                 sigdelivery.deliver_pending(kernel)
+            wakeups = stops.wakeups()
+            if kernel.signals.arrived:  # noted since has_work: emu_start would drop its stop
+                continue
             _emu_start(emu, _resume_pc(emu), until, budget, max_insns or unlimited_count)
         except GuestExit as done:
             return RunResult(done.status, "exit", pc=safe_pc(emu))
@@ -105,50 +109,119 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
             emu._exec(request)
             continue
         except StopRun:  # a blocking syscall or the wait for a parked thread: stopped or timed out
-            if not emu._stop_signal:
+            if not stops.host_signal:
                 return RunResult(124, "limit", message="timeout reached", pc=safe_pc(emu))
         except RunStopped as error:
             return RunResult(125, "error", message=str(error), pc=safe_pc(emu))
         except UcError as error:
             signal, what = _FAULT_ERRORS.get(error.errno, (11, str(error)))
             detail = what
-            address = emu._fault[1] if emu._fault is not None else 0
+            address = stops.fault[1] if stops.fault is not None else 0
             code = 2 if error.errno in _PROT_ERRORS else 1  # SEGV_ACCERR, else SEGV_MAPERR / ILL_ILLOPC
             if sigdelivery.catch_fault(kernel, signal, address, code):
                 if _past(deadline):
                     return RunResult(124, "limit", message="timeout reached", pc=safe_pc(emu))
                 continue
-            if emu._fault is not None:
-                access, address = emu._fault
+            if stops.fault is not None:
+                access, address = stops.fault
                 detail = f"{what} at {address:#x} ({access})"
             return _signal_result(emu, signal, detail)
         except KeyboardInterrupt:
             return RunResult(130, "signal", signal=2, message="interrupted", pc=safe_pc(emu))
-        if emu._stop_signal:
+        if stops.host_signal:
             return _stopped_by_host(emu)
-        reason = emu._stop_reason
-        if reason == "threads":
-            switch_threads = True
-            continue
-        if reason is None and (kernel.signals.has_work() or kernel.signals.woken):
-            continue  # SIGALRM's time came, or a host signal arrived
-        if reason is None and alarm_us is not None and (time.monotonic() - started) * 1e6 >= alarm_us:
-            continue  # stopped for a signal's expiry, a hair before it is due (alarm_us rounds down)
-        if reason is None and sliced and (time.monotonic() - started) * 1e6 >= time_slice:
+        if "detach" in stops.requests:  # in a forked child
+            from .hookinstall import remove_plugin_hooks
+            remove_plugin_hooks(emu)
+            kernel.host_signals.after_fork()  # only now: emu_start has joined its timer
+        elapsed_us = (time.monotonic() - started) * 1e6
+        action = after_stop(Stop(
+            requested=frozenset(stops.requests), woken=stops.wakeups() != wakeups,
+            timed_out=bool(budget) and bool(emu.uc.query(UC_QUERY_TIMEOUT)),
+            deadline_passed=_past(deadline), slice_used=sliced and elapsed_us >= time_slice,
+            counting=bool(max_insns)))
+        if action == "preempt":
             kernel.threads.preempt()  # the running thread used up its time slice
+        if action in ("switch", "preempt"):
             switch_threads = True
-            continue
-        if reason in ("detach", "resume"):
-            if reason == "detach":
-                from .hookinstall import remove_plugin_hooks
-                remove_plugin_hooks(emu)
-                kernel.host_signals.after_fork()  # only now: emu_start has joined its timer
-            continue
-        timed_out = deadline is not None and time.monotonic() >= deadline
-        if not timed_out and not max_insns:
-            continue  # a stop with nothing left to do (a host signal's, raced by its delivery)
-        what = "timeout" if timed_out else "instruction limit"
-        return RunResult(124, "limit", message=f"{what} reached", pc=safe_pc(emu))
+        elif action != "continue":
+            return RunResult(124, "limit", message=f"{action} reached", pc=safe_pc(emu))
+
+
+@dataclass(frozen=True)
+class Stop:
+    """What the run loop knows once `emu_start` returned without an exception."""
+
+    requested: frozenset[str]  # StopRecord.requests of this run: "threads", "resume", "detach"
+    woken: bool  # a host-signal watcher asked for a stop during (or just before) this emu_start
+    timed_out: bool  # Unicorn's timeout budget ran out (UC_QUERY_TIMEOUT)
+    deadline_passed: bool  # --timeout's deadline
+    slice_used: bool  # the running thread's time slice is over
+    counting: bool  # emu_start was given --max-insns as its instruction count
+
+
+def after_stop(stop: Stop) -> str:
+    """Why emu_start returned, hence what the loop does next: "switch" threads, "preempt" the
+    running thread (then switch), "continue", or end the run at the "timeout" or the
+    "instruction limit".
+
+    A stop bdemu asked for is always recorded before its `emu_stop` (StopRecord), and Unicorn
+    records its own timeout, so a stop with neither came from the instruction count running
+    out: Unicorn does not say so, and the only other ways (the unmapped `until` address, a
+    plugin calling `uc.emu_stop()` itself) are not worth a per-instruction count of ours. So
+    the limit is reported only then, and the timeout only once its deadline has passed: a
+    budget that ran out a hair early (the microseconds round down) or for a signal's expiry
+    just goes round again. A requested stop always goes round (a watcher's stop that landed
+    before emu_start began was dropped by Unicorn, so its record may stand for a stop that
+    came from the count: going round restarts the count, which README documents)."""
+    if "threads" in stop.requested:
+        return "switch"
+    if stop.requested or stop.woken:
+        return "continue"
+    if stop.timed_out:
+        if stop.deadline_passed:
+            return "timeout"
+        return "preempt" if stop.slice_used else "continue"
+    return "instruction limit" if stop.counting else "continue"
+
+
+class StopRecord:
+    """Why the engine was asked to stop, and when the run must end: `emu_start` does not say
+    why it returned, so every `uc.emu_stop()` bdemu makes is preceded by a note here.
+
+    Syscall hooks note `requests` on the run loop's own thread; the host-signal watchers note
+    `host_signal` (end the run) or a wake-up (take the host signals that arrived) from theirs.
+    A wake-up and its emu_stop happen under one lock, which the loop takes to read the count
+    before emu_start: so a wake-up the loop did not count stopped this emu_start, or was
+    dropped by it (emu_start clears Unicorn's stop flag as it begins), never a previous one."""
+
+    def __init__(self, uc) -> None:
+        self._uc = uc
+        self.requests: set[str] = set()
+        self.host_signal: int | None = None
+        #: time.monotonic() value of --timeout.
+        self.deadline: float | None = None
+        #: The last invalid memory access (kind, address), for a fault's message.
+        self.fault: tuple[str, int] | None = None
+        self._wakeups = 0
+        self._lock = threading.RLock()  # reentrant: a Python signal handler may run in the loop's thread
+
+    def request(self, reason: str) -> None:
+        self.requests.add(reason)
+        self._uc.emu_stop()
+
+    def stop_run(self, signal: int) -> None:
+        self.host_signal = signal
+        self._uc.emu_stop()
+
+    def wake(self) -> None:
+        with self._lock:
+            self._wakeups += 1
+            self._uc.emu_stop()
+
+    def wakeups(self) -> int:
+        with self._lock:
+            return self._wakeups
 
 
 def _past(deadline: float | None) -> bool:
@@ -168,7 +241,7 @@ def _emu_start(emu: "Emulator", begin: int, until: int, timeout_us: int, count: 
 
 
 def _stopped_by_host(emu: "Emulator") -> RunResult:
-    number = emu._stop_signal
+    number = emu._stops.host_signal
     name = SIGNAL_NAMES.get(number, f"signal {number}")
     return RunResult(128 + number, "signal", signal=number, message=f"stopped by {name}", pc=safe_pc(emu))
 

@@ -110,8 +110,6 @@ class SignalState:
         #: Host signal numbers that arrived (HostSignals' watcher adds them from its thread);
         #: the run loop turns them into guest signals at its next safe point.
         self.arrived: collections.deque[int] = collections.deque()
-        #: Set with `arrived`: the engine stopped for a host signal, not for a limit.
-        self.woken = False
         self.threads = None  # the ThreadTable, bound by the kernel
 
     # -- the running thread's mask and pending set -------------------------------------------------
