@@ -9,8 +9,9 @@ only run once the main thread executes bytecode, which may not happen for a
 long time while Unicorn runs hook-free code; so, like bdemu/trace/stop.py,
 the C-level handler's wakeup fd (`signal.set_wakeup_fd`) wakes a watcher
 thread, which notes the number on the kernel's SignalState (`arrived`) and
-stops the engine (`Emulator.wake_for_host_signals`, which records why). The run loop turns it into a guest signal at its next safe
-point, and a blocking syscall notices it in its wait slices
+stops the engine (`Emulator.wake_for_host_signals`, which records why). The
+run loop turns it into a guest signal at its next safe point, and a blocking
+syscall notices it in its wait slices
 (`SignalState.check_interrupt`). The wakeup fd set before (stop.py's) still
 gets every byte of the signals bdemu did not take over. The host's own
 dispositions come back when the run ends.

@@ -17,7 +17,7 @@ import time
 from typing import Mapping
 
 from . import clock, timers
-from .errors import SyscallError
+from .errors import SyscallError, WouldBlock
 from .registry import syscall
 
 SIG_DFL, SIG_IGN = 0, 1
@@ -97,8 +97,6 @@ class SignalState:
         #: POSIX timers (timer_create) by id, and the si_code their signals carry (MIPS's differs).
         self.timers: dict[int, timers.PosixTimer] = {}
         self.timer_code = SI_TIMER
-        #: The mask rt_sigsuspend replaced: the handler's frame saves it, so sigreturn restores it.
-        self.suspended_mask: int | None = None
         #: frame address -> (Unicorn context of the code the handler interrupted, the frame as
         #: written: rt_sigreturn takes from the frame only what the handler changed).
         self.frames: dict[int, tuple[object, bytes]] = {}
@@ -120,6 +118,20 @@ class SignalState:
     @mask.setter
     def mask(self, value: int) -> None:
         self.threads.current.signal_mask = value & ~self.unblockable
+
+    @property
+    def suspended_mask(self) -> int | None:
+        """The running thread's mask before its rt_sigsuspend (None outside one)."""
+        return self.threads.current.suspended_mask
+
+    @suspended_mask.setter
+    def suspended_mask(self, value: int | None) -> None:
+        self.threads.current.suspended_mask = value
+
+    def takes_signal(self, thread) -> bool:
+        """A signal pending for `thread` (its own or the process's) that its mask lets through."""
+        mask = thread.signal_mask
+        return any(not mask & bit(signal) for signal in thread.signal_pending.keys() | self.pending.keys())
 
     def deliverable(self) -> int | None:
         """The lowest signal pending for the running thread that its mask lets through (Linux
@@ -324,8 +336,8 @@ def sys_sigaltstack(k, new, old):
 def _wait_for_signal(k) -> None:
     """Sleep (interruptibly, in slices) until a signal can be delivered."""
     state = k.signals
-    if not k.threads.alone and not state.has_work():  # other threads run until a signal is due
-        k.threads.wait()
+    if not k.threads.alone and not state.has_work():  # other threads run until one is due for it
+        k.threads.wait(resume=_interrupted, for_signal=True)
     try:
         while not state.has_work():
             deadline = state.next_deadline()
@@ -334,6 +346,11 @@ def _wait_for_signal(k) -> None:
     except Interrupted:
         pass
     k.emu.request_signal_work()
+
+
+def _interrupted(k) -> int:
+    """A parked pause or rt_sigsuspend ends: EINTR, and the handler runs as its thread resumes."""
+    raise SyscallError(errno.EINTR)
 
 
 @syscall("ptr", "size")
@@ -347,6 +364,8 @@ def sys_rt_sigsuspend(k, mask, size):
     state.suspended_mask, state.mask = state.mask, new
     try:
         _wait_for_signal(k)
+    except WouldBlock:  # parked: the thread keeps waiting with the mask it asked for
+        raise
     except BaseException:
         state.mask, state.suspended_mask = state.suspended_mask, None
         raise
