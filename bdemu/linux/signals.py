@@ -1,4 +1,4 @@
-"""Signal state and the signal syscalls: actions, masks, pending signals, waits and ITIMER_REAL.
+"""Signal state and the signal syscalls: actions, masks, pending signals and waits.
 
 A signal the guest sends itself, or one from another process (hostsignals.py), is queued
 for a thread that does not block it (each GuestThread has its mask and pending signals); at
@@ -12,7 +12,6 @@ import collections
 import errno
 import os
 import signal as host_signal
-import struct
 import time
 from typing import Mapping
 
@@ -422,69 +421,6 @@ def sys_rt_sigtimedwait(k, wanted, info, timeout, size):
 @syscall("ptr", "ptr", "ptr", "size")
 def sys_rt_sigtimedwait_time64(k, wanted, info, timeout, size):
     return _sigtimedwait(k, wanted, info, timeout, size, 8)
-
-
-def _set_alarm(state: SignalState, value: float, interval: float) -> tuple[float, float]:
-    """Arm (value > 0) or disarm ITIMER_REAL; returns the old (remaining, interval)."""
-    now = time.monotonic()
-    old = (max(0.0, state.alarm_at - now) if state.alarm_at is not None else 0.0, state.alarm_interval)
-    state.alarm_at = now + value if value > 0 else None
-    state.alarm_interval = interval if value > 0 else 0.0
-    return old
-
-
-def _rearm(k, value: float, interval: float) -> tuple[float, float]:
-    old = _set_alarm(k.signals, value, interval)
-    k.emu.request_signal_work()  # the run loop's emu_start timeout must follow the new expiry
-    return old
-
-
-@syscall("int")
-def sys_alarm(k, seconds):
-    remaining, _ = _rearm(k, float(seconds & 0xFFFFFFFF), 0.0)
-    return int(remaining + 0.999999) if remaining else 0
-
-
-def _timeval_format(k) -> str:
-    return ("<" if k.byteorder == "little" else ">") + ("qq" if k.word == 8 else "ii")
-
-
-def _timeval(k, address: int) -> float:
-    seconds, micros = struct.unpack(_timeval_format(k), k.read(address, 2 * k.word))
-    if seconds < 0 or not 0 <= micros < 1_000_000:
-        raise SyscallError(errno.EINVAL)
-    return seconds + micros / 1e6
-
-
-def _write_timeval(k, address: int, value: float) -> None:
-    seconds = int(value)
-    micros = int(round((value - seconds) * 1e6))
-    k.write(address, struct.pack(_timeval_format(k), seconds, micros))
-
-
-@syscall("int", "ptr", "ptr")
-def sys_setitimer(k, which, new, old):
-    """ITIMER_REAL only (SIGALRM); the virtual and profiling timers are not emulated."""
-    if which != 0:
-        raise SyscallError(errno.EINVAL)
-    interval = _timeval(k, new) if new else 0.0
-    value = _timeval(k, new + 2 * k.word) if new else 0.0
-    remaining, old_interval = _rearm(k, value, interval)
-    if old:
-        _write_timeval(k, old, old_interval)
-        _write_timeval(k, old + 2 * k.word, remaining)
-    return 0
-
-
-@syscall("int", "ptr")
-def sys_getitimer(k, which, current):
-    if which != 0:
-        raise SyscallError(errno.EINVAL)
-    state = k.signals
-    remaining = max(0.0, state.alarm_at - time.monotonic()) if state.alarm_at is not None else 0.0
-    _write_timeval(k, current, state.alarm_interval)
-    _write_timeval(k, current + 2 * k.word, remaining)
-    return 0
 
 
 SIGINFO_SIZE = 128
