@@ -1,9 +1,8 @@
 """The Emulator: owns the Unicorn engine, the address space, the kernel and the plugins; runs the guest.
 
 Everything about one guest hangs off its Emulator, so two emulators in one
-process never see each other. Hook exceptions stop Unicorn and come back out
-of `emu_start` (the binding's policy), where the run loop turns them into a
-`RunResult`: one central place for every way a run can end.
+process never see each other. `run` hands the guest to the run loop
+(runloop.py), which turns every way a run can end into a `RunResult`.
 """
 from __future__ import annotations
 
@@ -13,56 +12,25 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, Uc, UcError
+from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, Uc
 import unicorn
 
 from . import guest_image, loaders
 from .cpu import Arch
 from .errors import GuestNotFound, RunStopped, UsageError
 from .hooks import HookBus, Plugin
-from .linux import signals
-from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun
+from .linux.errors import ExecRequest, GuestSignal, StopRun
 from .linux.fs import VirtualFile, VirtualFS, parse_mounts
 from .linux.kernel import Kernel
 from .memory import AddressSpace
 from .regs import INTERRUPT_HOOK, SYSCALL_INSN_HOOK, RegisterFile, add_raw_hook
+from .runloop import RunResult, StopRecord, run_loop, safe_pc
 
-SIGNAL_NAMES = {2: "SIGINT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL",
-                11: "SIGSEGV", 13: "SIGPIPE", 15: "SIGTERM"}
-_FAULT_ERRORS = {
-    unicorn.UC_ERR_READ_UNMAPPED: (11, "read of unmapped memory"),
-    unicorn.UC_ERR_WRITE_UNMAPPED: (11, "write to unmapped memory"),
-    unicorn.UC_ERR_FETCH_UNMAPPED: (11, "execution of unmapped memory"),
-    unicorn.UC_ERR_READ_PROT: (11, "read of protected memory"),
-    unicorn.UC_ERR_WRITE_PROT: (11, "write to protected memory"),
-    unicorn.UC_ERR_FETCH_PROT: (11, "execution of non-executable memory"),
-    unicorn.UC_ERR_INSN_INVALID: (4, "invalid instruction"),
-    unicorn.UC_ERR_READ_UNALIGNED: (7, "unaligned read"),
-    unicorn.UC_ERR_WRITE_UNALIGNED: (7, "unaligned write"),
-    unicorn.UC_ERR_FETCH_UNALIGNED: (7, "unaligned fetch"),
-    unicorn.UC_ERR_EXCEPTION: (4, "unhandled CPU exception"),
-}
-_PROT_ERRORS = (unicorn.UC_ERR_READ_PROT, unicorn.UC_ERR_WRITE_PROT, unicorn.UC_ERR_FETCH_PROT)
 _ACCESS_NAMES = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
                  unicorn.UC_MEM_FETCH_UNMAPPED: "exec", unicorn.UC_MEM_READ_PROT: "read",
                  unicorn.UC_MEM_WRITE_PROT: "write", unicorn.UC_MEM_FETCH_PROT: "exec"}
-
-
-@dataclass
-class RunResult:
-    """How a run ended. `exit_code` follows the exit-status table of `bdemu run`."""
-
-    exit_code: int
-    reason: str  # "exit", "signal", "limit", "error"
-    signal: int | None = None
-    message: str = ""
-    pc: int = 0
-    stdout: bytes | None = None
-    stderr: bytes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Emulator:
@@ -97,11 +65,8 @@ class Emulator:
         self.output = sys.stderr  # where plugins write their reports (the CLI's --output)
         self.modules: list[loaders.LoadedImage] = []
         self._warnings: list[str] = []
-        self._stop_reason: str | None = None
-        self._stop_signal: int | None = None
-        self._deadline: float | None = None  # time.monotonic() value of --timeout
-        self._fault: tuple[str, int] | None = None
         self.uc = Uc(self.arch.uc_arch, self.arch.uc_mode)
+        self._stops = StopRecord(self.uc)
         if self.arch.cpu_model is not None:
             self.uc.ctl_set_cpu_model(self.arch.cpu_model)
         self.regs = RegisterFile(self.uc, self.arch)
@@ -112,16 +77,13 @@ class Emulator:
         if rootfs is not None and cwd:
             self.vfs.cwd = self.vfs.absolute(cwd)
         self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
-        # Before the device's hooks: see _install_core_hooks.
-        self._install_core_hooks()
+        self._install_syscall_insn_hook()  # before the device's CPUID hook: see the method
         from .devices import BackdoorDevice
         self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
-        insn, trap = self.device.insn, self.arch.syscall.trap
-        #: The backdoor instruction when it is a form of the syscall instruction (MIPS).
-        self._backdoor_in_syscall = insn.on_syscall if insn is not None and insn.spec.trap == trap else None
         for guest_path, content, mappable in self.device.nodes():
             self.vfs.add_node(self.vfs.absolute(guest_path), VirtualFile(content, mappable))
         self._load(self.path, self.argv, self.envp, self._guest_path_of(self.path))
+        self._install_core_hooks()
 
     # -- public API --------------------------------------------------------------------------------
     @property
@@ -175,18 +137,20 @@ class Emulator:
 
     def request_stop(self, signal: int) -> None:
         """End the run as if bdemu got host signal `signal` (exit 128+signal). Safe from any thread."""
-        self._stop_signal = signal
-        self.uc.emu_stop()
+        self._stops.stop_run(signal)
 
     def request_reschedule(self) -> None:
         """From a syscall: stop after it so the run loop can switch guest threads."""
-        self._stop_reason = "threads"
-        self.uc.emu_stop()
+        self._stops.request("threads")
 
     def request_signal_work(self) -> None:
         """From a syscall: stop after it so the run loop delivers a signal or ends a handler."""
-        self._stop_reason = "resume"
-        self.uc.emu_stop()
+        self._stops.request("resume")
+
+    def wake_for_host_signals(self) -> None:
+        """From a host-signal watcher thread: stop so the run loop takes the host signals that
+        arrived (SignalState.arrived)."""
+        self._stops.wake()
 
     def set_syscall_result(self, result: int) -> None:
         """Write a syscall's return value (-host errno on failure) the way this ISA's ABI returns
@@ -209,7 +173,8 @@ class Emulator:
 
     def check_stop(self) -> None:
         """Raise StopRun if the host asked to stop or the timeout passed (for blocking syscalls)."""
-        if self._stop_signal or (self._deadline is not None and time.monotonic() >= self._deadline):
+        stops = self._stops
+        if stops.host_signal or (stops.deadline is not None and time.monotonic() >= stops.deadline):
             raise StopRun()
 
     def open_flag_values(self) -> Mapping[str, int]:
@@ -234,7 +199,7 @@ class Emulator:
             self.hooks.call("on_start", self)
             self.device.start()
             self.kernel.host_signals.activate()
-            result = self._loop(max_insns, timeout)
+            result = run_loop(self, max_insns, timeout)
         except RunStopped as error:
             result = RunResult(125, "error", message=str(error), pc=self._safe_pc())
         finally:
@@ -293,11 +258,18 @@ class Emulator:
         self._load(request.host_path, self.argv, self.envp, request.path)
 
     # -- hooks ------------------------------------------------------------------------------------
+    def _install_syscall_insn_hook(self) -> None:
+        """The syscall instruction's hook (x86-64), first of the UC_HOOK_INSN hooks: Unicorn's
+        helper walks them in order and gives up once a stop is requested, so a stop from
+        another thread (a host signal, a timeout) landing on a `syscall` would skip any hook
+        after the first, yet move past the instruction: the syscall would be lost."""
+        self._raw_hooks: list = []
+        kind, number = self.arch.syscall.trap
+        if kind == "insn":
+            add_raw_hook(self.uc, UC_HOOK_INSN, SYSCALL_INSN_HOOK, self._syscall, self._raw_hooks,
+                         ctypes.c_int(number))
+
     def _install_core_hooks(self) -> None:
-        """The syscall trap first of all hooks: once a stop is pending (the host-signal watcher's,
-        a time slice's), Unicorn runs no UC_HOOK_INSN hook after the first one it finds in its
-        list, so a syscall hook behind the backdoor's CPUID hook would be skipped and the guest
-        would go on with the syscall number as its result."""
         abi = self.arch.syscall
         self._number_id = self.regs.id_of(abi.number)
         self._arg_ids = tuple(self.regs.id_of(name) for name in abi.args)
@@ -307,12 +279,11 @@ class Emulator:
         self._stack_arg_slots = 6 if abi.stack_args_offset is not None and len(abi.args) < 6 else None
         self._errno_map = {getattr(errno, name): number for name, number in self.arch.errno_overrides.items()
                            if hasattr(errno, name)}
-        self._raw_hooks: list = []
         kind, number = abi.trap
-        if kind == "insn":
-            add_raw_hook(self.uc, UC_HOOK_INSN, SYSCALL_INSN_HOOK, self._syscall, self._raw_hooks,
-                         ctypes.c_int(number))
         self._syscall_intno = number if kind == "intr" else None
+        insn = self.device.insn
+        #: The backdoor instruction when it is a form of the syscall instruction (MIPS).
+        self._backdoor_in_syscall = insn.on_syscall if insn is not None and insn.spec.trap == abi.trap else None
         add_raw_hook(self.uc, UC_HOOK_INTR, INTERRUPT_HOOK, self._on_interrupt, self._raw_hooks)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
@@ -333,7 +304,7 @@ class Emulator:
         raise GuestSignal(signal, f"CPU exception {intno}", fault=True)
 
     def _on_invalid_memory(self, uc, access: int, address: int, size: int, value: int, _user) -> bool:
-        self._fault = (_ACCESS_NAMES.get(access, "access"), address)
+        self._stops.fault = (_ACCESS_NAMES.get(access, "access"), address)
         return False
 
     def _syscall(self) -> None:
@@ -360,8 +331,7 @@ class Emulator:
         self.kernel.is_child = True
         self.hooks.detached = True
         self._syscall_observers = self._syscall_return_observers = ()
-        self._stop_reason = "detach"
-        self.uc.emu_stop()
+        self._stops.request("detach")
 
     def _end_child(self, result: RunResult) -> None:
         """A guest child process ends like the guest did: same exit status, or the same signal."""
@@ -376,141 +346,9 @@ class Emulator:
             os.kill(os.getpid(), number)
         os._exit(result.exit_code & 0xFF)
 
-    # -- the run loop ------------------------------------------------------------------------------
-    def _loop(self, max_insns: int | None, timeout: float | None) -> RunResult:
-        deadline = self._deadline = None if timeout is None else time.monotonic() + timeout
-        until = self.arch.word_mask if self.arch.run_until is None else self.arch.run_until
-        unlimited_count = 1 << 62 if self.arch.always_count_insns else 0
-        switch_threads = False
-        while True:
-            if self._stop_signal:
-                return self._stopped_by_host()
-            self._stop_reason = None
-            self._fault = None
-            self.kernel.signals.woken = False
-            timeout_us = 0
-            if deadline is not None:
-                timeout_us = max(1, int((deadline - time.monotonic()) * 1e6))
-            # Threads take turns by time (0 while the guest has one thread), unless an instruction
-            # limit is set: a slice could not tell Unicorn's count running out from the slice ending.
-            time_slice = self.kernel.threads.time_slice_us()
-            sliced = bool(time_slice) and not max_insns and (not timeout_us or time_slice < timeout_us)
-            started = time.monotonic()
-            budget = time_slice if sliced else timeout_us
-            alarm_us = self.kernel.signals.alarm_remaining_us()  # SIGALRM ends the slice on time
-            if alarm_us is not None:
-                budget = min(budget or alarm_us, alarm_us)
-            try:
-                if switch_threads:  # in the try: waiting for a parked thread may end the run
-                    switch_threads = False
-                    self.kernel.threads.reschedule()
-                    continue  # the slice and timeout are measured from now
-                if self.kernel.signals.has_work():
-                    signals.deliver_pending(self.kernel)
-                self._emu_start(self._resume_pc(), until, budget, max_insns or unlimited_count)
-            except GuestExit as done:
-                return RunResult(done.status, "exit", pc=self._safe_pc())
-            except GuestSignal as killed:
-                if killed.fault and signals.catch_fault(self.kernel, killed.signal, 0, 1):
-                    if self._past(deadline):  # a handler that fixes nothing faults again and again
-                        return RunResult(124, "limit", message="timeout reached", pc=self._safe_pc())
-                    continue
-                return self._signal_result(killed.signal, killed.detail)
-            except ExecRequest as request:
-                self._exec(request)
-                continue
-            except StopRun:  # a blocking syscall or the wait for a parked thread: stopped or timed out
-                if not self._stop_signal:
-                    return RunResult(124, "limit", message="timeout reached", pc=self._safe_pc())
-            except RunStopped as error:
-                return RunResult(125, "error", message=str(error), pc=self._safe_pc())
-            except UcError as error:
-                signal, what = _FAULT_ERRORS.get(error.errno, (11, str(error)))
-                detail = what
-                address = self._fault[1] if self._fault is not None else 0
-                code = 2 if error.errno in _PROT_ERRORS else 1  # SEGV_ACCERR, else SEGV_MAPERR / ILL_ILLOPC
-                if signals.catch_fault(self.kernel, signal, address, code):
-                    if self._past(deadline):
-                        return RunResult(124, "limit", message="timeout reached", pc=self._safe_pc())
-                    continue
-                if self._fault is not None:
-                    access, address = self._fault
-                    detail = f"{what} at {address:#x} ({access})"
-                return self._signal_result(signal, detail)
-            except KeyboardInterrupt:
-                return RunResult(130, "signal", signal=2, message="interrupted", pc=self._safe_pc())
-            if self._stop_signal:
-                return self._stopped_by_host()
-            reason = self._stop_reason
-            if reason == "threads":
-                switch_threads = True
-                continue
-            if reason is None and (self.kernel.signals.has_work() or self.kernel.signals.woken):
-                continue  # SIGALRM's time came, or a host signal arrived
-            if reason is None and alarm_us is not None and (time.monotonic() - started) * 1e6 >= alarm_us:
-                continue  # stopped for a signal's expiry, a hair before it is due (alarm_us rounds down)
-            if reason is None and sliced and (time.monotonic() - started) * 1e6 >= time_slice:
-                self.kernel.threads.preempt()  # the running thread used up its time slice
-                switch_threads = True
-                continue
-            if reason in ("detach", "resume"):
-                if reason == "detach":
-                    from .hookinstall import remove_plugin_hooks
-                    remove_plugin_hooks(self)
-                    self.kernel.host_signals.after_fork()  # only now: emu_start has joined its timer
-                continue
-            timed_out = deadline is not None and time.monotonic() >= deadline
-            if not timed_out and not max_insns:
-                continue  # a stop with nothing left to do (a host signal's, raced by its delivery)
-            what = "timeout" if timed_out else "instruction limit"
-            return RunResult(124, "limit", message=f"{what} reached", pc=self._safe_pc())
-
-    @staticmethod
-    def _past(deadline: float | None) -> bool:
-        return deadline is not None and time.monotonic() >= deadline
-
-    def _emu_start(self, begin: int, until: int, timeout_us: int, count: int) -> None:
-        """emu_start, where a hook's exception wins over a fault the CPU hit before it stopped
-        (Unicorn may run on a few instructions after a stop requested in an interrupt hook)."""
-        try:
-            self.uc.emu_start(begin, until, timeout_us, count)
-        except UcError:
-            pending = self.uc._hook_exception
-            if pending is None:
-                raise
-            raise pending from None
-
-    def _stopped_by_host(self) -> RunResult:
-        name = SIGNAL_NAMES.get(self._stop_signal, f"signal {self._stop_signal}")
-        return RunResult(128 + self._stop_signal, "signal", signal=self._stop_signal,
-                         message=f"stopped by {name}", pc=self._safe_pc())
-
-    def _resume_pc(self) -> int:
-        pc = self.regs.reg(self.arch.pc)
-        mode_bits = self.arch.pc_mode_bits
-        return pc | mode_bits(self.regs) if mode_bits is not None else pc
-
-    def _signal_result(self, signal: int, detail: str) -> RunResult:
-        name = SIGNAL_NAMES.get(signal, f"signal {signal}")
-        pc = self._safe_pc()
-        return RunResult(128 + signal, "signal", signal=signal,
-                         message=f"guest killed by {name} at pc {pc:#x}{self._symbol_of(pc)}: {detail}", pc=pc)
-
-    def _symbol_of(self, address: int) -> str:
-        """` (name+0x12)` for an address inside a loaded module with symbols, else ""."""
-        from .loaders.symbols import nearest_symbol
-        for module in self.modules:
-            if module.start <= address < module.end:
-                found = nearest_symbol(module.image.path, address - module.base)
-                if found:
-                    return f" ({found[0]}+{found[1]:#x})"
-        return ""
-
     def _safe_pc(self) -> int:
-        try:
-            return self.regs.reg(self.arch.pc)
-        except Exception:
-            return 0
+        return safe_pc(self)
+
 
     # -- stdio -------------------------------------------------------------------------------------
     def _stdio(self, capture: bool, data: bytes | None):

@@ -1,8 +1,8 @@
 """Putting a program into an Emulator: reading its ELF, its interpreter, memory, stack and
 registers at start-up and at every execve, and what an execve of a path actually runs.
 
-Kept apart from the run loop (bdemu/emulator.py): these functions run once per image, the
-loop runs all the time.
+Kept apart from the Emulator and its run loop (bdemu/runloop.py): these functions run once
+per image, the loop runs all the time.
 """
 from __future__ import annotations
 

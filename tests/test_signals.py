@@ -238,3 +238,88 @@ def test_mips_sigprocmask_uses_the_16_byte_sigset(tmp_path):
     guest = write_elf(tmp_path, "mipsel", MIPS_SIGSET_PROBE.format(**numbers))
     done = run_bdemu("run", "--timeout", "20", guest)
     assert done.returncode == 0b111, done.stderr.decode()
+
+
+#: x86-64: the main thread clones a thread (its own stack in an mmap'd block at r15) that waits
+#: in rt_sigsuspend (empty mask) or pause, sleeps 50 ms, tkill()s it SIGUSR1, sleeps 200 ms and
+#: exits with the handler's flag (1) + 10 if the waiter's call returned EINTR.
+THREAD_WAIT = """
+    mov rax, 9
+    xor rdi, rdi
+    mov rsi, 0x10000
+    mov rdx, 3
+    mov r10, 0x22
+    mov r8, -1
+    xor r9, r9
+    syscall
+    mov r15, rax
+    lea rax, [rip + handler]
+    mov [r15 + 0x100], rax
+    mov qword ptr [r15 + 0x108], 0x04000000
+    lea rax, [rip + restorer]
+    mov [r15 + 0x110], rax
+    mov qword ptr [r15 + 0x118], 0
+    mov rax, 13
+    mov rdi, 10
+    lea rsi, [r15 + 0x100]
+    xor rdx, rdx
+    mov r10, 8
+    syscall
+    mov rax, 56
+    mov rdi, 0x10900
+    lea rsi, [r15 + 0x10000]
+    xor rdx, rdx
+    xor r10, r10
+    xor r8, r8
+    syscall
+    test rax, rax
+    jz waiter
+    mov r14, rax
+    mov qword ptr [r15 + 0x200], 0
+    mov qword ptr [r15 + 0x208], 50000000
+    mov rax, 35
+    lea rdi, [r15 + 0x200]
+    xor rsi, rsi
+    syscall
+    mov rax, 200
+    mov rdi, r14
+    mov rsi, 10
+    syscall
+    mov qword ptr [r15 + 0x208], 200000000
+    mov rax, 35
+    lea rdi, [r15 + 0x200]
+    xor rsi, rsi
+    syscall
+    mov rdi, [r15]
+    add rdi, [r15 + 8]
+    mov rax, 231
+    syscall
+waiter:
+    mov qword ptr [r15 + 0x300], 0
+    WAIT
+    cmp rax, -4
+    jne done
+    mov qword ptr [r15 + 8], 10
+done:
+    mov rax, 60
+    xor rdi, rdi
+    syscall
+handler:
+    mov qword ptr [r15], 1
+    ret
+restorer:
+    mov rax, 15
+    syscall
+"""
+WAITS = {"rt_sigsuspend": "mov rax, 130\nlea rdi, [r15 + 0x300]\nmov rsi, 8\nsyscall",
+         "pause": "mov rax, 34\nsyscall"}
+
+
+@pytest.mark.parametrize("wait", sorted(WAITS))
+def test_tkill_wakes_another_thread_waiting_for_a_signal(tmp_path, wait):
+    """A thread parked in rt_sigsuspend or pause (not the main thread) wakes for a signal sent
+    to it alone (tkill): its handler runs, then the call returns EINTR (signal(7))."""
+    from bdemu import Emulator
+    guest = write_elf(tmp_path, "x86_64", THREAD_WAIT.replace("WAIT", WAITS[wait]))
+    result = Emulator(guest).run(timeout=20)
+    assert (result.reason, result.exit_code) == ("exit", 11), result.message

@@ -51,11 +51,13 @@ class WouldBlock(Exception):
     (raised by ThreadTable.wait, caught by Kernel.dispatch; see bdemu/linux/threads.py)."""
 
     def __init__(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
-                 recheck: bool = False, resume=None) -> None:
+                 recheck: bool = False, resume=None, for_signal: bool = False) -> None:
         super().__init__()
         self.fds = fds
         self.deadline = deadline
         self.recheck = recheck
+        #: It waits for a signal only (pause, rt_sigsuspend): one its own thread takes ends it.
+        self.for_signal = for_signal
         #: What completes the syscall, `resume(kernel) -> result`, when running the handler again
         #: with the same arguments would repeat what it already did (a write's first part).
         self.resume = resume

@@ -9,8 +9,9 @@ only run once the main thread executes bytecode, which may not happen for a
 long time while Unicorn runs hook-free code; so, like bdemu/trace/stop.py,
 the C-level handler's wakeup fd (`signal.set_wakeup_fd`) wakes a watcher
 thread, which notes the number on the kernel's SignalState (`arrived`) and
-stops the engine. The run loop turns it into a guest signal at its next safe
-point, and a blocking syscall notices it in its wait slices
+stops the engine (`Emulator.wake_for_host_signals`, which records why). The
+run loop turns it into a guest signal at its next safe point, and a blocking
+syscall notices it in its wait slices
 (`SignalState.check_interrupt`). The wakeup fd set before (stop.py's) still
 gets every byte of the signals bdemu did not take over. The host's own
 dispositions come back when the run ends.
@@ -134,16 +135,18 @@ class HostSignals:
             if stops:
                 emu.request_stop(stops[0])
             noted = [number for number in data if number in self.previous]
-            if not noted:
+            if noted:
+                state.arrived.extend(noted)
+                emu.wake_for_host_signals()
+            elif not stops:
                 continue
-            state.arrived.extend(noted)
-            state.woken = True
-            emu.uc.emu_stop()
-            for _ in range(50):  # until the run loop took them
-                if closing.wait(RESTOP_INTERVAL) or not state.arrived:
+            for _ in range(50):  # until the run loop took them, or the run ended
+                if closing.wait(RESTOP_INTERVAL) or not (state.arrived or stops):
                     break
-                state.woken = True
-                emu.uc.emu_stop()
+                if stops:
+                    emu.request_stop(stops[0])
+                if state.arrived:
+                    emu.wake_for_host_signals()
 
     def after_fork(self) -> None:
         """In a forked child, once the emu_start that forked returned (a thread started before

@@ -17,7 +17,7 @@ from unicorn import UcError
 
 from ..cpu import Arch
 from . import clock, epoll, files, fsops, futex, hwprobe, identity, mm, poll, process, signals, xattr  # noqa: F401  (registers handlers)
-from . import sockets, sockmsg  # noqa: F401  (registers handlers)
+from . import itimer, sigdelivery, sockets, sockmsg  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
@@ -241,7 +241,7 @@ class Kernel:
                 return function(self, *self._gather(number, read_arg, arg_ids))
             return function(self, *[read_arg(i) for i in arg_ids[:count]])
         except signals.Interrupted:
-            return signals.note_interrupted(self, self.name_of(number))
+            return sigdelivery.note_interrupted(self, self.name_of(number))
         except SyscallError as error:
             return -error.code
         except OSError as error:

@@ -1,13 +1,10 @@
-"""Signal syscalls and delivery to guest handlers.
+"""Signal state and the signal syscalls: actions, masks, pending signals and waits.
 
 A signal the guest sends itself, or one from another process (hostsignals.py), is queued
 for a thread that does not block it (each GuestThread has its mask and pending signals); at
 the next safe point (the run loop, between two `emu_start`s, right after the syscall that
-raised or unblocked it; a blocking syscall gives way with EINTR) the emulator calls
-`deliver_pending`, which builds the ISA's rt_sigframe (`Arch.signal_frame`) on the guest stack
-and enters the handler. `rt_sigreturn` restores the interrupted state: Unicorn's saved context
-(FP/SIMD included), then the frame's registers and mask, so a handler's edits take effect.
-A syscall interrupted under a SA_RESTART handler resumes at its own instruction instead.
+raised or unblocked it; a blocking syscall gives way with EINTR) the run loop delivers it
+(sigdelivery.py: the handler's frame on the guest stack, and rt_sigreturn).
 """
 from __future__ import annotations
 
@@ -15,12 +12,11 @@ import collections
 import errno
 import os
 import signal as host_signal
-import struct
 import time
 from typing import Mapping
 
 from . import clock, timers
-from .errors import SyscallError
+from .errors import SyscallError, WouldBlock
 from .registry import syscall
 
 SIG_DFL, SIG_IGN = 0, 1
@@ -28,12 +24,6 @@ SIG_DFL, SIG_IGN = 0, 1
 DEFAULT_IGNORED_NAMES = {"SIGCHLD": 17, "SIGCONT": 18, "SIGURG": 23, "SIGWINCH": 28}
 DEFAULT_IGNORED = frozenset(DEFAULT_IGNORED_NAMES.values())
 SIGKILL, SIGSTOP = 9, 19
-#: Syscalls a handled signal makes fail with EINTR even under SA_RESTART (signal(7)).
-NEVER_RESTARTED = frozenset({
-    "nanosleep", "clock_nanosleep", "clock_nanosleep_time64", "poll", "ppoll", "ppoll_time64",
-    "select", "_newselect", "pselect6", "pselect6_time64", "epoll_wait", "epoll_pwait",
-    "epoll_pwait2", "rt_sigsuspend", "sigsuspend", "pause", "rt_sigtimedwait",
-    "rt_sigtimedwait_time64", "msgrcv", "msgsnd", "semop", "semtimedop", "io_getevents"})
 
 
 def default_ignored(overrides) -> frozenset[int]:
@@ -61,8 +51,6 @@ def host_numbers(overrides, count: int) -> dict[int, int]:
     return numbers
 
 
-SA_SIGINFO, SA_ONSTACK, SA_NODEFER, SA_RESETHAND = 0x4, 0x08000000, 0x40000000, 0x80000000
-SA_RESTORER, SA_RESTART = 0x04000000, 0x10000000
 SI_USER, SI_KERNEL, SI_TKILL, SI_TIMER = 0, 0x80, -6, -2
 SIGALRM = 14
 
@@ -108,8 +96,6 @@ class SignalState:
         #: POSIX timers (timer_create) by id, and the si_code their signals carry (MIPS's differs).
         self.timers: dict[int, timers.PosixTimer] = {}
         self.timer_code = SI_TIMER
-        #: The mask rt_sigsuspend replaced: the handler's frame saves it, so sigreturn restores it.
-        self.suspended_mask: int | None = None
         #: frame address -> (Unicorn context of the code the handler interrupted, the frame as
         #: written: rt_sigreturn takes from the frame only what the handler changed).
         self.frames: dict[int, tuple[object, bytes]] = {}
@@ -121,8 +107,6 @@ class SignalState:
         #: Host signal numbers that arrived (HostSignals' watcher adds them from its thread);
         #: the run loop turns them into guest signals at its next safe point.
         self.arrived: collections.deque[int] = collections.deque()
-        #: Set with `arrived`: the engine stopped for a host signal, not for a limit.
-        self.woken = False
         self.threads = None  # the ThreadTable, bound by the kernel
 
     # -- the running thread's mask and pending set -------------------------------------------------
@@ -133,6 +117,20 @@ class SignalState:
     @mask.setter
     def mask(self, value: int) -> None:
         self.threads.current.signal_mask = value & ~self.unblockable
+
+    @property
+    def suspended_mask(self) -> int | None:
+        """The running thread's mask before its rt_sigsuspend (None outside one)."""
+        return self.threads.current.suspended_mask
+
+    @suspended_mask.setter
+    def suspended_mask(self, value: int | None) -> None:
+        self.threads.current.suspended_mask = value
+
+    def takes_signal(self, thread) -> bool:
+        """A signal pending for `thread` (its own or the process's) that its mask lets through."""
+        mask = thread.signal_mask
+        return any(not mask & bit(signal) for signal in thread.signal_pending.keys() | self.pending.keys())
 
     def deliverable(self) -> int | None:
         """The lowest signal pending for the running thread that its mask lets through (Linux
@@ -324,27 +322,6 @@ def sys_rt_sigpending(k, pending, size):
     return 0
 
 
-@syscall()
-def sys_rt_sigreturn(k):
-    """Undone in `deliver_pending` once the syscall is over: the frame's registers win."""
-    if k.arch.signal_frame is None:
-        raise SyscallError(errno.ENOSYS)
-    k.signals.sigreturn = k.arch.signal_frame.sigreturn_sp_offset
-    k.emu.request_signal_work()
-    return 0
-
-
-@syscall()
-def sys_sigreturn(k):
-    """The old sigreturn: bdemu builds one frame layout for both, found a word further on."""
-    layout = k.arch.signal_frame
-    if layout is None or layout.old_sigreturn_sp_offset is None:
-        raise SyscallError(errno.ENOSYS)
-    k.signals.sigreturn = layout.old_sigreturn_sp_offset
-    k.emu.request_signal_work()
-    return 0
-
-
 @syscall("ptr", "ptr")
 def sys_sigaltstack(k, new, old):
     size = 3 * k.word if k.word == 4 else 24
@@ -358,8 +335,8 @@ def sys_sigaltstack(k, new, old):
 def _wait_for_signal(k) -> None:
     """Sleep (interruptibly, in slices) until a signal can be delivered."""
     state = k.signals
-    if not k.threads.alone and not state.has_work():  # other threads run until a signal is due
-        k.threads.wait()
+    if not k.threads.alone and not state.has_work():  # other threads run until one is due for it
+        k.threads.wait(resume=_interrupted, for_signal=True)
     try:
         while not state.has_work():
             deadline = state.next_deadline()
@@ -368,6 +345,11 @@ def _wait_for_signal(k) -> None:
     except Interrupted:
         pass
     k.emu.request_signal_work()
+
+
+def _interrupted(k) -> int:
+    """A parked pause or rt_sigsuspend ends: EINTR, and the handler runs as its thread resumes."""
+    raise SyscallError(errno.EINTR)
 
 
 @syscall("ptr", "size")
@@ -381,6 +363,8 @@ def sys_rt_sigsuspend(k, mask, size):
     state.suspended_mask, state.mask = state.mask, new
     try:
         _wait_for_signal(k)
+    except WouldBlock:  # parked: the thread keeps waiting with the mask it asked for
+        raise
     except BaseException:
         state.mask, state.suspended_mask = state.suspended_mask, None
         raise
@@ -425,7 +409,7 @@ def _sigtimedwait(k, wanted_at: int, info: int, timeout: int, size: int, field: 
         time.sleep(k.wait_slice(left))
     signal, (code, address) = found
     if info:
-        k.write(info, _siginfo(k, signal, code, address))
+        k.write(info, siginfo(k, signal, code, address))
     return signal
 
 
@@ -439,130 +423,10 @@ def sys_rt_sigtimedwait_time64(k, wanted, info, timeout, size):
     return _sigtimedwait(k, wanted, info, timeout, size, 8)
 
 
-def _set_alarm(state: SignalState, value: float, interval: float) -> tuple[float, float]:
-    """Arm (value > 0) or disarm ITIMER_REAL; returns the old (remaining, interval)."""
-    now = time.monotonic()
-    old = (max(0.0, state.alarm_at - now) if state.alarm_at is not None else 0.0, state.alarm_interval)
-    state.alarm_at = now + value if value > 0 else None
-    state.alarm_interval = interval if value > 0 else 0.0
-    return old
-
-
-def _rearm(k, value: float, interval: float) -> tuple[float, float]:
-    old = _set_alarm(k.signals, value, interval)
-    k.emu.request_signal_work()  # the run loop's emu_start timeout must follow the new expiry
-    return old
-
-
-@syscall("int")
-def sys_alarm(k, seconds):
-    remaining, _ = _rearm(k, float(seconds & 0xFFFFFFFF), 0.0)
-    return int(remaining + 0.999999) if remaining else 0
-
-
-def _timeval_format(k) -> str:
-    return ("<" if k.byteorder == "little" else ">") + ("qq" if k.word == 8 else "ii")
-
-
-def _timeval(k, address: int) -> float:
-    seconds, micros = struct.unpack(_timeval_format(k), k.read(address, 2 * k.word))
-    if seconds < 0 or not 0 <= micros < 1_000_000:
-        raise SyscallError(errno.EINVAL)
-    return seconds + micros / 1e6
-
-
-def _write_timeval(k, address: int, value: float) -> None:
-    seconds = int(value)
-    micros = int(round((value - seconds) * 1e6))
-    k.write(address, struct.pack(_timeval_format(k), seconds, micros))
-
-
-@syscall("int", "ptr", "ptr")
-def sys_setitimer(k, which, new, old):
-    """ITIMER_REAL only (SIGALRM); the virtual and profiling timers are not emulated."""
-    if which != 0:
-        raise SyscallError(errno.EINVAL)
-    interval = _timeval(k, new) if new else 0.0
-    value = _timeval(k, new + 2 * k.word) if new else 0.0
-    remaining, old_interval = _rearm(k, value, interval)
-    if old:
-        _write_timeval(k, old, old_interval)
-        _write_timeval(k, old + 2 * k.word, remaining)
-    return 0
-
-
-@syscall("int", "ptr")
-def sys_getitimer(k, which, current):
-    if which != 0:
-        raise SyscallError(errno.EINVAL)
-    state = k.signals
-    remaining = max(0.0, state.alarm_at - time.monotonic()) if state.alarm_at is not None else 0.0
-    _write_timeval(k, current, state.alarm_interval)
-    _write_timeval(k, current + 2 * k.word, remaining)
-    return 0
-
-
-def catch_fault(k, signal: int, address: int, code: int) -> bool:
-    """A CPU fault: queue it for the guest's handler if one is installed and unblocked (the
-    handler returning re-runs the faulting instruction, as on Linux); False: it is fatal."""
-    state = k.signals
-    if k.arch.signal_frame is None or state.disposition(signal) != "handler" or state.mask & bit(signal):
-        return False
-    state.threads.current.signal_pending[signal] = (code, address)
-    return True
-
-
-def note_interrupted(k, name: str) -> int:
-    """A blocking syscall gave way to a signal (Interrupted): remember what a SA_RESTART handler
-    needs to run it again (the registers its result overwrites), and fail it with EINTR."""
-    abi, emu = k.arch.syscall, k.emu
-    saved = {name: emu.regs.reg(name) for name in (abi.result, abi.error_flag) if name}
-    k.signals.interrupted = (name not in NEVER_RESTARTED and k.threads.current, saved)
-    emu.request_signal_work()
-    return -errno.EINTR
-
-
-def _restart(k, flags: int) -> None:
-    """The handler about to run interrupted a syscall: with SA_RESTART (and a syscall Linux
-    restarts) the handler returns to the syscall instruction, its registers as they were."""
-    interrupted, k.signals.interrupted = k.signals.interrupted, None
-    if interrupted is None or interrupted[0] is not k.threads.current or not flags & SA_RESTART:
-        return
-    emu, abi = k.emu, k.arch.syscall
-    for name, value in interrupted[1].items():
-        emu.regs.set_reg(name, value)
-    size = abi.insn_size if isinstance(abi.insn_size, int) else abi.insn_size(emu.regs)
-    emu.regs.set_reg(k.arch.pc, emu.regs.reg(k.arch.pc) - size)
-
-
-def deliver_pending(k) -> None:
-    """At a safe point: finish an rt_sigreturn, then enter the handler of a deliverable signal
-    (or apply its default action: GuestSignal ends the run)."""
-    state = k.signals
-    if state.sigreturn is not None:
-        offset, state.sigreturn = state.sigreturn, None
-        _sigreturn(k, offset)
-    signal = state.deliverable()
-    if signal is None:
-        state.interrupted = None
-        return
-    own = state.threads.current.signal_pending
-    code, address = (own if signal in own else state.pending).pop(signal)
-    action = state.disposition(signal)
-    if action == "ignore":
-        state.interrupted = None
-        return
-    if action == "default":
-        from .errors import GuestSignal
-        raise GuestSignal(signal, "sent by the guest to itself" if code != SI_USER or address
-                          else "a signal with no guest handler")
-    _enter_handler(k, signal, code, address)
-
-
 SIGINFO_SIZE = 128
 
 
-def _siginfo(k, signal: int, code: int, address: int) -> bytes:
+def siginfo(k, signal: int, code: int, address: int) -> bytes:
     """A siginfo_t: si_signo, si_code, then si_addr (a fault) or si_pid/si_uid (sent by kill:
     bdemu knows no sender, so they name the guest itself)."""
     layout, end = k.arch.signal_frame, k.byteorder
@@ -585,90 +449,3 @@ def _siginfo(k, signal: int, code: int, address: int) -> bytes:
         info[fields_at:fields_at + 4] = os.getpid().to_bytes(4, end)
         info[fields_at + 4:fields_at + 8] = os.getuid().to_bytes(4, end)
     return bytes(info)
-
-
-def _field(record: bytes, offset: int, size: int, byteorder: str) -> int:
-    return int.from_bytes(record[offset:offset + size], byteorder)
-
-
-def _enter_handler(k, signal: int, code: int, address: int) -> None:
-    layout, state, emu = k.arch.signal_frame, k.signals, k.emu
-    record = state.actions[signal]
-    flags = _field(record, layout.sigaction_flags, k.word, k.byteorder)
-    _restart(k, flags)
-    sp = emu.reg(k.arch.sp)
-    if flags & SA_ONSTACK and state.altstack:
-        slot = {name: index * k.word for index, name in enumerate(layout.stack_fields)}
-        base = _field(state.altstack, slot["sp"], k.word, k.byteorder)
-        stack_flags = _field(state.altstack, slot["flags"], 4, k.byteorder)
-        size = _field(state.altstack, slot["size"], k.word, k.byteorder)
-        if not stack_flags & 2 and not base <= sp < base + size:  # not SS_DISABLE, not on it already
-            sp = base + size
-    frame = ((sp - layout.red_zone - layout.size) & ~15) - layout.entry_misalign
-    context = bytearray(layout.size)
-    info = layout.siginfo
-    end = k.byteorder
-    context[info:info + SIGINFO_SIZE] = _siginfo(k, signal, code, address)
-    ucontext = layout.ucontext
-    saved_mask = state.mask if state.suspended_mask is None else state.suspended_mask
-    state.suspended_mask = None
-    size = state.sigset_size
-    context[ucontext + layout.sigmask:ucontext + layout.sigmask + size] = saved_mask.to_bytes(size, end)
-    mcontext = ucontext + layout.mcontext
-    for name, offset in layout.mcontext_registers:
-        at = mcontext + offset
-        context[at:at + k.word] = (emu.reg(name) & k.arch.word_mask).to_bytes(k.word, end)
-    restorer = layout.trampoline
-    if layout.sigaction_restorer is not None and flags & SA_RESTORER:
-        restorer = _field(record, layout.sigaction_restorer, k.word, k.byteorder)
-    if layout.return_register is None:
-        context[0:k.word] = restorer.to_bytes(k.word, end)
-    for where, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
-        if isinstance(where, int):  # an argument on the stack
-            context[where:where + k.word] = value.to_bytes(k.word, end)
-    for name, offset in layout.frame_registers:  # AArch64: the {fp, lr} record
-        context[offset:offset + 2 * k.word] = (emu.reg(name).to_bytes(k.word, end)
-                                                + emu.reg(k.arch.pc).to_bytes(k.word, end))
-    k.write(frame, bytes(context))
-    state.frames[frame] = (emu.uc.context_save(), bytes(context))
-    state.mask |= _field(record, layout.sigaction_mask, size, k.byteorder)
-    if not flags & SA_NODEFER:
-        state.mask |= bit(signal)
-    handler = state.handlers[signal]
-    if flags & SA_RESETHAND:
-        state.handlers.pop(signal, None)
-        state.actions.pop(signal, None)
-        k.host_signals.follow(signal)
-    for where, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
-        if isinstance(where, str):
-            emu.set_reg(where, value)
-    if layout.return_register is not None:
-        emu.set_reg(layout.return_register, restorer)
-    for name, offset in layout.frame_registers:
-        emu.set_reg(name, frame + offset)
-    if layout.handler_register is not None:
-        emu.set_reg(layout.handler_register, handler)
-    emu.set_reg(k.arch.sp, frame)
-    emu.set_reg(k.arch.pc, handler)
-
-
-def _sigreturn(k, sp_offset: int) -> None:
-    """Restore what the handler interrupted; a frame bdemu did not build is fatal (SIGSEGV)."""
-    layout, state, emu = k.arch.signal_frame, k.signals, k.emu
-    frame = emu.reg(k.arch.sp) - sp_offset
-    saved = state.frames.pop(frame, None)
-    if saved is None:
-        from .errors import GuestSignal
-        raise GuestSignal(11, "rt_sigreturn without a signal frame")
-    for stale in [address for address in state.frames if address < frame]:  # left by siglongjmp
-        del state.frames[stale]
-    cpu, written = saved
-    context = k.read(frame, layout.size)
-    emu.uc.context_restore(cpu)
-    mcontext = layout.ucontext + layout.mcontext
-    for name, offset in layout.mcontext_registers:  # what the handler changed in uc_mcontext
-        value = _field(context, mcontext + offset, k.word, k.byteorder)
-        if value != _field(written, mcontext + offset, k.word, k.byteorder):
-            emu.set_reg(name, value)
-    mask_at = layout.ucontext + layout.sigmask
-    state.mask = _field(context, mask_at, state.sigset_size, k.byteorder)

@@ -64,6 +64,7 @@ class Parked:
     fds: tuple[tuple[int, int], ...] = ()  # (host fd, poll events)
     deadline: float | None = None  # time.monotonic() when it stops waiting
     recheck: bool = False  # retried at every switch: no fd tells when it can complete
+    for_signal: bool = False  # retried once a signal its thread takes is pending (pause, sigsuspend)
 
 
 @dataclass
@@ -85,6 +86,8 @@ class GuestThread:
     #: delivered: signal -> (si_code, si_addr). See bdemu/linux/signals.py.
     signal_mask: int = 0
     signal_pending: dict = field(default_factory=dict)
+    #: The mask rt_sigsuspend replaced: the handler's frame saves it, so sigreturn restores it.
+    suspended_mask: int | None = None
 
     @property
     def runnable(self) -> bool:
@@ -135,13 +138,15 @@ class ThreadTable:
         self._request()
 
     def wait(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
-             recheck: bool = False, resume: Callable[["Kernel"], int] | None = None) -> None:
+             recheck: bool = False, resume: Callable[["Kernel"], int] | None = None,
+             for_signal: bool = False) -> None:
         """A syscall of a multi-threaded guest is about to block until one of `fds` (host fd,
         poll events) is ready or `deadline` (time.monotonic()) passes. Returns at once if it
         need not wait; otherwise raises WouldBlock: the thread parks and the syscall runs again
         later with the same arguments (keeping the first run's deadline). `recheck`: no fd
         tells when it can go on (a child's exit), so retry it at every switch. `resume`: what
-        completes the syscall instead of running it again (see WouldBlock)."""
+        completes the syscall instead of running it again (see WouldBlock). `for_signal`: it
+        waits for a signal the thread takes, and nothing else."""
         retrying = self._retrying
         if retrying is not None and retrying.deadline is not None:
             deadline = retrying.deadline
@@ -149,12 +154,12 @@ class ThreadTable:
             return
         if fds and ready_fds(fds, 0):
             return
-        raise WouldBlock(fds, deadline, recheck, resume)
+        raise WouldBlock(fds, deadline, recheck, resume, for_signal)
 
     def park(self, wait: WouldBlock, function: Callable[..., int], args: tuple[int, ...]) -> int:
         """The running thread's syscall must wait: run another thread meanwhile. Returns the
         placeholder result; the real one is written when the thread runs again."""
-        self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck)
+        self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck, wait.for_signal)
         self._request()
         return 0
 
@@ -312,7 +317,7 @@ class ThreadTable:
             if not due:
                 if signalled is None:
                     signalled = self.k.signals.has_work()
-                due = signalled
+                due = self.k.signals.takes_signal(thread) if parked.for_signal else signalled
             if due:
                 self._retry(thread, parked)
 
@@ -331,9 +336,11 @@ class ThreadTable:
         thread.result = result
 
     def _interrupt(self, ring: list[GuestThread]) -> None:
-        """Every thread waits and a signal is due: the first parked syscall (else futex wait)
-        fails with EINTR, so the run loop delivers the signal on that thread."""
-        waiting = [t for t in ring if t.parked is not None] or ring
+        """Every thread waits and a signal is due: the first parked syscall of a thread that takes
+        it (else any parked one, else a futex wait) fails with EINTR, so the run loop delivers
+        the signal on that thread."""
+        parked = [t for t in ring if t.parked is not None]
+        waiting = [t for t in parked if self.k.signals.takes_signal(t)] or parked or ring
         thread = waiting[0]
         thread.futex = thread.deadline = thread.parked = None
         thread.result = -errno.EINTR

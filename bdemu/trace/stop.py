@@ -40,7 +40,7 @@ def stop_on_signals(emu):
             if wanted:
                 emu.request_stop(wanted[0])
                 while not closing.wait(0.05):  # a stop racing a restart of emu_start is not lost
-                    emu.uc.emu_stop()
+                    emu.request_stop(wanted[0])
                 return
 
     def handler(number, _frame) -> None:

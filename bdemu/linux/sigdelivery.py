@@ -1,0 +1,188 @@
+"""Signal delivery: entering a guest handler on an ISA's signal frame, and returning from it.
+
+At a safe point (the run loop, between two `emu_start`s) `deliver_pending` takes the lowest
+signal the running thread can take (signals.py keeps that state), builds the ISA's
+rt_sigframe (`Arch.signal_frame`) on the guest stack and enters the handler. `rt_sigreturn`
+restores the interrupted state: Unicorn's saved context (FP/SIMD included), then the frame's
+registers and mask, so a handler's edits take effect. A syscall interrupted under a
+SA_RESTART handler resumes at its own instruction instead.
+"""
+from __future__ import annotations
+
+import errno
+
+from .errors import GuestSignal, SyscallError
+from .registry import syscall
+from .signals import SI_USER, SIGINFO_SIZE, bit, siginfo
+
+SA_SIGINFO, SA_ONSTACK, SA_NODEFER, SA_RESETHAND = 0x4, 0x08000000, 0x40000000, 0x80000000
+SA_RESTORER, SA_RESTART = 0x04000000, 0x10000000
+#: Syscalls a handled signal makes fail with EINTR even under SA_RESTART (signal(7)).
+NEVER_RESTARTED = frozenset({
+    "nanosleep", "clock_nanosleep", "clock_nanosleep_time64", "poll", "ppoll", "ppoll_time64",
+    "select", "_newselect", "pselect6", "pselect6_time64", "epoll_wait", "epoll_pwait",
+    "epoll_pwait2", "rt_sigsuspend", "sigsuspend", "pause", "rt_sigtimedwait",
+    "rt_sigtimedwait_time64", "msgrcv", "msgsnd", "semop", "semtimedop", "io_getevents"})
+
+
+@syscall()
+def sys_rt_sigreturn(k):
+    """Undone in `deliver_pending` once the syscall is over: the frame's registers win."""
+    if k.arch.signal_frame is None:
+        raise SyscallError(errno.ENOSYS)
+    k.signals.sigreturn = k.arch.signal_frame.sigreturn_sp_offset
+    k.emu.request_signal_work()
+    return 0
+
+
+@syscall()
+def sys_sigreturn(k):
+    """The old sigreturn: bdemu builds one frame layout for both, found a word further on."""
+    layout = k.arch.signal_frame
+    if layout is None or layout.old_sigreturn_sp_offset is None:
+        raise SyscallError(errno.ENOSYS)
+    k.signals.sigreturn = layout.old_sigreturn_sp_offset
+    k.emu.request_signal_work()
+    return 0
+
+
+def catch_fault(k, signal: int, address: int, code: int) -> bool:
+    """A CPU fault: queue it for the guest's handler if one is installed and unblocked (the
+    handler returning re-runs the faulting instruction, as on Linux); False: it is fatal."""
+    state = k.signals
+    if k.arch.signal_frame is None or state.disposition(signal) != "handler" or state.mask & bit(signal):
+        return False
+    state.threads.current.signal_pending[signal] = (code, address)
+    return True
+
+
+def note_interrupted(k, name: str) -> int:
+    """A blocking syscall gave way to a signal (Interrupted): remember what a SA_RESTART handler
+    needs to run it again (the registers its result overwrites), and fail it with EINTR."""
+    abi, emu = k.arch.syscall, k.emu
+    saved = {name: emu.regs.reg(name) for name in (abi.result, abi.error_flag) if name}
+    k.signals.interrupted = (name not in NEVER_RESTARTED and k.threads.current, saved)
+    emu.request_signal_work()
+    return -errno.EINTR
+
+
+def _restart(k, flags: int) -> None:
+    """The handler about to run interrupted a syscall: with SA_RESTART (and a syscall Linux
+    restarts) the handler returns to the syscall instruction, its registers as they were."""
+    interrupted, k.signals.interrupted = k.signals.interrupted, None
+    if interrupted is None or interrupted[0] is not k.threads.current or not flags & SA_RESTART:
+        return
+    emu, abi = k.emu, k.arch.syscall
+    for name, value in interrupted[1].items():
+        emu.regs.set_reg(name, value)
+    size = abi.insn_size if isinstance(abi.insn_size, int) else abi.insn_size(emu.regs)
+    emu.regs.set_reg(k.arch.pc, emu.regs.reg(k.arch.pc) - size)
+
+
+def deliver_pending(k) -> None:
+    """At a safe point: finish an rt_sigreturn, then enter the handler of a deliverable signal
+    (or apply its default action: GuestSignal ends the run)."""
+    state = k.signals
+    if state.sigreturn is not None:
+        offset, state.sigreturn = state.sigreturn, None
+        _sigreturn(k, offset)
+    signal = state.deliverable()
+    if signal is None:
+        state.interrupted = None
+        return
+    own = state.threads.current.signal_pending
+    code, address = (own if signal in own else state.pending).pop(signal)
+    action = state.disposition(signal)
+    if action == "ignore":
+        state.interrupted = None
+        return
+    if action == "default":
+        raise GuestSignal(signal, "sent by the guest to itself" if code != SI_USER or address
+                          else "a signal with no guest handler")
+    _enter_handler(k, signal, code, address)
+
+
+def _field(record: bytes, offset: int, size: int, byteorder: str) -> int:
+    return int.from_bytes(record[offset:offset + size], byteorder)
+
+
+def _enter_handler(k, signal: int, code: int, address: int) -> None:
+    layout, state, emu = k.arch.signal_frame, k.signals, k.emu
+    record = state.actions[signal]
+    flags = _field(record, layout.sigaction_flags, k.word, k.byteorder)
+    _restart(k, flags)
+    sp = emu.reg(k.arch.sp)
+    if flags & SA_ONSTACK and state.altstack:
+        slot = {name: index * k.word for index, name in enumerate(layout.stack_fields)}
+        base = _field(state.altstack, slot["sp"], k.word, k.byteorder)
+        stack_flags = _field(state.altstack, slot["flags"], 4, k.byteorder)
+        size = _field(state.altstack, slot["size"], k.word, k.byteorder)
+        if not stack_flags & 2 and not base <= sp < base + size:  # not SS_DISABLE, not on it already
+            sp = base + size
+    frame = ((sp - layout.red_zone - layout.size) & ~15) - layout.entry_misalign
+    context = bytearray(layout.size)
+    info = layout.siginfo
+    end = k.byteorder
+    context[info:info + SIGINFO_SIZE] = siginfo(k, signal, code, address)
+    ucontext = layout.ucontext
+    saved_mask = state.mask if state.suspended_mask is None else state.suspended_mask
+    state.suspended_mask = None
+    size = state.sigset_size
+    context[ucontext + layout.sigmask:ucontext + layout.sigmask + size] = saved_mask.to_bytes(size, end)
+    mcontext = ucontext + layout.mcontext
+    for name, offset in layout.mcontext_registers:
+        at = mcontext + offset
+        context[at:at + k.word] = (emu.reg(name) & k.arch.word_mask).to_bytes(k.word, end)
+    restorer = layout.trampoline
+    if layout.sigaction_restorer is not None and flags & SA_RESTORER:
+        restorer = _field(record, layout.sigaction_restorer, k.word, k.byteorder)
+    if layout.return_register is None:
+        context[0:k.word] = restorer.to_bytes(k.word, end)
+    for where, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
+        if isinstance(where, int):  # an argument on the stack
+            context[where:where + k.word] = value.to_bytes(k.word, end)
+    for name, offset in layout.frame_registers:  # AArch64: the {fp, lr} record
+        context[offset:offset + 2 * k.word] = (emu.reg(name).to_bytes(k.word, end)
+                                                + emu.reg(k.arch.pc).to_bytes(k.word, end))
+    k.write(frame, bytes(context))
+    state.frames[frame] = (emu.uc.context_save(), bytes(context))
+    state.mask |= _field(record, layout.sigaction_mask, size, k.byteorder)
+    if not flags & SA_NODEFER:
+        state.mask |= bit(signal)
+    handler = state.handlers[signal]
+    if flags & SA_RESETHAND:
+        state.handlers.pop(signal, None)
+        state.actions.pop(signal, None)
+        k.host_signals.follow(signal)
+    for where, value in zip(layout.arguments, (signal, frame + info, frame + ucontext)):
+        if isinstance(where, str):
+            emu.set_reg(where, value)
+    if layout.return_register is not None:
+        emu.set_reg(layout.return_register, restorer)
+    for name, offset in layout.frame_registers:
+        emu.set_reg(name, frame + offset)
+    if layout.handler_register is not None:
+        emu.set_reg(layout.handler_register, handler)
+    emu.set_reg(k.arch.sp, frame)
+    emu.set_reg(k.arch.pc, handler)
+
+
+def _sigreturn(k, sp_offset: int) -> None:
+    """Restore what the handler interrupted; a frame bdemu did not build is fatal (SIGSEGV)."""
+    layout, state, emu = k.arch.signal_frame, k.signals, k.emu
+    frame = emu.reg(k.arch.sp) - sp_offset
+    saved = state.frames.pop(frame, None)
+    if saved is None:
+        raise GuestSignal(11, "rt_sigreturn without a signal frame")
+    for stale in [address for address in state.frames if address < frame]:  # left by siglongjmp
+        del state.frames[stale]
+    cpu, written = saved
+    context = k.read(frame, layout.size)
+    emu.uc.context_restore(cpu)
+    mcontext = layout.ucontext + layout.mcontext
+    for name, offset in layout.mcontext_registers:  # what the handler changed in uc_mcontext
+        value = _field(context, mcontext + offset, k.word, k.byteorder)
+        if value != _field(written, mcontext + offset, k.word, k.byteorder):
+            emu.set_reg(name, value)
+    mask_at = layout.ucontext + layout.sigmask
+    state.mask = _field(context, mask_at, state.sigset_size, k.byteorder)
