@@ -28,8 +28,9 @@ thread blocks in the host as before.
 
 Each thread has its own signal mask and thread-directed pending signals
 (bdemu/linux/signals.py routes a process-directed signal to a thread that does
-not block it). Not modelled: the return value plugins see for a parked
-syscall is the placeholder 0 (the real one is written when it completes).
+not block it). Plugins see a waiting syscall's return (`on_syscall_return`)
+when its real result is written, as its thread runs again: `defer_return` holds
+it back from the first, placeholder return.
 """
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ class GuestThread:
     #: delivered: signal -> (si_code, si_addr). See bdemu/linux/signals.py.
     signal_mask: int = 0
     signal_pending: dict = field(default_factory=dict)
+    #: The number of its waiting syscall whose return plugins have not seen yet (`defer_return`).
+    syscall: int | None = None
 
     @property
     def runnable(self) -> bool:
@@ -157,6 +160,16 @@ class ThreadTable:
         self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck)
         self._request()
         return 0
+
+    def defer_return(self, number: int) -> bool:
+        """Whether the running thread's syscall `number` waits (parked, or on a futex): its
+        result is the placeholder, so plugins see its return only when the real one is
+        written, as the thread runs again (with that thread's registers and `emu.tid`)."""
+        thread = self.current
+        if thread.parked is None and thread.futex is None:
+            return False
+        thread.syscall = number
+        return True
 
     def wake(self, futex: int, count: int) -> int:
         woken = 0
@@ -262,8 +275,8 @@ class ThreadTable:
             target.context, target.memory = None, ()
             self.current = target
         if target.result is not None:
-            self.k.emu.set_syscall_result(target.result)
-            target.result = None
+            self.k.emu.set_syscall_result(target.result, target.syscall)
+            target.result = target.syscall = None
 
     def _install_child_tls(self, thread: GuestThread) -> None:
         try:
