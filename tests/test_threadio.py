@@ -265,6 +265,29 @@ def test_a_failing_retry_returns_its_errno(kernel, pipe):
     assert table._pick(main) is reader and reader.result == -errno.EBADF
 
 
+
+def test_a_signal_for_a_sleeping_thread_ends_its_sleep_with_the_time_left(kernel, pipe):
+    """A sleep any signal ends (nanosleep: on_signal) stops at once, with EINTR and what its
+    on_signal leaves (the time left); a parked read is left to complete (SA_RESTART-like)."""
+    read_end, _ = pipe
+    table = kernel.threads
+    sleeper, reader = second_thread(table), second_thread(table)
+    left = []
+
+    def sleep_with_rem(k, milliseconds):
+        k.threads.wait(deadline=time.monotonic() + milliseconds / 1000,
+                       on_signal=lambda k, deadline: left.append(deadline - time.monotonic()))
+        return 0
+
+    park(table, sleeper, sleep_with_rem, 2000)
+    park(table, reader, read_pipe, read_end)
+    table.interrupt(reader)
+    assert reader.parked is not None and reader.result is None
+    table.interrupt(sleeper)
+    assert sleeper.parked is None and sleeper.result == -errno.EINTR and sleeper.runnable
+    assert len(left) == 1 and 1.5 < left[0] <= 2.0
+
+
 # -- what plugins and recordings see of syscalls that waited (the threadio guest, end to end) -----
 
 class SyscallLog(Plugin):

@@ -65,6 +65,8 @@ class Parked:
     fds: tuple[tuple[int, int], ...] = ()  # (host fd, poll events)
     deadline: float | None = None  # time.monotonic() when it stops waiting
     recheck: bool = False  # retried at every switch: no fd tells when it can complete
+    #: Set for a wait any signal for its thread ends with EINTR (see WouldBlock.on_signal).
+    on_signal: Callable[["Kernel", float | None], None] | None = None
 
 
 @dataclass
@@ -138,13 +140,15 @@ class ThreadTable:
         self._request()
 
     def wait(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
-             recheck: bool = False, resume: Callable[["Kernel"], int] | None = None) -> None:
+             recheck: bool = False, resume: Callable[["Kernel"], int] | None = None,
+             on_signal: Callable[["Kernel", float | None], None] | None = None) -> None:
         """A syscall of a multi-threaded guest is about to block until one of `fds` (host fd,
         poll events) is ready or `deadline` (time.monotonic()) passes. Returns at once if it
         need not wait; otherwise raises WouldBlock: the thread parks and the syscall runs again
         later with the same arguments (keeping the first run's deadline). `recheck`: no fd
         tells when it can go on (a child's exit), so retry it at every switch. `resume`: what
-        completes the syscall instead of running it again (see WouldBlock)."""
+        completes the syscall instead of running it again (see WouldBlock). `on_signal`: a
+        signal for this thread ends the wait with EINTR, then this runs (see `interrupt`)."""
         retrying = self._retrying
         if retrying is not None and retrying.deadline is not None:
             deadline = retrying.deadline
@@ -152,12 +156,12 @@ class ThreadTable:
             return
         if fds and ready_fds(fds, 0):
             return
-        raise WouldBlock(fds, deadline, recheck, resume)
+        raise WouldBlock(fds, deadline, recheck, resume, on_signal)
 
     def park(self, wait: WouldBlock, function: Callable[..., int], args: tuple[int, ...]) -> int:
         """The running thread's syscall must wait: run another thread meanwhile. Returns the
         placeholder result; the real one is written when the thread runs again."""
-        self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck)
+        self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck, wait.on_signal)
         self._request()
         return 0
 
@@ -184,11 +188,23 @@ class ThreadTable:
         return woken
 
     def interrupt(self, thread: GuestThread) -> None:
-        """A signal for `thread` ends its wait: its syscall fails with EINTR, and the handler runs
-        when it next runs."""
-        if thread is not self.current and thread.futex is not None:
-            thread.futex = thread.deadline = None
-            thread.result = -errno.EINTR
+        """A signal for `thread` ends its futex wait, or a parked wait that any signal ends (a
+        sleep: `on_signal`): its syscall fails with EINTR, and the handler runs when it next
+        runs. Other parked syscalls complete first (as if restarted under SA_RESTART)."""
+        if thread is self.current:
+            return
+        if thread.futex is not None or (thread.parked is not None and thread.parked.on_signal is not None):
+            self._end_with_eintr(thread)
+
+    def _end_with_eintr(self, thread: GuestThread) -> None:
+        parked = thread.parked
+        thread.futex = thread.deadline = thread.parked = None
+        thread.result = -errno.EINTR
+        if parked is not None and parked.on_signal is not None:
+            try:
+                parked.on_signal(self.k, parked.deadline)
+            except SyscallError as error:  # nanosleep's `rem` unwritable
+                thread.result = -error.code
 
     def requeue(self, source: int, target: int, count: int) -> int:
         """Move up to `count` waiters from one futex word to another (condition variables)."""
@@ -334,7 +350,7 @@ class ThreadTable:
         try:
             result = self.k.run_handler(parked.function, parked.args)
         except WouldBlock as again:  # still not ready (another thread took the data)
-            parked.fds, parked.recheck = again.fds, again.recheck
+            parked.fds, parked.recheck, parked.on_signal = again.fds, again.recheck, again.on_signal
             if again.resume is not None:
                 parked.function, parked.args = again.resume, ()
             return
@@ -347,9 +363,7 @@ class ThreadTable:
         """Every thread waits and a signal is due: the first parked syscall (else futex wait)
         fails with EINTR, so the run loop delivers the signal on that thread."""
         waiting = [t for t in ring if t.parked is not None] or ring
-        thread = waiting[0]
-        thread.futex = thread.deadline = thread.parked = None
-        thread.result = -errno.EINTR
+        self._end_with_eintr(waiting[0])
 
     def _await(self, leaving: GuestThread) -> None:
         """No thread can run: block in one host poll over every parked fd until the earliest
