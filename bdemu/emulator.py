@@ -152,10 +152,21 @@ class Emulator:
         arrived (SignalState.arrived)."""
         self._stops.wake()
 
-    def set_syscall_result(self, result: int) -> None:
+    def set_syscall_result(self, result: int, number: int | None = None) -> None:
         """Write a syscall's return value (-host errno on failure) the way this ISA's ABI returns
-        it (a thread resuming)."""
-        self._write_syscall_result(self._guest_errno(result))
+        it (a thread resuming). With `number`, plugins see that syscall return now: its thread
+        waited, and its first return was a placeholder they did not see."""
+        result = self._guest_errno(result)
+        if number is not None:
+            for method in self._syscall_return_observers:
+                self.hooks.guarded(method, "on_syscall_return", self, number, result)
+        self._write_syscall_result(result)
+
+    @property
+    def tid(self) -> int:
+        """The running guest thread's id (the pid for the first thread), e.g. for plugins that
+        follow syscalls across threads: a waiting syscall returns after other threads' ones."""
+        return self.kernel.threads.current.tid
 
     def _guest_errno(self, result: int) -> int:
         """A failing result's host errno as the ISA numbers it (MIPS differs)."""
@@ -320,7 +331,7 @@ class Emulator:
             for method in observers:
                 self.hooks.guarded(method, "on_syscall", self, number, args)
         result = self._guest_errno(self.kernel.dispatch(number, read, self._arg_ids))
-        if self._syscall_return_observers:
+        if self._syscall_return_observers and not self.kernel.threads.defer_return(number):
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
         self._write_syscall_result(result)

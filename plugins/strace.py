@@ -42,7 +42,11 @@ class Strace(Plugin):
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
+        #: The last syscall made, not returned yet: (tid, number, args, formatted call).
         self._pending = None
+        #: Syscalls that wait while other threads run, by thread id.
+        self._unfinished: dict[int, tuple] = {}
+        self._tids: set[int] = set()
         self.lines: list[str] = []
 
     def on_start(self, emu) -> None:
@@ -155,31 +159,56 @@ class Strace(Plugin):
             return f"{result & self._mask:#x}"
         return str(value)
 
-    def _emit(self, text: str) -> None:
+    def _emit(self, text: str, tid: int | None = None) -> None:
+        if tid is not None and len(self._tids) > 1:  # strace -f's prefix, once threads interleave
+            text = f"[pid {tid}] {text}"
         self.lines.append(text)
         print(text, file=self._out, flush=True)
 
     def on_syscall(self, emu, number, args) -> None:
+        tid = emu.tid
+        self._tids.add(tid)
+        self._set_aside(tid)
         self._flush_pending()
-        self._pending = (number, tuple(args), self._format(emu, number, args, None))
+        self._pending = (tid, number, tuple(args), self._format(emu, number, args, None))
 
     def on_syscall_return(self, emu, number, result) -> None:
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        _, args, head = pending
+        """The return of the running thread's last syscall: just made, or one that waited while
+        other threads made theirs (printed as strace does, `<... name resumed>`)."""
+        tid = emu.tid
+        self._set_aside(tid)
+        pending, resumed = self._pending, ""
+        if pending is not None:
+            self._pending = None
+        else:
+            pending = self._unfinished.pop(tid, None)
+            if pending is None:
+                return
+            resumed = f"<... {emu.syscall_name(number)} resumed> "
+        _, _, args, head = pending
         kinds = emu.syscall_signature(number) or ()
         if "buf_out" in kinds:
             head = self._format(emu, number, args, result)
-        self._emit(f"{head} = {self._result(emu, number, result)}")
+        self._emit(f"{resumed}{head} = {self._result(emu, number, result)}", tid)
+
+    def _set_aside(self, tid: int) -> None:
+        """Thread `tid` runs while another's syscall has not returned: that one waits."""
+        pending = self._pending
+        if pending is not None and pending[0] != tid:
+            self._emit(f"{pending[3]} <unfinished ...>", pending[0])
+            self._unfinished[pending[0]] = pending
+            self._pending = None
 
     def _flush_pending(self) -> None:
         if self._pending is not None:
-            self._emit(f"{self._pending[2]} = ?")
+            self._emit(f"{self._pending[3]} = ?", self._pending[0])
             self._pending = None
 
     def on_exit(self, emu, result) -> None:
         self._flush_pending()
+        for tid, (_, number, _, head) in self._unfinished.items():
+            self._emit(f"<... {emu.syscall_name(number)} resumed> {head} = ?", tid)
+        self._unfinished.clear()
         if result.reason == "exit":
             self._emit(f"+++ exited with {result.exit_code} +++")
         elif result.reason == "signal":

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import threading
 import time
 
 import pytest
 
+from bdemu import Emulator, Plugin
 from bdemu.errors import RunStopped
 from bdemu.linux.errors import StopRun, WouldBlock
 from bdemu.linux.kernel import Kernel
 from bdemu.linux.signals import SignalState
 from bdemu.linux.threads import GuestThread, ThreadTable
+
+from conftest import ROOT, run_bdemu, sample
 
 
 class StandInEmulator:
@@ -259,3 +263,94 @@ def test_a_failing_retry_returns_its_errno(kernel, pipe):
     park(table, reader, read_closed, read_end)
     os.write(write_end, b"x")
     assert table._pick(main) is reader and reader.result == -errno.EBADF
+
+
+
+def test_a_signal_for_a_sleeping_thread_ends_its_sleep_with_the_time_left(kernel, pipe):
+    """A sleep any signal ends (nanosleep: on_signal) stops at once, with EINTR and what its
+    on_signal leaves (the time left); a parked read is left to complete (SA_RESTART-like)."""
+    read_end, _ = pipe
+    table = kernel.threads
+    sleeper, reader = second_thread(table), second_thread(table)
+    left = []
+
+    def sleep_with_rem(k, milliseconds):
+        k.threads.wait(deadline=time.monotonic() + milliseconds / 1000,
+                       on_signal=lambda k, deadline: left.append(deadline - time.monotonic()))
+        return 0
+
+    park(table, sleeper, sleep_with_rem, 2000)
+    park(table, reader, read_pipe, read_end)
+    table.interrupt(reader)
+    assert reader.parked is not None and reader.result is None
+    table.interrupt(sleeper)
+    assert sleeper.parked is None and sleeper.result == -errno.EINTR and sleeper.runnable
+    assert len(left) == 1 and 1.5 < left[0] <= 2.0
+
+
+# -- what plugins and recordings see of syscalls that waited (the threadio guest, end to end) -----
+
+class SyscallLog(Plugin):
+    """Every call and return, by thread; a return must follow a call of the same thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: dict[int, tuple[str, tuple]] = {}
+        self.done: list[tuple[int, str, tuple, int]] = []
+        self.orphans = 0
+
+    def on_syscall(self, emu, number, args) -> None:
+        assert emu.tid not in self.open, "a thread made a syscall before its last one returned"
+        self.open[emu.tid] = (emu.syscall_name(number), args)
+
+    def on_syscall_return(self, emu, number, result) -> None:
+        call = self.open.pop(emu.tid, None)
+        if call is None or call[0] != emu.syscall_name(number):
+            self.orphans += 1
+            return
+        self.done.append((emu.tid, call[0], call[1], emu.kernel.signed(result)))
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_plugins_see_what_a_waiting_syscall_returned(arch):
+    emu = Emulator(str(ROOT / sample(arch, "threadio")), env={})
+    log = emu.add_plugin(SyscallLog())
+    result = emu.run(timeout=60, capture_output=True)
+    assert result.exit_code == 0 and b"all ok" in result.stdout, result.stdout
+    assert log.orphans == 0
+    main = os.getpid()
+    # 1. the reader thread blocked in read() on the empty pipe until the writer's "ping"
+    first_read = next(r for r in log.done if r[1] == "read" and r[0] != main)
+    assert first_read[3] == 4
+    # 3. poll(fds, 1, 5000) in a thread, woken by another thread's write
+    assert [r[3] for r in log.done if r[1] in ("poll", "ppoll") and r[0] != main][:1] == [1]
+    # 8. waitpid() in a thread: the child's pid, not a placeholder
+    waits = [r[3] for r in log.done if r[1] in ("wait4", "waitid")]
+    assert waits and all(w > 0 for w in waits[:1])
+
+
+def test_strace_shows_a_waiting_read_resumed_with_its_result():
+    done = run_bdemu("run", "-p", "strace", sample("x86_64", "threadio"))
+    assert done.returncode == 0, done.stderr
+    text = done.stderr.decode()
+    unfinished = re.search(r"^\[pid (\d+)\] read\(3, 0x[0-9a-f]+, 31\) <unfinished \.\.\.>$", text, re.M)
+    assert unfinished, text
+    resumed = re.search(rf'^\[pid {unfinished[1]}\] <\.\.\. read resumed> read\(3, "ping", 31\) = 4$', text, re.M)
+    assert resumed and resumed.start() > unfinished.start(), text
+
+
+def test_a_recording_stores_what_a_waiting_syscall_returned(tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    path = tmp_path / "threadio.duckdb"
+    done = run_bdemu("record", "-o", str(path), sample("x86_64", "threadio"))
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(path), read_only=True)
+    main = con.execute("SELECT tid FROM syscalls ORDER BY seq LIMIT 1").fetchone()[0]
+    read = con.execute("SELECT ret FROM syscalls WHERE name = 'read' AND tid <> ? ORDER BY seq LIMIT 1",
+                       [main]).fetchone()
+    assert read == (4,)
+    waits = con.execute("SELECT ret FROM syscalls WHERE name = 'wait4' ORDER BY seq").fetchall()
+    assert waits and waits[0][0] > 0
+    assert con.execute("SELECT count(DISTINCT tid) FROM syscalls").fetchone()[0] > 2
+    # only the process's last call has no return
+    assert con.execute("SELECT list(name) FROM syscalls WHERE ret IS NULL").fetchone()[0] == ["exit_group"]

@@ -189,6 +189,9 @@ class Arch:
     #: Socket ABI numbers (SOCK_*, SOL_SOCKET, SO_*) where this ISA differs from the common ones
     #: (MIPS), name -> number; bdemu/linux/sockabi.py holds the common table.
     socket_overrides: Mapping[str, int] = field(default_factory=dict)
+    #: ioctl request numbers (FIONREAD, FIONBIO, TCGETS...) where this ISA differs from the
+    #: common ones (MIPS), name -> number; bdemu/linux/files.py holds the common table.
+    ioctl_overrides: Mapping[str, int] = field(default_factory=dict)
     #: Bytes of the kernel's sigset_t (MIPS: 16, for its 128 signals).
     sigset_size: int = 8
     #: The backdoor's instruction interface (None: this ISA has none yet).

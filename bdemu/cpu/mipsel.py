@@ -60,6 +60,15 @@ SOCKETS = {
     "SO_PROTOCOL": 0x1028, "SO_DOMAIN": 0x1029, "SO_PASSCRED": 17, "SO_PEERCRED": 18,
 }
 
+#: arch/mips/include/uapi/asm/ioctls.h: MIPS numbers its ioctls its own way. Its struct termios
+#: differs too (NCCS 23, other c_cc slots and c_lflag bits), which bdemu does not translate:
+#: variants["termios"] tells files.py to refuse TCGETS/TCSETS* rather than copy the host's layout.
+IOCTLS = {
+    "TCGETS": 0x540D, "TCSETS": 0x540E, "TCSETSW": 0x540F, "TCSETSF": 0x5410,
+    "TIOCGPGRP": 0x40047477, "TIOCGWINSZ": 0x40087468,
+    "FIONREAD": 0x467F, "FIONBIO": 0x667E, "FIOCLEX": 0x6601, "FIONCLEX": 0x6602,
+}
+
 
 def _set_tls(regs: RegisterAccess, value: int) -> None:
     regs.set_reg("cp0_userlocal", value)
@@ -134,12 +143,13 @@ ARCH = Arch(
     errno_overrides=ERRNO,
     variants={"open_flags": "mips", "pipe_second_fd": "v1", "sigprocmask_how_base": 1,
               "statfs": "mips", "clone": "tls_fourth",
-              "si_timer": -3},
+              "si_timer": -3, "termios": "mips"},
     map_anonymous=0x800,
     sigaction_size=24,
     sigaction_handler_offset=4,
     signal_overrides=SIGNALS,
     socket_overrides=SOCKETS,
+    ioctl_overrides=IOCTLS,
     sigset_size=16,
     signal_frame=SIGNAL_FRAME,
     fixed_pages=(FixedPage(SIGRETURN_PAGE, 4096, 5, "[sigreturn]", _SIGRETURN_CODE),),

@@ -72,13 +72,28 @@ def sys_time(k, address):
     return now
 
 
-def _sleep(k, nanoseconds: int) -> None:
+def _sleep(k, nanoseconds: int, remain: int = 0, size: int = 0) -> int:
+    """Sleep `nanoseconds`; a signal handler due meanwhile ends it with EINTR (Linux never
+    restarts a sleep, not even under SA_RESTART), writing the time left to `remain` (a
+    timespec of `size`-byte fields; 0: a relative sleep's caller wants none, or an absolute sleep)."""
     end = time.monotonic() + min(nanoseconds / 1e9, MAX_SLEEP)
+
+    def interrupted(k, deadline: float | None) -> None:
+        left = int(((deadline if deadline is not None else end) - time.monotonic()) * 1e9)
+        if remain and left > 0:
+            k.write(remain, _timespec(k, left, size))
+
     if not k.threads.alone:  # the other threads run meanwhile
-        k.threads.wait(deadline=end)
-        return
-    while (left := end - time.monotonic()) > 0:
-        time.sleep(k.wait_slice(left))
+        k.threads.wait(deadline=end, on_signal=interrupted)
+        return 0
+    try:
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(k.wait_slice(left))
+    except SyscallError as error:
+        if error.code == errno.EINTR:
+            interrupted(k, end)
+        raise
+    return 0
 
 
 read_timespec_ns, sleep_ns, timespec_bytes = _read_timespec, _sleep, _timespec
@@ -86,26 +101,24 @@ read_timespec_ns, sleep_ns, timespec_bytes = _read_timespec, _sleep, _timespec
 
 @syscall("ptr", "ptr")
 def sys_nanosleep(k, request, remain):
-    _sleep(k, _read_timespec(k, request, k.word))
-    return 0
+    return _sleep(k, _read_timespec(k, request, k.word), remain, k.word)
+
+
+def _clock_nanosleep(k, clock: int, flags: int, request: int, remain: int, size: int) -> int:
+    wanted = _read_timespec(k, request, size)
+    if flags & TIMER_ABSTIME:
+        return _sleep(k, max(0, wanted - _clock_ns(clock)))
+    return _sleep(k, wanted, remain, size)
 
 
 @syscall("clock", "hex", "ptr", "ptr")
 def sys_clock_nanosleep(k, clock, flags, request, remain):
-    wanted = _read_timespec(k, request, k.word)
-    if flags & TIMER_ABSTIME:
-        wanted = max(0, wanted - _clock_ns(clock))
-    _sleep(k, wanted)
-    return 0
+    return _clock_nanosleep(k, clock, flags, request, remain, k.word)
 
 
 @syscall("clock", "hex", "ptr", "ptr")
 def sys_clock_nanosleep_time64(k, clock, flags, request, remain):
-    wanted = _read_timespec(k, request, 8)
-    if flags & TIMER_ABSTIME:
-        wanted = max(0, wanted - _clock_ns(clock))
-    _sleep(k, wanted)
-    return 0
+    return _clock_nanosleep(k, clock, flags, request, remain, 8)
 
 
 @syscall("ptr")

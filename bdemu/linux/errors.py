@@ -51,7 +51,7 @@ class WouldBlock(Exception):
     (raised by ThreadTable.wait, caught by Kernel.dispatch; see bdemu/linux/threads.py)."""
 
     def __init__(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
-                 recheck: bool = False, resume=None, for_signal: bool = False) -> None:
+                 recheck: bool = False, resume=None, for_signal: bool = False, on_signal=None) -> None:
         super().__init__()
         self.fds = fds
         self.deadline = deadline
@@ -61,3 +61,6 @@ class WouldBlock(Exception):
         #: What completes the syscall, `resume(kernel) -> result`, when running the handler again
         #: with the same arguments would repeat what it already did (a write's first part).
         self.resume = resume
+        #: For a wait a signal handler always ends with EINTR (a sleep): what the syscall leaves
+        #: then, `on_signal(kernel, deadline)` (nanosleep's time left). See ThreadTable.interrupt.
+        self.on_signal = on_signal

@@ -12,9 +12,12 @@ from __future__ import annotations
 import array
 import errno
 import os
+import select
 import socket
+import time
 from dataclasses import dataclass
 
+from . import clock
 from .errors import SyscallError
 from .fds import OpenFile
 from .files import MAX_IO, _iovecs
@@ -23,7 +26,7 @@ from .sockabi import AF_UNIX, guest_address, read_sockaddr, unix_connect_target
 from .sockets import host_socket, receive, send_data
 
 SCM_RIGHTS, SCM_CREDENTIALS = 1, 2
-MSG_CTRUNC, MSG_DONTWAIT, MSG_CMSG_CLOEXEC = 0x8, 0x40, 0x40000000
+MSG_CTRUNC, MSG_DONTWAIT, MSG_WAITFORONE, MSG_CMSG_CLOEXEC = 0x8, 0x40, 0x10000, 0x40000000
 MAX_CONTROL = 1 << 16
 MAX_BATCH = 1024
 
@@ -185,9 +188,9 @@ def sys_recvmsg(k, fd, message, flags):
         return _recvmsg(k, sock, message, flags)
 
 
-def _batch(k, fd: int, vector: int, count: int, flags: int, later_flags: int, one) -> int:
+def _batch(k, fd: int, vector: int, count: int, flags: int, later_flags: int, one, after=None) -> int:
     """sendmmsg/recvmmsg: one message after another (the later ones with `later_flags` added);
-    an error after the first ends the batch."""
+    an error after the first ends the batch, and so does `after()` returning False."""
     entry = _align(k, 7 * k.word + 4)  # struct mmsghdr: a msghdr and the 32-bit msg_len
     done = 0
     with host_socket(k, fd) as sock:
@@ -200,6 +203,8 @@ def _batch(k, fd: int, vector: int, count: int, flags: int, later_flags: int, on
                 break
             k.write_int(vector + index * entry + 7 * k.word, moved)
             done += 1
+            if after is not None and not after():
+                break
     return done
 
 
@@ -208,7 +213,36 @@ def sys_sendmmsg(k, fd, vector, count, flags):
     return _batch(k, fd, vector, count, flags, 0, _sendmsg)
 
 
-@syscall("fd", "ptr", "uint", "hex", "ptr", names=("recvmmsg_time64",))
+def _recvmmsg(k, fd: int, vector: int, count: int, flags: int, timeout: int, size: int) -> int:
+    """Waits for the first message (as Linux does, whatever the timeout); the later ones only
+    while they are there (MSG_WAITFORONE) or, with a timeout, until it passes. As on Linux the
+    time left is written back to `timeout` after each message, and a message received once it
+    passed ends the batch (Linux would still block for later ones, a bug recvmmsg(2) names)."""
+    if not timeout:
+        return _batch(k, fd, vector, count, flags, MSG_DONTWAIT, _recvmsg)
+    end = time.monotonic() + clock.read_timespec_ns(k, timeout, size) / 1e9
+    later = MSG_DONTWAIT if flags & MSG_WAITFORONE else 0
+
+    def time_left() -> bool:
+        left = max(0, int((end - time.monotonic()) * 1e9))
+        k.write(timeout, clock.timespec_bytes(k, left, size))
+        return left > 0
+
+    def one(k, sock, address: int, message_flags: int) -> int:
+        if address != vector and not message_flags & MSG_DONTWAIT:  # a later message, until `end`
+            while not select.select([sock], [], [], k.wait_slice(end - time.monotonic()))[0]:
+                if time.monotonic() >= end:
+                    raise SyscallError(errno.EAGAIN)
+        return _recvmsg(k, sock, address, message_flags)
+
+    return _batch(k, fd, vector, count, flags, later, one, time_left)
+
+
+@syscall("fd", "ptr", "uint", "hex", "ptr")
 def sys_recvmmsg(k, fd, vector, count, flags, timeout):
-    """Waits for the first message only (as with MSG_WAITFORONE); the timeout is not used."""
-    return _batch(k, fd, vector, count, flags, MSG_DONTWAIT, _recvmsg)
+    return _recvmmsg(k, fd, vector, count, flags, timeout, k.word)
+
+
+@syscall("fd", "ptr", "uint", "hex", "ptr")
+def sys_recvmmsg_time64(k, fd, vector, count, flags, timeout):
+    return _recvmmsg(k, fd, vector, count, flags, timeout, 8)

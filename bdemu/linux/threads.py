@@ -28,8 +28,9 @@ thread blocks in the host as before.
 
 Each thread has its own signal mask and thread-directed pending signals
 (bdemu/linux/signals.py routes a process-directed signal to a thread that does
-not block it). Not modelled: the return value plugins see for a parked
-syscall is the placeholder 0 (the real one is written when it completes).
+not block it). Plugins see a waiting syscall's return (`on_syscall_return`)
+when its real result is written, as its thread runs again: `defer_return` holds
+it back from the first, placeholder return.
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ class Parked:
     deadline: float | None = None  # time.monotonic() when it stops waiting
     recheck: bool = False  # retried at every switch: no fd tells when it can complete
     for_signal: bool = False  # retried once a signal its thread takes is pending (pause, sigsuspend)
+    #: Set for a wait any signal for its thread ends with EINTR (see WouldBlock.on_signal).
+    on_signal: Callable[["Kernel", float | None], None] | None = None
 
 
 @dataclass
@@ -88,6 +91,8 @@ class GuestThread:
     signal_pending: dict = field(default_factory=dict)
     #: The mask rt_sigsuspend replaced: the handler's frame saves it, so sigreturn restores it.
     suspended_mask: int | None = None
+    #: The number of its waiting syscall whose return plugins have not seen yet (`defer_return`).
+    syscall: int | None = None
 
     @property
     def runnable(self) -> bool:
@@ -139,14 +144,16 @@ class ThreadTable:
 
     def wait(self, fds: tuple[tuple[int, int], ...] = (), deadline: float | None = None,
              recheck: bool = False, resume: Callable[["Kernel"], int] | None = None,
-             for_signal: bool = False) -> None:
+             for_signal: bool = False,
+             on_signal: Callable[["Kernel", float | None], None] | None = None) -> None:
         """A syscall of a multi-threaded guest is about to block until one of `fds` (host fd,
         poll events) is ready or `deadline` (time.monotonic()) passes. Returns at once if it
         need not wait; otherwise raises WouldBlock: the thread parks and the syscall runs again
         later with the same arguments (keeping the first run's deadline). `recheck`: no fd
         tells when it can go on (a child's exit), so retry it at every switch. `resume`: what
         completes the syscall instead of running it again (see WouldBlock). `for_signal`: it
-        waits for a signal the thread takes, and nothing else."""
+        waits for a signal the thread takes, and nothing else. `on_signal`: a signal for this
+        thread ends the wait with EINTR, then this runs (see `interrupt`)."""
         retrying = self._retrying
         if retrying is not None and retrying.deadline is not None:
             deadline = retrying.deadline
@@ -154,14 +161,25 @@ class ThreadTable:
             return
         if fds and ready_fds(fds, 0):
             return
-        raise WouldBlock(fds, deadline, recheck, resume, for_signal)
+        raise WouldBlock(fds, deadline, recheck, resume, for_signal, on_signal)
 
     def park(self, wait: WouldBlock, function: Callable[..., int], args: tuple[int, ...]) -> int:
         """The running thread's syscall must wait: run another thread meanwhile. Returns the
         placeholder result; the real one is written when the thread runs again."""
-        self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck, wait.for_signal)
+        self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck, wait.for_signal,
+                                     wait.on_signal)
         self._request()
         return 0
+
+    def defer_return(self, number: int) -> bool:
+        """Whether the running thread's syscall `number` waits (parked, or on a futex): its
+        result is the placeholder, so plugins see its return only when the real one is
+        written, as the thread runs again (with that thread's registers and `emu.tid`)."""
+        thread = self.current
+        if thread.parked is None and thread.futex is None:
+            return False
+        thread.syscall = number
+        return True
 
     def wake(self, futex: int, count: int) -> int:
         woken = 0
@@ -176,11 +194,23 @@ class ThreadTable:
         return woken
 
     def interrupt(self, thread: GuestThread) -> None:
-        """A signal for `thread` ends its wait: its syscall fails with EINTR, and the handler runs
-        when it next runs."""
-        if thread is not self.current and thread.futex is not None:
-            thread.futex = thread.deadline = None
-            thread.result = -errno.EINTR
+        """A signal for `thread` ends its futex wait, or a parked wait that any signal ends (a
+        sleep: `on_signal`): its syscall fails with EINTR, and the handler runs when it next
+        runs. Other parked syscalls complete first (as if restarted under SA_RESTART)."""
+        if thread is self.current:
+            return
+        if thread.futex is not None or (thread.parked is not None and thread.parked.on_signal is not None):
+            self._end_with_eintr(thread)
+
+    def _end_with_eintr(self, thread: GuestThread) -> None:
+        parked = thread.parked
+        thread.futex = thread.deadline = thread.parked = None
+        thread.result = -errno.EINTR
+        if parked is not None and parked.on_signal is not None:
+            try:
+                parked.on_signal(self.k, parked.deadline)
+            except SyscallError as error:  # nanosleep's `rem` unwritable
+                thread.result = -error.code
 
     def requeue(self, source: int, target: int, count: int) -> int:
         """Move up to `count` waiters from one futex word to another (condition variables)."""
@@ -267,8 +297,8 @@ class ThreadTable:
             target.context, target.memory = None, ()
             self.current = target
         if target.result is not None:
-            self.k.emu.set_syscall_result(target.result)
-            target.result = None
+            self.k.emu.set_syscall_result(target.result, target.syscall)
+            target.result = target.syscall = None
 
     def _install_child_tls(self, thread: GuestThread) -> None:
         try:
@@ -326,7 +356,7 @@ class ThreadTable:
         try:
             result = self.k.run_handler(parked.function, parked.args)
         except WouldBlock as again:  # still not ready (another thread took the data)
-            parked.fds, parked.recheck = again.fds, again.recheck
+            parked.fds, parked.recheck, parked.on_signal = again.fds, again.recheck, again.on_signal
             if again.resume is not None:
                 parked.function, parked.args = again.resume, ()
             return
@@ -341,9 +371,7 @@ class ThreadTable:
         the signal on that thread."""
         parked = [t for t in ring if t.parked is not None]
         waiting = [t for t in parked if self.k.signals.takes_signal(t)] or parked or ring
-        thread = waiting[0]
-        thread.futex = thread.deadline = thread.parked = None
-        thread.result = -errno.EINTR
+        self._end_with_eintr(waiting[0])
 
     def _await(self, leaving: GuestThread) -> None:
         """No thread can run: block in one host poll over every parked fd until the earliest

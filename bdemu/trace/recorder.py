@@ -18,6 +18,7 @@ the hooks it needs are overridden and installed in Unicorn.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import sys
@@ -67,7 +68,9 @@ class Recorder(Plugin):
         self.instructions = 0
         self.events = 0
         self._pending = 0
-        self._syscalls: dict[str, list] = {k: [] for k in ("seq", "pc", "nr", "name", "args", "ret")}
+        self._syscalls: dict[str, list] = {k: [] for k in ("seq", "pc", "nr", "name", "args", "ret", "tid")}
+        #: Each thread's syscall not returned yet: tid -> its seq (a waiting one returns later).
+        self._calls: dict[int, int] = {}
         self._backdoor: dict[str, list] = {k: [] for k in ("seq", "pc", "kind", "cmd", "i8", "v32", "data")}
         self._drain = None
         self._distinct = None
@@ -174,13 +177,31 @@ class Recorder(Plugin):
         rows["name"].append(self._name_of(number))
         rows["args"].append([a & 0xFFFFFFFFFFFFFFFF for a in args])
         rows["ret"].append(None)
+        tid = emu.tid
+        rows["tid"].append(tid)
+        self._calls[tid] = rows["seq"][-1]
 
     def on_syscall_return(self, emu, number, result) -> None:
         rows = self._syscalls
-        if rows["ret"]:
+        seq = self._calls.pop(emu.tid, None)
+        if seq is None:
+            return
+        seqs = rows["seq"]
+        if seqs and seqs[-1] == seq:
             rows["ret"][-1] = _signed(result)
-        if len(rows["seq"]) >= FLUSH_EVENTS:
+        else:  # its thread waited while other threads made syscalls
+            self._late_return(seq, _signed(result))
+        if len(seqs) >= FLUSH_EVENTS:
             self._flush_rows("syscalls", rows)
+
+    def _late_return(self, seq: int, ret: int) -> None:
+        """The result of a syscall that returned after others: in its buffered row, or stored."""
+        rows = self._syscalls
+        index = bisect.bisect_left(rows["seq"], seq)
+        if index < len(rows["seq"]) and rows["seq"][index] == seq:
+            rows["ret"][index] = ret
+        else:
+            self.writer.execute("UPDATE syscalls SET ret = ? WHERE seq = ?", [ret, seq])
 
     def _backdoor_row(self, emu, kind, cmd=None, i8=None, v32=None, data=None) -> None:
         rows = self._backdoor

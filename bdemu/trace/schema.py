@@ -31,7 +31,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "mem": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("access", ACCESS), ("address", "UBIGINT"),
             ("size", "UTINYINT"), ("value", "UBIGINT")),
     "syscalls": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("nr", "BIGINT"), ("name", "VARCHAR"),
-                 ("args", "UBIGINT[]"), ("ret", "BIGINT")),
+                 ("args", "UBIGINT[]"), ("ret", "BIGINT"), ("tid", "BIGINT")),
     "backdoor": (("seq", "UBIGINT"), ("pc", "UBIGINT"), ("kind", "VARCHAR"), ("cmd", "UBIGINT"),
                  ("i8", "INTEGER"), ("v32", "UBIGINT"), ("data", "BLOB")),
     # Register values at the start of instruction `seq` that changed since the previous one

@@ -150,6 +150,15 @@ class TraceWriter:
             self.rows[table] += count
             self._insert(table, columns)
 
+    def execute(self, sql: str, parameters: list) -> None:
+        """Queue one statement (an update of rows stored already), run in order with the appends."""
+        self._check()
+        self._submit(self._execute, sql, parameters)
+
+    def _execute(self, sql: str, parameters: list) -> None:
+        self._transaction()
+        self.con.execute(sql, parameters)
+
     def set_meta(self, values: Mapping[str, str]) -> None:
         """Replace `meta` rows (after everything queued before)."""
         self._submit(self._set_meta, dict(values))
