@@ -147,10 +147,10 @@ class Emulator:
         """From a syscall: stop after it so the run loop delivers a signal or ends a handler."""
         self._stops.request("resume")
 
-    def wake_for_host_signals(self) -> None:
+    def wake_for_host_signals(self, ends_run: bool = True) -> None:
         """From a host-signal watcher thread: stop so the run loop takes the host signals that
-        arrived (SignalState.arrived)."""
-        self._stops.wake()
+        arrived (SignalState.arrived). `ends_run`: one of them kills the guest (no handler)."""
+        self._stops.wake(ends_run)
 
     def set_syscall_result(self, result: int, number: int | None = None) -> None:
         """Write a syscall's return value (-host errno on failure) the way this ISA's ABI returns

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import unicorn
 from unicorn import UC_QUERY_TIMEOUT, UcError
 
+from ._native import StopGate
 from .errors import RunStopped
 from .linux import sigdelivery
 from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun
@@ -82,10 +83,17 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
         time_slice = kernel.threads.time_slice_us()
         sliced = bool(time_slice) and not max_insns and (not timeout_us or time_slice < timeout_us)
         started = time.monotonic()
-        budget = time_slice if sliced else timeout_us
         alarm_us = kernel.signals.alarm_remaining_us()  # SIGALRM ends the slice on time
-        if alarm_us is not None:
-            budget = min(budget or alarm_us, alarm_us)
+        # A slice or a timer ends with the run going on, so through the stop gate: emu_start's
+        # own timeout may stop in the middle of a block (see _native.StopGate). Only --timeout,
+        # which ends the run, stays emu_start's.
+        expiries = [us for us in (time_slice if sliced else None, alarm_us) if us is not None]
+        gate_us = min(expiries) if expiries else None
+        if stops.gate is None and (gate_us is not None or kernel.signals.has_handlers()):
+            stops.gate = StopGate(emu.uc)
+        if stops.gate is not None:
+            stops.gate.arm(None if gate_us is None else gate_us / 1e6)
+        budget = timeout_us
         try:
             if switch_threads:  # in the try: waiting for a parked thread may end the run
                 switch_threads = False
@@ -137,7 +145,8 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
         elapsed_us = (time.monotonic() - started) * 1e6
         action = after_stop(Stop(
             requested=frozenset(stops.requests), woken=stops.wakeups() != wakeups,
-            timed_out=bool(budget) and bool(emu.uc.query(UC_QUERY_TIMEOUT)),
+            timed_out=(bool(budget) and bool(emu.uc.query(UC_QUERY_TIMEOUT))
+                       or (stops.gate is not None and stops.gate.deadline_fired)),
             deadline_passed=_past(deadline), slice_used=sliced and elapsed_us >= time_slice,
             counting=bool(max_insns)))
         if action == "preempt":
@@ -204,6 +213,9 @@ class StopRecord:
         #: The last invalid memory access (kind, address), for a fault's message.
         self.fault: tuple[str, int] | None = None
         self._wakeups = 0
+        #: The native stop gate (_native.StopGate), installed once the guest needs stops that let
+        #: the run go on: threads' time slices, timers, host signals for its handlers.
+        self.gate = None
         self._lock = threading.RLock()  # reentrant: a Python signal handler may run in the loop's thread
 
     def request(self, reason: str) -> None:
@@ -214,10 +226,16 @@ class StopRecord:
         self.host_signal = signal
         self._uc.emu_stop()
 
-    def wake(self) -> None:
+    def wake(self, ends_run: bool = True) -> None:
+        """From a watcher thread. Through the stop gate once the guest has one; else a plain
+        emu_stop, which may leave the pc before instructions that already ran (see
+        _native.StopGate): only for a signal that ends the run, where that cannot matter."""
         with self._lock:
             self._wakeups += 1
-            self._uc.emu_stop()
+            if self.gate is not None:
+                self.gate.request()
+            elif ends_run:
+                self._uc.emu_stop()
 
     def wakeups(self) -> int:
         with self._lock:

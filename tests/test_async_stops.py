@@ -101,3 +101,69 @@ def test_syscalls_keep_their_results_under_stops_from_another_thread(tmp_path, i
         stopper.join()
     assert stops > 100
     assert (result.exit_code, result.reason) == (0, "exit"), result
+
+
+#: A guest with a SIGUSR1 handler (so host signals must reach it while it runs) counting in
+#: memory and in a register at once: an instruction run twice after a stop breaks the tie.
+COUNT_IN_MEMORY = f"""
+    sub rsp, 64
+    lea rax, [rip + handler]
+    mov [rsp], rax
+    mov qword ptr [rsp + 8], 0
+    mov qword ptr [rsp + 16], 0
+    mov qword ptr [rsp + 24], 0
+    mov rsi, rsp
+    mov edi, 10
+    xor edx, edx
+    mov r10d, 8
+    mov eax, 13
+    syscall
+    test rax, rax
+    jnz bad
+    lea r15, [rsp + 32]
+    mov qword ptr [r15], 0
+    xor r13, r13
+    mov r12, {ROUNDS * 300}
+again:
+    inc qword ptr [r15]
+    inc r13
+    cmp qword ptr [r15], r13
+    jne bad
+    dec r12
+    jnz again
+    xor edi, edi
+    mov eax, 60
+    syscall
+bad:
+    mov edi, 1
+    mov eax, 60
+    syscall
+handler:
+    ret
+"""
+
+
+def test_stops_from_another_thread_never_run_an_instruction_twice(tmp_path):
+    """Unicorn's own emu_stop from another thread can leave the pc at the start of a block part
+    of which ran (its memory access then re-runs it): the watcher goes through the stop gate."""
+    emu = Emulator(write_elf(tmp_path, "x86_64", COUNT_IN_MEMORY))
+    finished = threading.Event()
+    wakes = 0
+
+    def keep_waking() -> None:  # what the host-signal watcher does for a signal the guest handles
+        nonlocal wakes
+        while not finished.is_set():
+            emu.wake_for_host_signals(ends_run=False)
+            wakes += 1
+            time.sleep(0.00005)
+
+    waker = threading.Thread(target=keep_waking)
+    waker.start()
+    try:
+        result = emu.run(timeout=120)
+    finally:
+        finished.set()
+        waker.join()
+    assert (result.exit_code, result.reason) == (0, "exit"), result
+    assert wakes > 20
+    assert emu._stops.gate is not None

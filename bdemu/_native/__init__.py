@@ -328,3 +328,47 @@ class TraceStream:
             state.last_pc = NO_BLOCK
             self._sink(*(b[:n] for b in buffers), state.seq, {k: a[:mn].copy() for k, a in self.mem.items()},
                        (lambda: self._spare.append(buffers)) if n else _nothing)
+
+
+# -- the stop gate --------------------------------------------------------------------------------
+STOP_GATE = ctypes.cast(_lib.bd_stop_gate, ctypes.c_void_p).value
+#: Blocks between two clock reads of a gate with a deadline (core.c's GATE_CHECK_EVERY).
+GATE_CHECK_EVERY = 512
+
+
+class _StopGate(ctypes.Structure):
+    _fields_ = [("requested", ctypes.c_int32), ("countdown", ctypes.c_uint32), ("deadline_ns", ctypes.c_uint64),
+                ("fired", ctypes.c_int32), ("pad", ctypes.c_int32), ("emu_stop", ctypes.c_void_p)]
+
+
+class StopGate:
+    """Stops the engine at the start of a block, never inside one (see core.c's bd_stop_gate):
+    what another thread (a host signal's watcher) asks with `request()`, and what must happen
+    by a deadline (a thread's time slice, a timer) set with `arm()`. A native block hook costs
+    about 1.2x on compute-bound code, so bdemu installs one only when the guest needs it."""
+
+    def __init__(self, uc) -> None:
+        from unicorn import UC_HOOK_BLOCK
+        from unicorn.unicorn_py3.unicorn import uclib
+        self.state = _StopGate(emu_stop=ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value,
+                               countdown=GATE_CHECK_EVERY)
+        self.handle = add_hook(uc, UC_HOOK_BLOCK, STOP_GATE, self.state)
+        uc.ctl_flush_tb()  # blocks translated before have no call to the hook
+
+    def request(self) -> None:
+        """From any thread: stop at the next block."""
+        self.state.requested = 1
+
+    def arm(self, seconds: float | None) -> None:
+        """Stop at the first block once `seconds` have passed (None: no deadline)."""
+        import time
+        self.state.fired = 0
+        if seconds is None:
+            self.state.deadline_ns = 0
+            return
+        self.state.countdown = 1  # the first block already reads the clock
+        self.state.deadline_ns = max(1, time.monotonic_ns() + int(seconds * 1e9))
+
+    @property
+    def deadline_fired(self) -> bool:
+        return self.state.fired == 1

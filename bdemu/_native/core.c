@@ -14,6 +14,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef void (*flush_fn)(void *self);
 typedef int (*reg_read_fn)(void *uc, int regid, void *value);
@@ -367,6 +368,46 @@ uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, const uint32_
         last[ids[k]] = UINT64_MAX;
 #undef EMIT
     return runs;
+}
+
+/* The stop gate: the only safe way to stop Unicorn 2.1 from outside. uc_emu_stop called from
+ * another thread (or by emu_start's own timeout) can land in the middle of a block, and once a
+ * memory access follows, the engine leaves with the pc still at the block's start although
+ * part of it ran: restarting there runs those instructions twice. Called from a block hook,
+ * uc_emu_stop leaves before the block runs. So other threads only raise `requested`, and a
+ * deadline (CLOCK_MONOTONIC ns, 0: none) is checked every GATE_CHECK_EVERY blocks. */
+typedef int (*emu_stop_fn)(void *uc);
+
+typedef struct {
+    volatile int32_t requested;
+    uint32_t countdown;
+    uint64_t deadline_ns;
+    volatile int32_t fired;  /* 1: the deadline stopped it, 2: a request did */
+    int32_t pad;
+    emu_stop_fn emu_stop;
+} stop_gate;
+
+#define GATE_CHECK_EVERY 512
+
+void bd_stop_gate(void *uc, uint64_t address, uint32_t size, stop_gate *g)
+{
+    (void)address; (void)size;
+    if (g->requested) {
+        g->requested = 0;
+        g->fired = 2;
+        g->emu_stop(uc);
+        return;
+    }
+    if (g->deadline_ns && --g->countdown == 0) {
+        struct timespec now;
+        g->countdown = GATE_CHECK_EVERY;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec >= g->deadline_ns) {
+            g->deadline_ns = 0;
+            g->fired = 1;
+            g->emu_stop(uc);
+        }
+    }
 }
 
 /* UC_HOOK_BLOCK that does nothing: the cost floor of a native hook (benchmarks). */

@@ -24,6 +24,8 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from .signals import bit
+
 if TYPE_CHECKING:
     from .kernel import Kernel
 
@@ -135,9 +137,10 @@ class HostSignals:
             if stops:
                 emu.request_stop(stops[0])
             noted = [number for number in data if number in self.previous]
+            ends_run = any(self._ends_run(number) for number in noted)
             if noted:
                 state.arrived.extend(noted)
-                emu.wake_for_host_signals()
+                emu.wake_for_host_signals(ends_run)
             elif not stops:
                 continue
             for _ in range(50):  # until the run loop took them, or the run ended
@@ -146,7 +149,21 @@ class HostSignals:
                 if stops:
                     emu.request_stop(stops[0])
                 if state.arrived:
-                    emu.wake_for_host_signals()
+                    emu.wake_for_host_signals(ends_run)
+
+    def _ends_run(self, host: int) -> bool:
+        """Would this host signal kill the guest now (default action, not blocked)? From the
+        watcher thread, so a guess on data the run loop may be changing: when unsure, yes."""
+        state = self.k.signals
+        guest = state.from_host.get(host)
+        if guest is None:
+            return False
+        try:
+            blocked = all(thread.signal_mask & bit(guest)
+                          for thread in list(state.threads.threads.values()))
+            return state.disposition(guest) == "default" and not blocked
+        except RuntimeError:  # a thread came or went meanwhile
+            return True
 
     def after_fork(self) -> None:
         """In a forked child, once the emu_start that forked returned (a thread started before

@@ -240,6 +240,10 @@ class SignalState:
             return None
         return max(1, int((deadline - time.monotonic()) * 1e6))
 
+    def has_handlers(self) -> bool:
+        """Does the guest handle any signal (so host signals must reach it while it runs)?"""
+        return any(handler > 1 for handler in self.handlers.values())
+
     def disposition(self, signal: int) -> str:
         handler = self.handlers.get(signal, SIG_DFL)
         if handler == SIG_IGN or (handler == SIG_DFL and signal in self.ignored):
@@ -286,6 +290,8 @@ def sys_rt_sigaction(k, signal, action, old_action, size):
         offset = k.arch.sigaction_handler_offset
         state.handlers[signal] = int.from_bytes(record[offset:offset + k.word], k.byteorder)
         k.host_signals.follow(signal)
+        if state.handlers[signal] > 1 and k.emu._stops.gate is None:
+            k.emu.request_signal_work()  # the run loop installs the stop gate (host signals must reach it)
     return 0
 
 
@@ -308,6 +314,8 @@ def sys_rt_sigprocmask(k, how, new, old, size):
             state.mask = value
         else:
             raise SyscallError(errno.EINVAL)
+        if state.arrived:  # host signals the watcher noted without stopping the guest (blocked ones)
+            state.take_arrivals()
         if state.deliverable() is not None:
             k.emu.request_signal_work()
     return 0
