@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import unicorn
 from unicorn import UC_QUERY_TIMEOUT, UcError
 
-from ._native import StopGate
 from .errors import RunStopped
 from .linux import sigdelivery
 from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun
@@ -85,11 +84,12 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
         started = time.monotonic()
         alarm_us = kernel.signals.alarm_remaining_us()  # SIGALRM ends the slice on time
         # A slice or a timer ends with the run going on, so through the stop gate: emu_start's
-        # own timeout may stop in the middle of a block (see _native.StopGate). Only --timeout,
+        # own timeout may stop in the middle of a block (see bdemu/stopgate.py). Only --timeout,
         # which ends the run, stays emu_start's.
         expiries = [us for us in (time_slice if sliced else None, alarm_us) if us is not None]
         gate_us = min(expiries) if expiries else None
         if stops.gate is None and (gate_us is not None or kernel.signals.has_handlers()):
+            from .stopgate import StopGate
             stops.gate = StopGate(emu.uc)
         if stops.gate is not None:
             stops.gate.arm(None if gate_us is None else gate_us / 1e6)
@@ -213,7 +213,7 @@ class StopRecord:
         #: The last invalid memory access (kind, address), for a fault's message.
         self.fault: tuple[str, int] | None = None
         self._wakeups = 0
-        #: The native stop gate (_native.StopGate), installed once the guest needs stops that let
+        #: The native stop gate (bdemu/stopgate.py), installed once the guest needs stops that let
         #: the run go on: threads' time slices, timers, host signals for its handlers.
         self.gate = None
         self._lock = threading.RLock()  # reentrant: a Python signal handler may run in the loop's thread
@@ -229,7 +229,7 @@ class StopRecord:
     def wake(self, ends_run: bool = True) -> None:
         """From a watcher thread. Through the stop gate once the guest has one; else a plain
         emu_stop, which may leave the pc before instructions that already ran (see
-        _native.StopGate): only for a signal that ends the run, where that cannot matter."""
+        bdemu/stopgate.py): only for a signal that ends the run, where that cannot matter."""
         with self._lock:
             self._wakeups += 1
             if self.gate is not None:

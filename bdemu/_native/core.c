@@ -370,12 +370,9 @@ uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, const uint32_
     return runs;
 }
 
-/* The stop gate: the only safe way to stop Unicorn 2.1 from outside. uc_emu_stop called from
- * another thread (or by emu_start's own timeout) can land in the middle of a block, and once a
- * memory access follows, the engine leaves with the pc still at the block's start although
- * part of it ran: restarting there runs those instructions twice. Called from a block hook,
- * uc_emu_stop leaves before the block runs. So other threads only raise `requested`, and a
- * deadline (CLOCK_MONOTONIC ns, 0: none) is checked every GATE_CHECK_EVERY blocks. */
+/* The stop gate (bdemu/stopgate.py says why): stop the engine at a block's start, when another
+ * thread raised `requested` or the deadline (CLOCK_MONOTONIC ns, 0: none) passed; the clock is
+ * read every GATE_CHECK_EVERY blocks. */
 typedef int (*emu_stop_fn)(void *uc);
 
 typedef struct {
