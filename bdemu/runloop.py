@@ -93,7 +93,6 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
             stops.gate = StopGate(emu.uc)
         if stops.gate is not None:
             stops.gate.arm(None if gate_us is None else gate_us / 1e6)
-        budget = timeout_us
         try:
             if switch_threads:  # in the try: waiting for a parked thread may end the run
                 switch_threads = False
@@ -104,7 +103,7 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
             wakeups = stops.wakeups()
             if kernel.signals.arrived:  # noted since has_work: emu_start would drop its stop
                 continue
-            _emu_start(emu, _resume_pc(emu), until, budget, max_insns or unlimited_count)
+            _emu_start(emu, _resume_pc(emu), until, timeout_us, max_insns or unlimited_count)
         except GuestExit as done:
             return RunResult(done.status, "exit", pc=safe_pc(emu))
         except GuestSignal as killed:
@@ -145,7 +144,7 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
         elapsed_us = (time.monotonic() - started) * 1e6
         action = after_stop(Stop(
             requested=frozenset(stops.requests), woken=stops.wakeups() != wakeups,
-            timed_out=(bool(budget) and bool(emu.uc.query(UC_QUERY_TIMEOUT))
+            timed_out=(bool(timeout_us) and bool(emu.uc.query(UC_QUERY_TIMEOUT))
                        or (stops.gate is not None and stops.gate.deadline_fired)),
             deadline_passed=_past(deadline), slice_used=sliced and elapsed_us >= time_slice,
             counting=bool(max_insns)))

@@ -14,6 +14,28 @@ from elfgen import write_elf
 
 ROUNDS = 60_000
 
+
+def _run_while_calling(emu: Emulator, stop) -> tuple:
+    """Run the guest while another thread calls `stop()` every ~50 us: (RunResult, calls)."""
+    finished = threading.Event()
+    calls = 0
+
+    def keep_calling() -> None:
+        nonlocal calls
+        while not finished.is_set():
+            stop()
+            calls += 1
+            time.sleep(0.00005)
+
+    caller = threading.Thread(target=keep_calling)
+    caller.start()
+    try:
+        result = emu.run(timeout=120)
+    finally:
+        finished.set()
+        caller.join()
+    return result, calls
+
 #: getpid once, then ROUNDS more times: each must return the same pid; exit status 1 if one does not.
 GETPID_LOOP = {
     "x86_64": f"""
@@ -82,23 +104,7 @@ GETPID_LOOP = {
 @pytest.mark.parametrize("isa", sorted(GETPID_LOOP))
 def test_syscalls_keep_their_results_under_stops_from_another_thread(tmp_path, isa):
     emu = Emulator(write_elf(tmp_path, isa, GETPID_LOOP[isa]))
-    finished = threading.Event()
-    stops = 0
-
-    def keep_stopping() -> None:  # what the host-signal watcher does, far more often
-        nonlocal stops
-        while not finished.is_set():
-            emu.uc.emu_stop()
-            stops += 1
-            time.sleep(0.00005)
-
-    stopper = threading.Thread(target=keep_stopping)
-    stopper.start()
-    try:
-        result = emu.run(timeout=120)
-    finally:
-        finished.set()
-        stopper.join()
+    result, stops = _run_while_calling(emu, emu.uc.emu_stop)  # the watcher's stop, far more often
     assert stops > 100
     assert (result.exit_code, result.reason) == (0, "exit"), result
 
@@ -147,23 +153,8 @@ def test_stops_from_another_thread_never_run_an_instruction_twice(tmp_path):
     """Unicorn's own emu_stop from another thread can leave the pc at the start of a block part
     of which ran (its memory access then re-runs it): the watcher goes through the stop gate."""
     emu = Emulator(write_elf(tmp_path, "x86_64", COUNT_IN_MEMORY))
-    finished = threading.Event()
-    wakes = 0
-
-    def keep_waking() -> None:  # what the host-signal watcher does for a signal the guest handles
-        nonlocal wakes
-        while not finished.is_set():
-            emu.wake_for_host_signals(ends_run=False)
-            wakes += 1
-            time.sleep(0.00005)
-
-    waker = threading.Thread(target=keep_waking)
-    waker.start()
-    try:
-        result = emu.run(timeout=120)
-    finally:
-        finished.set()
-        waker.join()
+    # What the host-signal watcher does for a signal the guest handles, far more often.
+    result, wakes = _run_while_calling(emu, lambda: emu.wake_for_host_signals(ends_run=False))
     assert (result.exit_code, result.reason) == (0, "exit"), result
     assert wakes > 20
     assert emu._stops.gate is not None

@@ -24,8 +24,6 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
-from .signals import bit
-
 if TYPE_CHECKING:
     from .kernel import Kernel
 
@@ -159,9 +157,7 @@ class HostSignals:
         if guest is None:
             return False
         try:
-            blocked = all(thread.signal_mask & bit(guest)
-                          for thread in list(state.threads.threads.values()))
-            return state.disposition(guest) == "default" and not blocked
+            return state.disposition(guest) == "default" and not state.blocked_by_all(guest)
         except RuntimeError:  # a thread came or went meanwhile
             return True
 

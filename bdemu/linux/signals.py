@@ -204,8 +204,7 @@ class SignalState:
         the main thread first as on Linux, then the running one (its wait, if any, ends), or
         else for whichever thread unblocks it first."""
         flag, threads = bit(signal), self.threads
-        blocked_by_all = all(thread.signal_mask & flag for thread in threads.threads.values())
-        if self.disposition(signal) == "ignore" and not blocked_by_all:
+        if self.disposition(signal) == "ignore" and not self.blocked_by_all(signal):
             return  # ignored, unless blocked (sigwait may take it)
         current = threads.current
         leader = threads.threads.get(os.getpid(), current)
@@ -239,6 +238,11 @@ class SignalState:
         if deadline is None:
             return None
         return max(1, int((deadline - time.monotonic()) * 1e6))
+
+    def blocked_by_all(self, signal: int) -> bool:
+        """Does every thread block `signal` (so it stays pending)? `list` copies the threads: the
+        host-signal watcher asks from its own thread."""
+        return all(thread.signal_mask & bit(signal) for thread in list(self.threads.threads.values()))
 
     def has_handlers(self) -> bool:
         """Does the guest handle any signal (so host signals must reach it while it runs)?"""
