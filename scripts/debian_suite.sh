@@ -16,12 +16,30 @@
 DEBIAN_MIRROR=${BDEMU_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
-# The suite for a Debian architecture: "host" (the machine's apt) or a suite name.
-debian_suite() {
+# The suites an architecture's packages may come from, in order of preference: "host" (the
+# machine's apt) or suite names. trixie (stable) first; forky (testing) when trixie's lists
+# cannot be verified: an archive mirror caught mid-sync can serve a Packages index that does
+# not match its signed InRelease, and apt rightly refuses it.
+debian_suites() {
     case "$1" in
-        riscv64) echo trixie ;;
+        riscv64) echo trixie forky ;;
         *) echo host ;;
     esac
+}
+
+# debian_suite ARCH: the first of its suites whose verified lists are cached or can be
+# fetched now (the lists are left in place for the caller). Errors are shown only when no
+# suite serves the architecture.
+debian_suite() {
+    _errors=""
+    for _candidate in $(debian_suites "$1"); do
+        if [ "$_candidate" = host ]; then echo host; return 0; fi
+        _err=$(private_apt_ready "$_candidate" "$1" 2>&1 >/dev/null) && { echo "$_candidate"; return 0; }
+        _errors="$_errors$_err
+"
+    done
+    printf '%s' "$_errors" >&2
+    return 1
 }
 
 # The private apt directory of a suite and architecture.

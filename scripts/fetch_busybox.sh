@@ -5,7 +5,7 @@
 # ISAs: x86_64 aarch64 i386 arm mipsel riscv64.  Idempotent: a binary already in
 # the cache is kept; a Debian architecture is added (and apt updated) only when
 # its package is not yet known to apt.  Needs root or sudo, and apt access.
-# riscv64 comes from Debian trixie through a private apt directory instead (see
+# riscv64 comes from Debian trixie (or forky) through a private apt directory instead (see
 # scripts/debian_suite.sh): no root needed, the machine's apt left alone.
 # The binaries are never committed (tests/.cache is gitignored).
 set -eu
@@ -79,7 +79,7 @@ for isa in "$@"; do
         echo "fetch_busybox: $isa: already in $target"
         continue
     fi
-    suite=$(debian_suite "$arch")
+    if ! suite=$(debian_suite "$arch"); then status=1; continue; fi
     if [ "$suite" != host ]; then
         if ! fetch_private "$isa" "$arch" "$suite" "$target"; then status=1; fi
         continue

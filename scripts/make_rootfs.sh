@@ -10,7 +10,7 @@
 # are kept in DIR.debs/. Idempotent: a DIR whose DIR.complete stamp lists the
 # same packages is left alone. Adds the Debian architecture (and runs apt-get
 # update) only when apt does not know the package yet. Needs root or sudo.
-# riscv64 comes from Debian trixie through a private apt directory instead (see
+# riscv64 comes from Debian trixie (or forky) through a private apt directory instead (see
 # scripts/debian_suite.sh): no root needed, the machine's apt left alone; as
 # trixie is /usr-merged, the rootfs gets the /bin, /lib... -> usr/ links that
 # every such Debian system has (the programs' PT_INTERP is /lib/ld-linux-*).

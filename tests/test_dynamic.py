@@ -1,7 +1,7 @@
 """Dynamically linked guests: PT_INTERP from the guest's root, ld.so and glibc start-up,
 file-backed mmap. Each case compares bdemu's stdout, stderr and exit status with the same
 program run natively (x86-64 host programs) or under `qemu-aarch64 -L ROOTFS` or
-`qemu-riscv64 -L ROOTFS` (Debian arm64 (bookworm) and riscv64 (trixie) root filesystems made
+`qemu-riscv64 -L ROOTFS` (Debian arm64 (bookworm) and riscv64 (trixie, or forky) root filesystems made
 by scripts/make_rootfs.sh, cached in tests/.cache/, never committed; a missing one is built
 here, and a failed build fails the test).
 """
@@ -208,7 +208,7 @@ def test_arm64_program_matches_qemu(name, arm64_rootfs):
     assert status == (2 if name == "ls_missing" else 0)
 
 
-#: trixie's glibc 2.41 (which asks riscv_hwprobe(2) which string functions to use), coreutils
+#: trixie's glibc 2.41 or forky's 2.43 (which asks riscv_hwprobe(2) which string functions to use), coreutils
 #: 9.7 (128-bit long double, soft-float on riscv64; libgmp; OpenSSL's libcrypto), bash (fork for
 #: $(...) and pipelines of builtins), sed, grep -P (pcre2), gawk -M (mpfr), find and diff.
 RISCV64_CASES = {
@@ -286,7 +286,7 @@ def test_arm64_interpreter_comes_from_the_rootfs(arm64_rootfs):
 
 
 def test_riscv64_interpreter_and_libc_come_from_the_rootfs(riscv64_rootfs):
-    """trixie is /usr-merged: PT_INTERP /lib/ld-linux-riscv64-lp64d.so.1 and the libraries
+    """trixie and forky are /usr-merged: PT_INTERP /lib/ld-linux-riscv64-lp64d.so.1 and the libraries
     resolve through the rootfs's lib -> usr/lib link; glibc asks riscv_hwprobe(2), which answers
     (no ENOSYS warning)."""
     assert not Path("/lib/ld-linux-riscv64-lp64d.so.1").exists()

@@ -199,3 +199,27 @@ def test_riscv64_floating_point_runs(tmp_path):
     guest.write_bytes(elf_with_code("riscv64", b"".join(w.to_bytes(4, "little") for w in words)))
     result = Emulator(str(guest)).run()
     assert (result.reason, result.exit_code) == ("exit", 12)
+
+
+def test_scheduler_queries_answer_for_the_guest_only(tmp_path):
+    """glibc 2.43's threads ask sched_getscheduler(0): SCHED_OTHER with priority 0, a range of
+    1..99 only for the real-time policies, EPERM to become real-time, ESRCH for other pids."""
+    guest = write_elf(tmp_path, "x86_64", """
+        sub rsp, 16
+        mov dword ptr [rsp], 7
+        xor edi, edi; mov eax, 145; syscall; mov r12, rax        // sched_getscheduler(0)
+        xor edi, edi; mov rsi, rsp; mov eax, 143; syscall         // sched_getparam(0, sp)
+        mov r13d, dword ptr [rsp]
+        mov edi, 1; mov eax, 146; syscall; mov r14, rax           // priority_max(SCHED_FIFO)
+        xor edi, edi; mov eax, 146; syscall; mov r15, rax         // priority_max(SCHED_OTHER)
+        xor edi, edi; mov esi, 1; mov rdx, rsp; mov eax, 144; syscall; mov rbx, rax  // set FIFO
+        mov edi, 1; mov eax, 145; syscall; mov rbp, rax           // sched_getscheduler(init)
+        mov edi, 9; mov eax, 146; syscall; mov r11, rax           // priority_max(9)
+        xor edi, edi; mov eax, 60; syscall
+    """)
+    emu = Emulator(guest)
+    result = emu.run(capture_output=True)
+    assert (result.reason, result.exit_code, result.stderr) == ("exit", 0, b"")
+    signed = lambda name: emu.reg(name) - (1 << 64) if emu.reg(name) >> 63 else emu.reg(name)
+    assert [signed(r) for r in ("r12", "r13", "r14", "r15", "rbx", "rbp", "r11")] == [
+        0, 0, 99, 0, -1, -3, -22]

@@ -76,6 +76,59 @@ def sys_sched_getaffinity(k, pid, size, address):
     return k.word
 
 
+SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE = 0, 1, 2, 3, 5
+
+
+def _own_task(k, pid: int) -> None:
+    """Scheduling calls answer for the guest's own threads only: another process's policy is
+    none of an (untrusted) guest's business, and a negative pid is invalid."""
+    if pid < 0:
+        raise SyscallError(errno.EINVAL)
+    if pid not in (0, os.getpid()) and pid not in k.threads.threads:
+        raise SyscallError(errno.ESRCH)
+
+
+@syscall("int")
+def sys_sched_getscheduler(k, pid):
+    """Every guest thread runs under the normal time-sharing policy."""
+    _own_task(k, pid)
+    return SCHED_OTHER
+
+
+@syscall("int", "ptr")
+def sys_sched_getparam(k, pid, address):
+    _own_task(k, pid)
+    k.write_int(address, 0)  # struct sched_param { int sched_priority; }: 0 under SCHED_OTHER
+    return 0
+
+
+@syscall("int", "int", "ptr")
+def sys_sched_setscheduler(k, pid, policy, address):
+    """Only the policies an unprivileged process may choose: the others need CAP_SYS_NICE."""
+    _own_task(k, pid)
+    if policy & ~0x40000000 not in (SCHED_OTHER, SCHED_BATCH, SCHED_IDLE):  # ~SCHED_RESET_ON_FORK
+        raise SyscallError(errno.EPERM if policy in (SCHED_FIFO, SCHED_RR) else errno.EINVAL)
+    return 0
+
+
+@syscall("int")
+def sys_sched_get_priority_max(k, policy):
+    return _priority_range(policy)[1]
+
+
+@syscall("int")
+def sys_sched_get_priority_min(k, policy):
+    return _priority_range(policy)[0]
+
+
+def _priority_range(policy: int) -> tuple[int, int]:
+    if policy in (SCHED_FIFO, SCHED_RR):
+        return 1, 99
+    if policy in (SCHED_OTHER, SCHED_BATCH, SCHED_IDLE):
+        return 0, 0
+    raise SyscallError(errno.EINVAL)
+
+
 @syscall()
 def sys_sched_yield(k):
     k.threads.yield_()
