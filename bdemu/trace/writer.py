@@ -279,10 +279,8 @@ class TraceWriter:
         schema = self._schemas[table]
         columns = {name: value.arrow(schema.field(name).type) if isinstance(value, Labels) else value
                    for name, value in columns.items()}
-        batch = pa.Table.from_pydict(columns, schema=schema)
+        _bdemu_batch = pa.Table.from_pydict(columns, schema=schema)  # noqa: F841 (read by name below)
         self._transaction()
-        self.con.register("_bdemu_batch", batch)
-        try:
-            self.con.execute(f'INSERT INTO "{table}" SELECT * FROM _bdemu_batch')
-        finally:
-            self.con.unregister("_bdemu_batch")
+        # DuckDB finds the local by its name (a replacement scan): ~1 ms less per insert than
+        # register()/unregister(), and a run ends with one insert per table.
+        self.con.execute(f'INSERT INTO "{table}" SELECT * FROM _bdemu_batch')
