@@ -23,6 +23,7 @@ from .errors import SyscallError
 from .fds import OpenFile
 from .files import MAX_IO, open_flags
 from .registry import syscall
+from .threads import ready_fds
 from .sockabi import (
     AF_INET,
     AF_INET6,
@@ -61,11 +62,20 @@ def host_socket(k, fd: int):
         sock.detach()
 
 
-def wait_ready(k, sock: socket.socket, events: int, timeout_option: int | None = None) -> None:
+def wait_ready(k, sock: socket.socket, events: int, timeout_option: int | None = None, resume=None) -> None:
     """Block until `sock` is ready for `events`, in slices (a stop or --timeout ends the run);
-    EAGAIN after the socket's SO_RCVTIMEO/SO_SNDTIMEO, EINTR when a signal is to be delivered."""
+    EAGAIN after the socket's SO_RCVTIMEO/SO_SNDTIMEO, EINTR when a signal is to be delivered.
+    In a guest with several threads the calling thread parks instead (its peer may be another
+    guest thread) and the syscall runs again once the socket is ready, or `resume` completes it
+    (see ThreadTable.wait): the caller must not have consumed or sent anything yet."""
     limit = _timeout(sock, timeout_option) if timeout_option is not None else None
     end = None if limit is None else time.monotonic() + limit
+    if not k.threads.alone:
+        watched = ((sock.fileno(), events | POLLERR | POLLHUP),)
+        k.threads.wait(watched, end, resume=resume)  # returns once ready or past the first run's deadline
+        if not ready_fds(watched, 0):
+            raise SyscallError(errno.EAGAIN)
+        return
     poller = select.poll()
     poller.register(sock.fileno(), events | POLLERR | POLLHUP)
     while True:
@@ -222,9 +232,21 @@ def _connect(k, sock: socket.socket, target) -> int:
         if code == errno.EAGAIN:  # an AF_UNIX listener's backlog is full: try again shortly
             time.sleep(k.wait_slice())
             continue
-        wait_ready(k, sock, POLLOUT, socket.SO_SNDTIMEO)
+        return _connected(k, sock.fileno())
+    if code:
+        raise SyscallError(code)
+    return 0
+
+
+def _connected(k, host_fd: int) -> int:
+    """The end of a connect in progress: once the socket is writable, its SO_ERROR (a parked
+    thread resumes here, as connecting again would fail with EALREADY)."""
+    sock = socket.socket(fileno=host_fd)
+    try:
+        wait_ready(k, sock, POLLOUT, socket.SO_SNDTIMEO, resume=lambda kernel: _connected(kernel, host_fd))
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        break
+    finally:
+        sock.detach()
     if code:
         raise SyscallError(code)
     return 0
@@ -268,12 +290,12 @@ def sys_shutdown(k, fd, how):
 
 
 # -- data -------------------------------------------------------------------------------------
-def send_data(k, sock: socket.socket, data: bytes, flags: int, target=None, ancillary=()) -> int:
+def send_data(k, sock: socket.socket, data: bytes, flags: int, target=None, ancillary=(), sent: int = 0) -> int:
     """send/sendto/sendmsg on a host socket: a blocking stream send waits until everything went
-    out; `ancillary` (control messages) goes with the first byte."""
+    out; `ancillary` (control messages) goes with the first byte. `sent`: bytes already out (a
+    thread that parked part way resumes here rather than sending them again)."""
     host_flags = flags & HOST_MSG_FLAGS | socket.MSG_DONTWAIT
     blocking = _blocking(sock, flags)
-    sent = 0
     while True:
         try:
             extra = () if target is None else (target,)
@@ -281,7 +303,14 @@ def send_data(k, sock: socket.socket, data: bytes, flags: int, target=None, anci
         except BlockingIOError:
             if not blocking:
                 raise
-            wait_ready(k, sock, POLLOUT, socket.SO_SNDTIMEO)
+            host_fd = sock.fileno()
+            resume = (lambda kernel, done=sent: _send_rest(kernel, host_fd, data, flags, target, done)) if sent else None
+            try:
+                wait_ready(k, sock, POLLOUT, socket.SO_SNDTIMEO, resume=resume)
+            except SyscallError:
+                if sent:  # timed out or interrupted part way: what went out counts, as on Linux
+                    return sent
+                raise
             continue
         except BrokenPipeError:
             if flags & MSG_NOSIGNAL:
@@ -290,6 +319,14 @@ def send_data(k, sock: socket.socket, data: bytes, flags: int, target=None, anci
         sent += count
         if not blocking or sent >= len(data) or sock.type != socket.SOCK_STREAM:
             return sent
+
+
+def _send_rest(k, host_fd: int, data: bytes, flags: int, target, sent: int) -> int:
+    sock = socket.socket(fileno=host_fd)
+    try:
+        return send_data(k, sock, data, flags, target, (), sent)
+    finally:
+        sock.detach()
 
 
 def receive(k, sock: socket.socket, size: int, flags: int, receiver):
@@ -306,6 +343,8 @@ def receive(k, sock: socket.socket, size: int, flags: int, receiver):
                 raise
             continue
         if flags & MSG_WAITALL and blocking and sock.type == socket.SOCK_STREAM and 0 < len(result[0]) < size:
+            if not k.threads.alone and not ready_fds(((sock.fileno(), POLLIN | POLLERR | POLLHUP),), 0):
+                return result  # the rest would park and the syscall start over: a short read instead
             rest = receive(k, sock, size - len(result[0]), flags, receiver)
             return (result[0] + rest[0],) + tuple(result[1:])
         return result

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 from . import clock
-from .errors import SyscallError
+from .errors import SyscallError, WouldBlock
 from .fds import OpenFile
 from .files import MAX_IO, _iovecs
 from .registry import syscall
@@ -197,7 +197,7 @@ def _batch(k, fd: int, vector: int, count: int, flags: int, later_flags: int, on
         for index in range(min(count, MAX_BATCH)):
             try:
                 moved = one(k, sock, vector + index * entry, flags if index == 0 else flags | later_flags)
-            except (SyscallError, OSError):
+            except (SyscallError, OSError, WouldBlock):  # a later message that must wait ends the batch
                 if index == 0:
                     raise
                 break

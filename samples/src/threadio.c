@@ -13,6 +13,11 @@
  * 7. big write: a thread writes 256 KiB into a pipe in one write(); main drains it.
  * 8. waitpid: a thread waits for a child process that sleeps, then exits 7, while
  *    main computes.
+ * 9. recv: a thread blocks in recv() on a socket pair; a writer sleeps, then sends.
+ * 10. accept: a thread blocks in accept() on a listening AF_UNIX socket while main
+ *    computes, then main connects and sends what the accepted socket receives.
+ * 11. big send: a thread sends 256 KiB over a socket pair in one send() (more than
+ *    the socket buffers hold); main drains it with recv().
  * Only main prints, after the joins, so the output is the same on any scheduler.
  * Exit status 0 when every check passed, 1 otherwise.
  */
@@ -23,6 +28,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,10 +162,63 @@ static void *wait_child(void *arg)
     return NULL;
 }
 
+static void *recv_socket(void *arg)
+{
+    struct channel *c = arg;
+    c->ready = 1;
+    c->revents = 1;
+    c->count = recv(c->fds[0], c->got, sizeof c->got - 1, 0);
+    return NULL;
+}
+
+struct listener {
+    int fd;
+    char got[32];
+    long count;
+    long computed_meanwhile;
+};
+
+static void *accept_one(void *arg)
+{
+    struct listener *l = arg;
+    int connection = accept(l->fd, NULL, NULL);
+    l->computed_meanwhile = computed != 0;  /* main computed while this thread waited */
+    l->count = connection < 0 ? -1 : recv(connection, l->got, sizeof l->got - 1, 0);
+    if (connection >= 0)
+        close(connection);
+    return NULL;
+}
+
+static void *send_big(void *arg)
+{
+    int *fds = arg;
+    for (int i = 0; i < BIG; i++)
+        big[i] = (char)(i * 7);
+    long sent = send(fds[1], big, BIG, 0);
+    shutdown(fds[1], SHUT_WR);
+    return (void *)sent;
+}
+
+static long drain(int fd, int through_recv, long *mismatches)
+{
+    long total = 0, n;
+    char chunk[1000];
+    *mismatches = 0;
+    while ((n = through_recv ? recv(fd, chunk, sizeof chunk, 0) : read(fd, chunk, sizeof chunk)) > 0) {
+        for (long i = 0; i < n; i++)
+            *mismatches += chunk[i] != (char)((total + i) * 7);
+        total += n;
+    }
+    return total;
+}
+
 static void wake_through(const char *what, void *(*waiter)(void *))
 {
     struct channel c = {0};
-    pipe(c.fds);
+    if (waiter == recv_socket)
+        socketpair(AF_UNIX, SOCK_STREAM, 0, c.fds);
+    else
+        pipe(c.fds);
     pthread_t waiting, writer;
     pthread_create(&waiting, NULL, waiter, &c);
     pthread_create(&writer, NULL, write_later, &c);
@@ -237,13 +297,8 @@ int main(void)
     pipe(fds);
     pthread_t big_writer;
     pthread_create(&big_writer, NULL, write_big, fds);
-    long total = 0, mismatches = 0, n;
-    char chunk[1000];
-    while ((n = read(fds[0], chunk, sizeof chunk)) > 0) {
-        for (long i = 0; i < n; i++)
-            mismatches += chunk[i] != (char)((total + i) * 7);
-        total += n;
-    }
+    long mismatches;
+    long total = drain(fds[0], 0, &mismatches);
     void *written;
     pthread_join(big_writer, &written);
     close(fds[0]);
@@ -260,6 +315,44 @@ int main(void)
     printf("waitpid: child exit status %ld, main computed meanwhile: %s\n", status % 100,
            status >= 100 ? "yes" : "no");
     check("waitpid", status == 107);
+
+    /* 9. recv woken by another thread's send */
+    wake_through("recv", recv_socket);
+
+    /* 10. accept in one thread while main computes, then connects */
+    struct listener l = {0};
+    struct sockaddr_un where = {.sun_family = AF_UNIX};
+    snprintf(where.sun_path, sizeof where.sun_path, "/tmp/bdemu-threadio-%d.sock", (int)getpid());
+    unlink(where.sun_path);
+    l.fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    int bound = bind(l.fd, (struct sockaddr *)&where, sizeof where) == 0 && listen(l.fd, 1) == 0;
+    pthread_t acceptor;
+    computed = 0;
+    pthread_create(&acceptor, NULL, accept_one, &l);
+    computed = compute(200000);
+    int client = socket(AF_UNIX, SOCK_STREAM, 0);
+    int connected = connect(client, (struct sockaddr *)&where, sizeof where) == 0;
+    send(client, "hello", 5, 0);
+    pthread_join(acceptor, NULL);
+    close(client);
+    close(l.fd);
+    unlink(where.sun_path);
+    printf("accept: bound %d, connected %d, received %ld bytes '%s', main computed meanwhile: %s\n", bound,
+           connected, l.count, l.got, l.computed_meanwhile ? "yes" : "no");
+    check("accept", bound && connected && l.count == 5 && strcmp(l.got, "hello") == 0 && l.computed_meanwhile);
+
+    /* 11. one large send over a socket pair that main drains */
+    int pair[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, pair);
+    pthread_t big_sender;
+    pthread_create(&big_sender, NULL, send_big, pair);
+    long received = drain(pair[0], 1, &mismatches);
+    void *sent;
+    pthread_join(big_sender, &sent);
+    close(pair[0]);
+    close(pair[1]);
+    printf("big send: sent %ld, received %ld, %ld bytes differ\n", (long)sent, received, mismatches);
+    check("big send", (long)sent == BIG && received == BIG && mismatches == 0);
 
     printf("%s\n", failures ? "FAILED" : "all ok");
     return failures != 0;
