@@ -302,7 +302,7 @@ class Emulator:
         self._syscall_observers = self.hooks.methods("on_syscall")
         self._syscall_return_observers = self.hooks.methods("on_syscall_return")
         from .hookinstall import install_plugin_hooks
-        self._plugin_hook_handles = install_plugin_hooks(self)
+        self._plugin_hooks = install_plugin_hooks(self)
 
     def _on_interrupt(self, intno: int) -> None:
         if intno == self._syscall_intno:

@@ -7,10 +7,15 @@ methods. Hot events that plugins take in bulk (`on_block_batch`,
 `on_insn`, `on_mem_read`, `on_mem_write`) stay for plugins that need live
 registers. `drain_plugin_hooks` delivers what is still buffered at the end of
 a run, before `on_exit`.
+
+Every hook installed here is kept as an `InstalledHook`, so that the block
+hooks can be registered again behind the stop gate when the run loop
+installs it (`register_block_hooks_again`).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_READ_AFTER, UC_HOOK_MEM_WRITE
 
@@ -18,7 +23,46 @@ if TYPE_CHECKING:
     from .emulator import Emulator
 
 
-def install_plugin_hooks(emu: "Emulator") -> list[int]:
+@dataclass
+class InstalledHook:
+    """One hook in Unicorn: its handle, the native state it writes into (if any), and how to
+    remove it; a block hook also says how to register it again."""
+
+    handle: int
+    remove: Callable[[int], None]
+    state: Any = None
+    register: Callable[[], int] | None = None
+
+
+def python_hook(uc, kind: int, callback) -> InstalledHook:
+    def register() -> int:
+        return uc.hook_add(kind, callback)
+    return InstalledHook(register(), uc.hook_del, None, register if kind == UC_HOOK_BLOCK else None)
+
+
+def native_hook(uc, kind: int, function: int, state) -> InstalledHook:
+    """A C hook of bdemu._native (`state` is its user data, kept alive by the record)."""
+    from . import _native
+
+    def register() -> int:
+        return _native.add_hook(uc, kind, function, state.state if hasattr(state, "state") else state)
+    return InstalledHook(register(), lambda handle: _native.remove_hook(uc, handle), state,
+                         register if kind == UC_HOOK_BLOCK else None)
+
+
+def register_block_hooks_again(emu: "Emulator") -> None:
+    """Put the plugins' block hooks behind the stop gate, which the run loop just installed.
+
+    Unicorn calls a block's hooks in the order they were added and, once one of them
+    stops the engine, skips the rest. The gate stops at a block start; a hook added
+    before it would see that block now and again when the run goes on."""
+    for hook in (*getattr(emu, "_plugin_hooks", ()), *getattr(emu, "_native_hooks", ())):
+        if hook.register is not None:
+            hook.remove(hook.handle)
+            hook.handle = hook.register()
+
+
+def install_plugin_hooks(emu: "Emulator") -> list[InstalledHook]:
     """One Unicorn hook per event kind that some plugin overrides, fanning out to all of them."""
     bus, uc, handles = emu.hooks, emu.uc, []
     emu._native_hooks = []
@@ -43,17 +87,17 @@ def install_plugin_hooks(emu: "Emulator") -> list[int]:
 
     block = fan_out("on_block")
     if block is not None:
-        handles.append(uc.hook_add(UC_HOOK_BLOCK, lambda _uc, address, size, _u: block(address, size)))
+        handles.append(python_hook(uc, UC_HOOK_BLOCK, lambda _uc, address, size, _u: block(address, size)))
     insn = fan_out("on_insn")
     if insn is not None:
-        handles.append(uc.hook_add(UC_HOOK_CODE, lambda _uc, address, size, _u: insn(address, size)))
+        handles.append(python_hook(uc, UC_HOOK_CODE, lambda _uc, address, size, _u: insn(address, size)))
     read = fan_out("on_mem_read")
     if read is not None:
-        handles.append(uc.hook_add(UC_HOOK_MEM_READ,
+        handles.append(python_hook(uc, UC_HOOK_MEM_READ,
                                    lambda _uc, _access, address, size, _value, _u: read(address, size)))
     write = fan_out("on_mem_write")
     if write is not None:
-        handles.append(uc.hook_add(UC_HOOK_MEM_WRITE,
+        handles.append(python_hook(uc, UC_HOOK_MEM_WRITE,
                                    lambda _uc, _access, address, size, value, _u: write(address, size, value)))
     _install_native(emu, fan_out)
     return handles
@@ -69,19 +113,19 @@ def _install_native(emu: "Emulator", fan_out) -> None:
     batch = wants["on_block_batch"]
     if batch is not None:
         stream = _native.BlockStream(uc, batch)
-        emu._native_hooks.append((_native.add_hook(uc, UC_HOOK_BLOCK, _native.BLOCK_BUFFER, stream.state), stream))
+        emu._native_hooks.append(native_hook(uc, UC_HOOK_BLOCK, _native.BLOCK_BUFFER, stream))
         emu._native_drains.append(stream.drain)
     counts = wants["on_block_counts"]
     if counts is not None:
         counter = _native.BlockCounter(uc)
-        emu._native_hooks.append((_native.add_hook(uc, UC_HOOK_BLOCK, _native.BLOCK_COUNT, counter.state), counter))
+        emu._native_hooks.append(native_hook(uc, UC_HOOK_BLOCK, _native.BLOCK_COUNT, counter))
         emu._native_drains.append(lambda: counts(*counter.snapshot()))
     memory = wants["on_mem_batch"]
     if memory is not None:
         pc_reg = emu.arch.registers[emu.arch.pc]
         stream = _native.MemStream(uc, memory, _native.reg_read_address(), pc_reg)
         kinds = UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE
-        emu._native_hooks.append((_native.add_hook(uc, kinds, _native.MEM_BUFFER, stream.state), stream))
+        emu._native_hooks.append(native_hook(uc, kinds, _native.MEM_BUFFER, stream))
         emu._native_drains.append(stream.drain)
 
 
@@ -91,17 +135,17 @@ def drain_streams(emu: "Emulator") -> None:
     For plugins that must order a live event (a syscall, a backdoor call) after
     the blocks that ran before it: the trace recorder calls this first.
     """
-    for _handle, state in getattr(emu, "_native_hooks", ()):
-        drain = getattr(state, "drain", None)
+    for hook in getattr(emu, "_native_hooks", ()):
+        drain = getattr(hook.state, "drain", None)
         if drain is not None:
             drain()
 
 
 def before_exec(emu: "Emulator") -> None:
     """The old image is about to go: deliver its buffered events while its code is still mapped."""
-    for _handle, state in getattr(emu, "_native_hooks", []):
-        if hasattr(state, "drain"):
-            state.drain()
+    for hook in getattr(emu, "_native_hooks", []):
+        if hasattr(hook.state, "drain"):
+            hook.state.drain()
     emu.__dict__.pop("_decoder", None)
 
 
@@ -114,12 +158,8 @@ def drain_plugin_hooks(emu: "Emulator") -> None:
 
 def remove_plugin_hooks(emu: "Emulator") -> None:
     """Remove every plugin hook and drop buffered events (a forked child reports nothing)."""
-    for handle in getattr(emu, "_plugin_hook_handles", []):
-        emu.uc.hook_del(handle)
-    emu._plugin_hook_handles = []
-    if getattr(emu, "_native_hooks", None):
-        from . import _native
-        for handle, _state in emu._native_hooks:
-            _native.remove_hook(emu.uc, handle)
+    for hook in (*getattr(emu, "_plugin_hooks", ()), *getattr(emu, "_native_hooks", ())):
+        hook.remove(hook.handle)
+    emu._plugin_hooks = []
     emu._native_hooks = []
     emu._native_drains = []

@@ -89,8 +89,10 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
         expiries = [us for us in (time_slice if sliced else None, alarm_us) if us is not None]
         gate_us = min(expiries) if expiries else None
         if stops.gate is None and (gate_us is not None or kernel.signals.has_handlers()):
+            from .hookinstall import register_block_hooks_again
             from .stopgate import StopGate
             stops.gate = StopGate(emu.uc)
+            register_block_hooks_again(emu)
         if stops.gate is not None:
             stops.gate.arm(None if gate_us is None else gate_us / 1e6)
         try:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 import pytest
 
-from bdemu import Emulator
+from bdemu import Emulator, Plugin, open_trace
+from bdemu.trace.recorder import RecordOptions, make_recorder
 from elfgen import write_elf
 
 ROUNDS = 60_000
@@ -158,3 +160,39 @@ def test_stops_from_another_thread_never_run_an_instruction_twice(tmp_path):
     assert (result.exit_code, result.reason) == (0, "exit"), result
     assert wakes > 20
     assert emu._stops.gate is not None
+
+
+class BlockTally(Plugin):
+    """How often each block ran, seen live (a Python hook) and counted natively."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: Counter = Counter()
+        self.counted: dict[int, int] = {}
+
+    def on_block(self, emu, address, size) -> None:
+        self.live[address] += 1
+
+    def on_block_counts(self, emu, pcs, sizes, counts) -> None:
+        self.counted = dict(zip(pcs.tolist(), counts.tolist()))
+
+
+def test_block_hooks_see_each_block_once_under_gate_stops(tmp_path):
+    """The gate stops at a block start, before that block runs; Unicorn skips the hooks after
+    a stopping one, so the plugins' block hooks (added first) go behind the gate when it is
+    installed: a block the gate stopped at is seen once, when it runs."""
+    rounds = ROUNDS * 5
+    guest = write_elf(tmp_path, "x86_64", COUNT_IN_MEMORY.replace(str(ROUNDS * 300), str(rounds)))
+    emu = Emulator(guest)
+    tally = emu.add_plugin(BlockTally())
+    emu.add_plugin(make_recorder(str(tmp_path / "t.duckdb"), RecordOptions(status=False)))
+    result, wakes = _run_while_calling(emu, lambda: emu.wake_for_host_signals(ends_run=False))
+    assert (result.exit_code, result.reason) == (0, "exit"), result
+    assert wakes > 20 and emu._stops.gate is not None
+    # The loop's two blocks: its first pass runs in the block that sets it up.
+    body = [address for address, _ in tally.live.most_common(2)]
+    assert [tally.live[a] for a in body] == [rounds, rounds - 1]
+    assert [tally.counted[a] for a in body] == [rounds, rounds - 1]
+    with open_trace(str(tmp_path / "t.duckdb")) as trace:
+        recorded = dict(trace.con.execute("SELECT pc, count(*) FROM blocks GROUP BY pc").fetchall())
+    assert [recorded[a] for a in body] == [rounds, rounds - 1]

@@ -282,7 +282,7 @@ def test_empty_plugin_installs_no_hook():
     emu = Emulator(path, env={})
     emu.add_plugin("empty")
     assert emu.run(capture_output=True).exit_code == 0
-    assert emu._plugin_hook_handles == [] and emu._native_hooks == []
+    assert emu._plugin_hooks == [] and emu._native_hooks == []
 
 
 def test_entry_point_plugin_from_an_installed_package(tmp_path):

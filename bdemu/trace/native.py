@@ -35,6 +35,7 @@ class NativeStream:
         from unicorn import UC_HOOK_BLOCK, UC_HOOK_MEM_READ_AFTER, UC_HOOK_MEM_WRITE
 
         from .. import _native
+        from ..hookinstall import native_hook
         self._emu = emu
         self._known = 0
         self._new_insns: dict[str, list] = {"block": [], "idx": [], "pc": [], "size": []}
@@ -44,10 +45,10 @@ class NativeStream:
         arch, uc = emu.arch, emu.uc
         self.stream = _native.TraceStream(uc, self._take, self._decode_new if self.decode is not None else None,
                                           capacity=self.ENTRIES, pc_reg=arch.registers[arch.pc])
-        hooks = [(_native.add_hook(uc, UC_HOOK_BLOCK, _native.TRACE_BLOCK, self.stream.state), self.stream)]
+        hooks = [native_hook(uc, UC_HOOK_BLOCK, _native.TRACE_BLOCK, self.stream)]
         if self.opts.mem:
             kinds = UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE
-            hooks.append((_native.add_hook(uc, kinds, _native.TRACE_MEM, self.stream.state), None))
+            hooks.append(native_hook(uc, kinds, _native.TRACE_MEM, self.stream.state))
         emu.__dict__.setdefault("_native_hooks", []).extend(hooks)
         emu.__dict__.setdefault("_native_drains", []).append(self.stream.drain)
         self._drain = None  # C numbers blocks as they run: a live event just takes the next seq
