@@ -223,3 +223,42 @@ def test_scheduler_queries_answer_for_the_guest_only(tmp_path):
     signed = lambda name: emu.reg(name) - (1 << 64) if emu.reg(name) >> 63 else emu.reg(name)
     assert [signed(r) for r in ("r12", "r13", "r14", "r15", "rbx", "rbp", "r11")] == [
         0, 0, 99, 0, -1, -3, -22]
+
+
+def test_tcgets_writes_only_the_kernel_termios(tmp_path):
+    """TCGETS fills the kernel's 36-byte struct termios: glibc's tcgetattr passes a local of
+    that size, so the bytes after it (here 0xAA) must stay as they were."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    guest = write_elf(tmp_path, "x86_64", """
+        sub rsp, 64
+        mov rax, 0xAAAAAAAAAAAAAAAA
+        mov [rsp], rax; mov [rsp + 8], rax; mov [rsp + 16], rax; mov [rsp + 24], rax
+        mov [rsp + 32], rax; mov [rsp + 40], rax; mov [rsp + 48], rax; mov [rsp + 56], rax
+        xor edi, edi; mov esi, 0x5401; mov rdx, rsp; mov eax, 16; syscall   // ioctl(0, TCGETS)
+        mov edi, 2
+        test rax, rax
+        jnz done
+        mov edi, 1
+        mov rax, 0xAAAAAAAAAAAAAAAA
+        cmp dword ptr [rsp + 36], eax
+        jne done
+        cmp [rsp + 40], rax; jne done
+        cmp [rsp + 48], rax; jne done
+        cmp [rsp + 56], rax; jne done
+        xor edi, edi
+    done:
+        mov eax, 60; syscall
+    """)
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-P", "-m", "bdemu", "run", guest], cwd=ROOT, stdin=terminal,
+                              capture_output=True, timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert done.returncode == 0, done.stderr

@@ -388,6 +388,9 @@ IOCTLS = {
     "TIOCGPGRP": 0x540F, "TIOCGWINSZ": 0x5413,
     "FIONREAD": 0x541B, "FIONBIO": 0x5421, "FIONCLEX": 0x5450, "FIOCLEX": 0x5451,
 }
+#: sizeof(struct termios) as the kernel copies it (four flag words, c_line, 19 c_cc) on every ISA
+#: but MIPS; glibc's larger user struct is converted by tcgetattr from a kernel-sized local.
+KERNEL_TERMIOS = 36
 _TERMIOS_SETS = {"TCSETS": termios.TCSETS, "TCSETSW": termios.TCSETSW, "TCSETSF": termios.TCSETSF}
 
 
@@ -420,10 +423,10 @@ def sys_ioctl(k, fd, request, argument):
     if name in ("TCGETS", *_TERMIOS_SETS) and k.arch.variants.get("termios"):
         raise SyscallError(errno.EINVAL)  # an ISA whose struct termios bdemu does not translate
     if name == "TCGETS":
-        k.write(argument, host_fcntl.ioctl(file.host_fd, termios.TCGETS, bytes(60)))
+        k.write(argument, host_fcntl.ioctl(file.host_fd, termios.TCGETS, bytes(KERNEL_TERMIOS))[:KERNEL_TERMIOS])
         return 0
     if name in _TERMIOS_SETS:
-        host_fcntl.ioctl(file.host_fd, _TERMIOS_SETS[name], k.read(argument, 60))
+        host_fcntl.ioctl(file.host_fd, _TERMIOS_SETS[name], k.read(argument, KERNEL_TERMIOS))
         return 0
     if name == "TIOCGWINSZ":
         k.write(argument, host_fcntl.ioctl(file.host_fd, termios.TIOCGWINSZ, bytes(8)))
