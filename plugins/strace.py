@@ -50,6 +50,7 @@ class Strace(Plugin):
         self.lines: list[str] = []
 
     def on_start(self, emu) -> None:
+        self._emu = emu
         self._out = self.open_output(emu)
         bits = emu.arch.bits
         self._sign_bit, self._mask = 1 << (bits - 1), (1 << bits) - 1
@@ -192,12 +193,17 @@ class Strace(Plugin):
         self._emit(f"{resumed}{head} = {self._result(emu, number, result)}", tid)
 
     def _set_aside(self, tid: int) -> None:
-        """Thread `tid` runs while another's syscall has not returned: that one waits."""
+        """Thread `tid` runs while another's syscall has not returned: that one waits, or the
+        other thread called exit (which never returns) and is gone."""
         pending = self._pending
         if pending is not None and pending[0] != tid:
+            self._pending = None
+            if self._emu.syscall_name(pending[1]) == "exit":
+                self._emit(f"{pending[3]} = ?", pending[0])
+                self._emit(f"+++ exited with {pending[2][0] & 0xFF} +++", pending[0])
+                return
             self._emit(f"{pending[3]} <unfinished ...>", pending[0])
             self._unfinished[pending[0]] = pending
-            self._pending = None
 
     def _flush_pending(self) -> None:
         if self._pending is not None:

@@ -337,6 +337,10 @@ def test_strace_shows_a_waiting_read_resumed_with_its_result():
     assert unfinished, text
     resumed = re.search(rf'^\[pid {unfinished[1]}\] <\.\.\. read resumed> read\(3, "ping", 31\) = 4$', text, re.M)
     assert resumed and resumed.start() > unfinished.start(), text
+    # a thread's exit never returns: `= ?`, then the thread is gone, as strace -f shows it
+    ended = re.search(rf'^\[pid {unfinished[1]}\] exit\(0\) += \?\n\[pid {unfinished[1]}\] \+\+\+ exited with 0 \+\+\+$',
+                      text, re.M)
+    assert ended and ended.start() > resumed.start(), text
 
 
 def test_a_recording_stores_what_a_waiting_syscall_returned(tmp_path):
@@ -352,5 +356,8 @@ def test_a_recording_stores_what_a_waiting_syscall_returned(tmp_path):
     waits = con.execute("SELECT ret FROM syscalls WHERE name = 'wait4' ORDER BY seq").fetchall()
     assert waits and waits[0][0] > 0
     assert con.execute("SELECT count(DISTINCT tid) FROM syscalls").fetchone()[0] > 2
-    # only the process's last call has no return
-    assert con.execute("SELECT list(name) FROM syscalls WHERE ret IS NULL").fetchone()[0] == ["exit_group"]
+    # only exits have no return: each thread's exit, then the process's exit_group last
+    unreturned = [name for name, in con.execute("SELECT name FROM syscalls WHERE ret IS NULL ORDER BY seq").fetchall()]
+    assert unreturned[-1] == "exit_group" and set(unreturned[:-1]) == {"exit"}
+    threads = con.execute("SELECT count(DISTINCT tid) FROM syscalls").fetchone()[0]
+    assert len(unreturned) - 1 == threads - 1  # every thread but the main one exited by exit()

@@ -172,10 +172,12 @@ class ThreadTable:
         return 0
 
     def defer_return(self, number: int) -> bool:
-        """Whether the running thread's syscall `number` waits (parked, or on a futex): its
-        result is the placeholder, so plugins see its return only when the real one is
+        """Whether the running thread's syscall `number` waits (parked, or on a futex), or never
+        returns (the thread's exit). A waiting call's result is the placeholder, so plugins see its return only when the real one is
         written, as the thread runs again (with that thread's registers and `emu.tid`)."""
         thread = self.current
+        if thread.tid not in self.threads:  # it called exit: no return, now or later
+            return True
         if thread.parked is None and thread.futex is None:
             return False
         thread.syscall = number
