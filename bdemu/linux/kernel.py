@@ -253,7 +253,8 @@ class Kernel:
                 return self.threads.park(wait, wait.resume, ())
             args = (() if count == 0 else self._gather(number, read_arg, arg_ids) if count < 0
                     else [read_arg(i) for i in arg_ids[:count]])
-            return self.threads.park(wait, function, tuple(args))
+            # A signal may end the wait; a SA_RESTART handler then runs the call again from here.
+            return self.threads.park(wait, function, tuple(args), sigdelivery.restart_point(self, self.name_of(number)))
 
     def run_handler(self, function: Callable[..., int], args: tuple[int, ...]) -> int:
         """Run a parked syscall's handler again (WouldBlock passes through): its raw result."""

@@ -56,13 +56,20 @@ def catch_fault(k, signal: int, address: int, code: int) -> bool:
     return True
 
 
-def note_interrupted(k, name: str) -> int:
-    """A blocking syscall gave way to a signal (Interrupted): remember what a SA_RESTART handler
-    needs to run it again (the registers its result overwrites), and fail it with EINTR."""
-    abi, emu = k.arch.syscall, k.emu
-    saved = {name: emu.regs.reg(name) for name in (abi.result, abi.error_flag) if name}
-    k.signals.interrupted = (name not in NEVER_RESTARTED and k.threads.current, saved)
-    emu.request_signal_work()
+def restart_point(k, name: str) -> tuple[bool, dict[str, int]]:
+    """What a SA_RESTART handler needs to run syscall `name` again, read before its result is
+    written: whether Linux restarts it, and the registers the result overwrites."""
+    abi = k.arch.syscall
+    return name not in NEVER_RESTARTED, {reg: k.emu.regs.reg(reg) for reg in (abi.result, abi.error_flag) if reg}
+
+
+def note_interrupted(k, name: str, point: tuple[bool, dict[str, int]] | None = None) -> int:
+    """A blocking syscall of the running thread gave way to a signal: remember its restart point
+    (`point`, taken when a waiting thread's call began, else now) for the handler about to run,
+    and fail it with EINTR."""
+    restartable, saved = point if point is not None else restart_point(k, name)
+    k.signals.interrupted = (restartable and k.threads.current, saved)
+    k.emu.request_signal_work()
     return -errno.EINTR
 
 

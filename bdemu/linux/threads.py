@@ -68,6 +68,9 @@ class Parked:
     for_signal: bool = False  # retried once a signal its thread takes is pending (pause, sigsuspend)
     #: Set for a wait any signal for its thread ends with EINTR (see WouldBlock.on_signal).
     on_signal: Callable[["Kernel", float | None], None] | None = None
+    #: The syscall's restart point (sigdelivery.restart_point) while it can still be run from the
+    #: start; None once part of it is done (a `resume` completes it).
+    restart: tuple[bool, dict[str, int]] | None = None
 
 
 @dataclass
@@ -93,6 +96,8 @@ class GuestThread:
     suspended_mask: int | None = None
     #: The number of its waiting syscall whose return plugins have not seen yet (`defer_return`).
     syscall: int | None = None
+    #: Set when a signal ended its waiting syscall: the restart point its handler may use.
+    restart: tuple[bool, dict[str, int]] | None = None
 
     @property
     def runnable(self) -> bool:
@@ -163,11 +168,13 @@ class ThreadTable:
             return
         raise WouldBlock(fds, deadline, recheck, resume, for_signal, on_signal)
 
-    def park(self, wait: WouldBlock, function: Callable[..., int], args: tuple[int, ...]) -> int:
+    def park(self, wait: WouldBlock, function: Callable[..., int], args: tuple[int, ...],
+             restart: tuple[bool, dict[str, int]] | None = None) -> int:
         """The running thread's syscall must wait: run another thread meanwhile. Returns the
-        placeholder result; the real one is written when the thread runs again."""
+        placeholder result; the real one is written when the thread runs again. `restart`: its
+        restart point, if a signal may end the wait (see `interrupt`)."""
         self.current.parked = Parked(function, args, wait.fds, wait.deadline, wait.recheck, wait.for_signal,
-                                     wait.on_signal)
+                                     wait.on_signal, restart)
         self._request()
         return 0
 
@@ -196,18 +203,21 @@ class ThreadTable:
         return woken
 
     def interrupt(self, thread: GuestThread) -> None:
-        """A signal for `thread` ends its futex wait, or a parked wait that any signal ends (a
-        sleep: `on_signal`): its syscall fails with EINTR, and the handler runs when it next
-        runs. Other parked syscalls complete first (as if restarted under SA_RESTART)."""
+        """A signal for `thread` ends its futex wait or its parked syscall, as on Linux: the call
+        fails with EINTR and the handler runs when the thread next runs; a SA_RESTART handler
+        then returns into the syscall (if Linux restarts it), which waits again. A call that
+        already did part of its work (a `resume` completes it) finishes first."""
         if thread is self.current:
             return
-        if thread.futex is not None or (thread.parked is not None and thread.parked.on_signal is not None):
+        parked = thread.parked
+        if thread.futex is not None or (parked is not None and (parked.on_signal or parked.restart)):
             self._end_with_eintr(thread)
 
     def _end_with_eintr(self, thread: GuestThread) -> None:
         parked = thread.parked
         thread.futex = thread.deadline = thread.parked = None
         thread.result = -errno.EINTR
+        thread.restart = parked.restart if parked is not None else None
         if parked is not None and parked.on_signal is not None:
             try:
                 parked.on_signal(self.k, parked.deadline)
@@ -298,6 +308,10 @@ class ThreadTable:
             self._load_memory(target.memory)
             target.context, target.memory = None, ()
             self.current = target
+        if target.restart is not None:  # a signal ended its wait: the handler runs first
+            from .sigdelivery import note_interrupted
+            note_interrupted(self.k, "", target.restart)
+            target.restart = None
         if target.result is not None:
             self.k.emu.set_syscall_result(target.result, target.syscall)
             target.result = target.syscall = None

@@ -1,6 +1,7 @@
 /* Signals between processes and threads: a forked child signals its parent, whose blocking read
  * fails with EINTR (or, under SA_RESTART, goes on and reads what the child wrote afterwards);
- * a signal sent to one thread runs there; a process-directed signal that one thread blocks runs
+ * a signal sent to one thread runs there (and ends a blocking read there the same way); a
+ * process-directed signal that one thread blocks runs
  * in another thread. With "wait" it waits for a SIGUSR1 from outside (tests/test_signals.py
  * sends it, or SIGTERM, with kill), with "spin" it waits in a loop with no syscall, with "blocked" it
  * holds SIGUSR1 blocked until it shows as pending, with "default" it waits with no handler. */
@@ -99,6 +100,49 @@ static void thread_directed(void)
     printf("pthread_kill: handled=%d in_target=%d\n", (int)handled, handled_tid == worker_tid);
 }
 
+struct blocked_read {
+    int fds[2];
+    long got;
+    int error;
+    char data[8];
+};
+
+static void *read_in_thread(void *arg)
+{
+    struct blocked_read *r = arg;
+    worker_tid = syscall(SYS_gettid);
+    worker_ready = 1;
+    errno = 0;
+    r->got = read(r->fds[0], r->data, 4);
+    r->error = errno;
+    return NULL;
+}
+
+/* A thread blocked in read() gets a pthread_kill: the read fails with EINTR, or under
+ * SA_RESTART goes on after the handler and reads what main writes afterwards. */
+static void thread_read_interrupted(int flags)
+{
+    struct blocked_read r;
+    memset(&r, 0, sizeof r);
+    pipe(r.fds);
+    install(SIGUSR2, flags);
+    handled = 0;
+    worker_ready = 0;
+    pthread_t thread;
+    pthread_create(&thread, NULL, read_in_thread, &r);
+    while (!worker_ready)
+        sched_yield();
+    usleep(200000); /* the thread waits in read() by now */
+    pthread_kill(thread, SIGUSR2);
+    usleep(200000);
+    write(r.fds[1], "late", 4);
+    pthread_join(thread, NULL);
+    printf("thread read %s: read=%d eintr=%d data=%s handled=%d in_thread=%d\n", flags ? "restart" : "eintr",
+           (int)r.got, r.error == EINTR, r.got > 0 ? r.data : "-", (int)handled, handled_tid == worker_tid);
+    close(r.fds[0]);
+    close(r.fds[1]);
+}
+
 static void blocked_here_delivered_there(void)
 {
     sigset_t set, pending;
@@ -163,6 +207,8 @@ int main(int argc, char **argv)
     parent_reads_while_child_signals(SIGUSR1, 0, 0);
     parent_reads_while_child_signals(SIGUSR2, SA_RESTART, 1);
     thread_directed();
+    thread_read_interrupted(0);
+    thread_read_interrupted(SA_RESTART);
     blocked_here_delivered_there();
     /* A child killed by a signal: the parent's wait status names it with the guest's number. */
     pid_t child = fork();
