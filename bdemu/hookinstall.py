@@ -30,7 +30,7 @@ class InstalledHook:
 
     handle: int
     remove: Callable[[int], None]
-    state: Any = None
+    state: Any = None  # the native hook's owner (a stream, a counter): what `drain` empties
     register: Callable[[], int] | None = None
 
 
@@ -40,13 +40,13 @@ def python_hook(uc, kind: int, callback) -> InstalledHook:
     return InstalledHook(register(), uc.hook_del, None, register if kind == UC_HOOK_BLOCK else None)
 
 
-def native_hook(uc, kind: int, function: int, state) -> InstalledHook:
-    """A C hook of bdemu._native (`state` is its user data, kept alive by the record)."""
+def native_hook(uc, kind: int, function: int, owner) -> InstalledHook:
+    """A C hook of bdemu._native; `owner.state` is its user data (the record keeps it alive)."""
     from . import _native
 
     def register() -> int:
-        return _native.add_hook(uc, kind, function, state.state if hasattr(state, "state") else state)
-    return InstalledHook(register(), lambda handle: _native.remove_hook(uc, handle), state,
+        return _native.add_hook(uc, kind, function, owner.state)
+    return InstalledHook(register(), lambda handle: _native.remove_hook(uc, handle), owner,
                          register if kind == UC_HOOK_BLOCK else None)
 
 

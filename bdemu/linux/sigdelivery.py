@@ -63,14 +63,19 @@ def restart_point(k, name: str) -> tuple[bool, dict[str, int]]:
     return name not in NEVER_RESTARTED, {reg: k.emu.regs.reg(reg) for reg in (abi.result, abi.error_flag) if reg}
 
 
-def note_interrupted(k, name: str, point: tuple[bool, dict[str, int]] | None = None) -> int:
-    """A blocking syscall of the running thread gave way to a signal: remember its restart point
-    (`point`, taken when a waiting thread's call began, else now) for the handler about to run,
-    and fail it with EINTR."""
-    restartable, saved = point if point is not None else restart_point(k, name)
+def note_interrupted(k, name: str) -> int:
+    """A blocking syscall of the running thread gave way to a signal (Interrupted): remember its
+    restart point for the handler about to run, and fail it with EINTR."""
+    interrupted_at(k, restart_point(k, name))
+    return -errno.EINTR
+
+
+def interrupted_at(k, point: tuple[bool, dict[str, int]]) -> None:
+    """The running thread's syscall failed with EINTR for a signal; `point` (restart_point) is
+    what a SA_RESTART handler, about to run, uses to return into it."""
+    restartable, saved = point
     k.signals.interrupted = (restartable and k.threads.current, saved)
     k.emu.request_signal_work()
-    return -errno.EINTR
 
 
 def _restart(k, flags: int) -> None:

@@ -303,8 +303,8 @@ def send_data(k, sock: socket.socket, data: bytes, flags: int, target=None, anci
         except BlockingIOError:
             if not blocking:
                 raise
-            host_fd = sock.fileno()
-            resume = (lambda kernel, done=sent: _send_rest(kernel, host_fd, data, flags, target, done)) if sent else None
+            host_fd, done = sock.fileno(), sent
+            resume = (lambda kernel: _send_rest(kernel, host_fd, data, flags, target, done)) if sent else None
             try:
                 wait_ready(k, sock, POLLOUT, socket.SO_SNDTIMEO, resume=resume)
             except SyscallError:

@@ -180,8 +180,9 @@ class ThreadTable:
 
     def defer_return(self, number: int) -> bool:
         """Whether the running thread's syscall `number` waits (parked, or on a futex), or never
-        returns (the thread's exit). A waiting call's result is the placeholder, so plugins see its return only when the real one is
-        written, as the thread runs again (with that thread's registers and `emu.tid`)."""
+        returns (the thread's exit). A waiting call's result is the placeholder, so plugins see
+        its return only when the real one is written, as the thread runs again (with that
+        thread's registers and `emu.tid`)."""
         thread = self.current
         if thread.tid not in self.threads:  # it called exit: no return, now or later
             return True
@@ -309,8 +310,8 @@ class ThreadTable:
             target.context, target.memory = None, ()
             self.current = target
         if target.restart is not None:  # a signal ended its wait: the handler runs first
-            from .sigdelivery import note_interrupted
-            note_interrupted(self.k, "", target.restart)
+            from .sigdelivery import interrupted_at
+            interrupted_at(self.k, target.restart)
             target.restart = None
         if target.result is not None:
             self.k.emu.set_syscall_result(target.result, target.syscall)

@@ -48,7 +48,7 @@ class NativeStream:
         hooks = [native_hook(uc, UC_HOOK_BLOCK, _native.TRACE_BLOCK, self.stream)]
         if self.opts.mem:
             kinds = UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE
-            hooks.append(native_hook(uc, kinds, _native.TRACE_MEM, self.stream.state))
+            hooks.append(native_hook(uc, kinds, _native.TRACE_MEM, self.stream))  # draining twice is a no-op
         emu.__dict__.setdefault("_native_hooks", []).extend(hooks)
         emu.__dict__.setdefault("_native_drains", []).append(self.stream.drain)
         self._drain = None  # C numbers blocks as they run: a live event just takes the next seq
