@@ -9,7 +9,7 @@ backdoor device's fixed windows).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from unicorn import UcError
 
@@ -38,11 +38,15 @@ class Region:
     offset: int = 0
     #: True when Unicorn does not own the backing store (mmio or mem_map_ptr windows).
     device: bool = False
+    #: The host mapping a MAP_SHARED region lives in (Unicorn maps it with mem_map_ptr), so
+    #: forked guest processes see each other's stores; held here as long as a piece of it is mapped.
+    host: object | None = None
 
     def maps_line(self) -> str:
         flags = "".join(c if self.perms & bit else "-" for c, bit in
                         (("r", PROT_READ), ("w", PROT_WRITE), ("x", PROT_EXEC)))
-        return f"{self.start:08x}-{self.end:08x} {flags}p {self.offset:08x} 00:00 0{' ' * 10}{self.name}".rstrip()
+        flags += "s" if self.host is not None else "p"
+        return f"{self.start:08x}-{self.end:08x} {flags} {self.offset:08x} 00:00 0{' ' * 10}{self.name}".rstrip()
 
 
 class AddressSpace:
@@ -129,6 +133,20 @@ class AddressSpace:
         self.mapped_bytes += end - start
         self._insert(Region(start, end, perms, name, offset))
 
+    def map_host(self, start: int, size: int, perms: int, host: object, pointer: int, name: str = "",
+                 offset: int = 0) -> None:
+        """Map [start, start+size) onto host memory at `pointer`, which `host` (an mmap) owns."""
+        start, end = page_down(start), page_up(start + size)
+        if self.limit is not None and self.mapped_bytes + (end - start) > self.limit:
+            raise OutOfMemory()
+        self.unmap(start, end - start)
+        try:
+            self._uc.mem_map_ptr(start, end - start, perms, pointer)
+        except UcError as error:
+            raise OutOfMemory() from error
+        self.mapped_bytes += end - start
+        self._insert(Region(start, end, perms, name, offset, host=host))
+
     def add_device(self, start: int, end: int, perms: int, name: str) -> None:
         """Record a window that the device mapped into Unicorn itself."""
         self._insert(Region(start, end, perms, name, device=True))
@@ -142,10 +160,9 @@ class AddressSpace:
                 self.mapped_bytes -= hi - lo
             self._regions.remove(region)
             if region.start < lo:
-                self._insert(Region(region.start, lo, region.perms, region.name, region.offset, region.device))
+                self._insert(replace(region, end=lo))
             if hi < region.end:
-                self._insert(Region(hi, region.end, region.perms, region.name,
-                                    region.offset + (hi - region.start), region.device))
+                self._insert(replace(region, start=hi, offset=region.offset + (hi - region.start)))
 
     def protect(self, start: int, size: int, perms: int) -> bool:
         start, end = page_down(start), page_up(start + size)
@@ -160,8 +177,8 @@ class AddressSpace:
             pieces = [(region.start, lo, region.perms), (lo, hi, perms), (hi, region.end, region.perms)]
             for piece_start, piece_end, piece_perms in pieces:
                 if piece_start < piece_end:
-                    self._insert(Region(piece_start, piece_end, piece_perms, region.name,
-                                        region.offset + piece_start - region.start))
+                    self._insert(replace(region, start=piece_start, end=piece_end, perms=piece_perms,
+                                         offset=region.offset + piece_start - region.start))
         return True
 
     def clear(self) -> None:

@@ -73,6 +73,20 @@ HOST_CASES = {
                           "print(sorted(q.get() for _ in ts), threading.active_count()); "
                           "print(list(cf.ThreadPoolExecutor(3).map(lambda n: sum(range(n)), [10, 10**5])))")],
                         b""),
+    # Memory shared across fork: a Lock the parent hands over to a waiting child (a futex wait on
+    # memory another process stores to), a Value the child writes, a worker pool's pipes and locks,
+    # and an Event a thread of the parent waits for.
+    "python3_multiprocessing": (["/usr/bin/python3", "-c",
+                                 ("import multiprocessing as mp, time; lock = mp.Lock(); v = mp.Value('i', 0); "
+                                  "lock.acquire(); p = mp.Process(target=lambda: (lock.acquire(), "
+                                  "setattr(v, 'value', v.value + 42), lock.release())); p.start(); "
+                                  "time.sleep(0.2); v.value = 1; lock.release(); p.join(); print(v.value, p.exitcode)\n"
+                                  "with mp.Pool(1) as pool: print(pool.map(abs, [-1, -2, 3]))\n"
+                                  # a thread of the parent waits for an Event the child sets
+                                  "import threading; e = mp.Event(); got = []; "
+                                  "t = threading.Thread(target=lambda: got.append(e.wait(10))); t.start(); "
+                                  "q = mp.Process(target=lambda: (time.sleep(0.2), e.set())); q.start(); "
+                                  "t.join(); q.join(); print(got, q.exitcode)")], b""),
     "python3_epoll": (["/usr/bin/python3", "-c",
                        ("import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
                         "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "

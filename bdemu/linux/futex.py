@@ -5,6 +5,13 @@ whose value still matches could only end by its timeout (slept out, then
 ETIMEDOUT) and a wake finds nobody. With several guest threads
 (bdemu/linux/threads.py) a wait blocks the calling thread and lets another
 run; a wake makes waiters runnable again.
+
+A process-shared futex (no FUTEX_PRIVATE_FLAG) in memory that forked guest
+processes share (bdemu/linux/shared.py) can be woken by another process,
+which is another bdemu: its wake cannot reach us, but its store to the word
+can. So such a wait looks at the word again after short, growing sleeps and
+ends once it changed (Linux too lets a wait end with the word unchanged:
+callers check it).
 """
 from __future__ import annotations
 
@@ -18,7 +25,9 @@ from .registry import syscall
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10
 FUTEX_CMD_MASK = 0x7F  # without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME
-FUTEX_CLOCK_REALTIME = 256
+FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
+#: A wait on shared memory looks at the word again after this many seconds, doubling up to the second.
+POLL_FIRST, POLL_MAX = 20e-6, 2e-3
 
 
 def _word(k, address: int) -> int:
@@ -45,6 +54,8 @@ def _futex(k, address, op, value, timeout, address2, value3, field):
         if _word(k, address) != value & 0xFFFFFFFF:
             raise SyscallError(errno.EAGAIN)
         deadline = _deadline(k, op, timeout, field)
+        if not op & FUTEX_PRIVATE_FLAG and _process_shared(k, address):
+            return _wait_shared(k, address, value & 0xFFFFFFFF, deadline)
         if not threads.alone:
             threads.block(address, deadline)
             return 0
@@ -71,6 +82,27 @@ def _futex(k, address, op, value, timeout, address2, value3, field):
         k.write_int(address, 0)
         return 0
     raise SyscallError(errno.ENOSYS)
+
+
+def _process_shared(k, address: int) -> bool:
+    region = k.emu.memory.find(address)
+    return region is not None and region.host is not None
+
+
+def _wait_shared(k, address: int, value: int, deadline: float | None) -> int:
+    """Wait until another process changes the word (see the module docstring), the deadline, or a
+    signal. A thread of a threaded guest parks and is looked at again at each switch."""
+    if not k.threads.alone:
+        k.threads.wait(deadline=deadline, recheck=True)  # returns only once the deadline passed
+        raise SyscallError(errno.ETIMEDOUT)
+    pause = POLL_FIRST
+    while _word(k, address) == value:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise SyscallError(errno.ETIMEDOUT)
+        time.sleep(k.wait_slice(pause if left is None else min(pause, left)))
+        pause = min(2 * pause, POLL_MAX)
+    return 0
 
 
 def _wake_op(k, address: int, count: int, count2: int, address2: int, encoded: int) -> int:

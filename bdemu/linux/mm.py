@@ -8,6 +8,7 @@ import os
 from ..memory import PAGE, OutOfMemory, page_up
 from .errors import SyscallError
 from .registry import syscall
+from .shared import host_mapping
 
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x1, 0x2, 0x10
 MAP_FIXED_NOREPLACE = 0x100000
@@ -53,10 +54,27 @@ def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset
     if mappable is not None:
         return mappable.map_into(k.emu, address, size, prot, offset)
     name = file.guest_path if file is not None else ""
+    host = None
+    if flags & MAP_SHARED and (anonymous or access == os.O_RDWR):
+        host = host_mapping(size, None if anonymous else file.host_fd, offset)
     try:
-        space.map(address, size, prot & 7, name, offset)
+        if host is not None:  # shared with forked processes (and the file): see shared.py
+            mapping, shared = host
+            space.map_host(address, shared, prot & 7, mapping, mapping.address, name, offset)
+            if shared < size:  # past the end of the file
+                try:
+                    space.map(address + shared, size - shared, prot & 7, name, offset + shared)
+                except OutOfMemory:
+                    space.unmap(address, shared)
+                    raise
+        else:
+            space.map(address, size, prot & 7, name, offset)
     except OutOfMemory:
         raise SyscallError(errno.ENOMEM) from None
+    if host is not None:
+        if file is not None and prot & PROT_EXEC:
+            k.emu.note_mapped_code(file.host_fd, address, offset)
+        return address
     if file is not None:
         chunk, done = 1 << 20, 0
         while done < length:  # in chunks: a mapping of /dev/zero is not read at once
@@ -126,7 +144,7 @@ def sys_mremap(k, old, old_size, new_size, flags, new_address):
     region = space.find(old)
     if region is None or not space.is_mapped(old, old + old_size):
         raise SyscallError(errno.EFAULT)
-    k.shared_files.release(old, old + old_size)  # a remapped shared mapping goes on as a private copy
+    k.shared_files.release(old, old + old_size)  # a moved shared mapping goes on as a private copy
     if new_size <= old_size and not flags & MREMAP_FIXED:
         if new_size < old_size:
             space.unmap(old + new_size, old_size - new_size)
@@ -158,7 +176,7 @@ def sys_madvise(k, address, length, advice):
         if space.is_mapped(address, address + size):
             for region in space.regions:
                 lo, hi = max(address, region.start), min(address + size, region.end)
-                if lo < hi and not region.device:
+                if lo < hi and not region.device and region.host is None:  # shared memory keeps its bytes
                     k.emu.uc.mem_write(lo, bytes(hi - lo))
     return 0
 

@@ -1,18 +1,78 @@
-"""MAP_SHARED file mappings: the guest's stores reach the file on msync, munmap, exec and exit.
+"""MAP_SHARED mappings: host memory shared with forked guest processes, or a written-back copy.
 
-Unicorn owns guest memory, so a shared mapping starts as a copy of the file
-like a private one. A snapshot taken at mmap time tells which bytes the
-guest changed; only those runs are written back (so a `write(2)` to the file
-after mmap is not clobbered by stale mapping bytes), and never past the end
-of the file, which a mapping cannot extend. Reads do not see later changes
-made to the file by others: the mapping is coherent in one direction only.
+A shared anonymous mapping, and the pages of a regular file opened for
+reading and writing, are host MAP_SHARED mappings that Unicorn maps with
+`mem_map_ptr` (`host_mapping`): a guest process and the children it forks
+(host forks of bdemu) see each other's stores at once, and a file's pages are
+its page cache, as on Linux. Pages past the end of the file are private zero
+pages: Linux raises SIGBUS there, and a host mapping would raise it in bdemu.
+Emulated atomic instructions are not atomic across processes (Unicorn runs one
+CPU): two processes storing to the same word at the same instant can lose a
+store; locks that hand over (semaphores, pipes) are fine.
+
+What cannot be mapped that way (files opened read-only, files on a file
+system without mmap) starts as a copy of the file like a private mapping
+(`SharedFiles`). A snapshot taken at mmap time tells which bytes the guest
+changed; only those runs are written back on msync, munmap, exec and exit (so
+a `write(2)` to the file after mmap is not clobbered by stale mapping bytes),
+and never past the end of the file, which a mapping cannot extend. Reads do
+not see later changes made to the file by others.
 """
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
+import stat
 from dataclasses import dataclass
 
 from unicorn import UcError
+
+from ..memory import page_up
+
+
+class HostMapping:
+    """A host MAP_SHARED mapping (libc mmap: Python's mmap refuses the page past a file's end),
+    unmapped when the last region using it goes."""
+
+    _libc = None
+
+    def __init__(self, size: int, host_fd: int, offset: int) -> None:
+        libc = HostMapping._libc
+        if libc is None:
+            libc = HostMapping._libc = ctypes.CDLL(None, use_errno=True)
+            libc.mmap.restype = ctypes.c_void_p
+            libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                  ctypes.c_long]
+            libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        flags = mmap.MAP_SHARED | (mmap.MAP_ANONYMOUS if host_fd < 0 else 0)
+        address = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, flags, host_fd, offset)
+        if address in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap")
+        self.address, self.size = address, size
+
+    def __del__(self) -> None:
+        self._libc.munmap(self.address, self.size)
+
+
+def host_mapping(size: int, host_fd: int | None = None, offset: int = 0) -> tuple[HostMapping, int] | None:
+    """(host mapping, bytes of it to map) for a MAP_SHARED mapping of `size` bytes: anonymous, or of
+    regular file `host_fd` from `offset` (only its pages that hold file bytes, perhaps fewer than
+    `size`). None when the host cannot share it."""
+    if host_fd is not None:
+        try:
+            info = os.fstat(host_fd)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        size = min(size, page_up(max(0, info.st_size - offset)))
+        if not size:
+            return None
+    try:
+        return HostMapping(size, -1 if host_fd is None else host_fd, 0 if host_fd is None else offset), size
+    except OSError:
+        return None
 
 
 @dataclass
