@@ -150,6 +150,7 @@ ARCH = Arch(
     thread_memory=((GDT_BASE + 8 * TLS_ENTRIES[0], 8 * len(TLS_ENTRIES)),),
     # the pre-2.4 calls that take one pointer to their arguments
     syscall_aliases={"mmap": "old_mmap", "select": "old_select"},
-    # i386 aligns a u64 to 4 bytes, so `struct epoll_event` is 12 bytes, as packed on x86-64
-    variants={"epoll_event": "packed", "clone": "tls_fourth"},
+    # i386 aligns a u64 to 4 bytes, so `struct epoll_event` is 12 bytes, as packed on x86-64,
+    # and `struct flock64` 24
+    variants={"epoll_event": "packed", "clone": "tls_fourth", "flock64": "packed"},
 )

@@ -143,7 +143,7 @@ ARCH = Arch(
     errno_overrides=ERRNO,
     variants={"open_flags": "mips", "pipe_second_fd": "v1", "sigprocmask_how_base": 1,
               "statfs": "mips", "clone": "tls_fourth",
-              "si_timer": -3, "termios": "mips"},
+              "si_timer": -3, "termios": "mips", "fcntl": "mips"},
     map_anonymous=0x800,
     sigaction_size=24,
     sigaction_handler_offset=4,

@@ -8,6 +8,7 @@ import select
 import stat
 import struct
 
+from . import locks
 from .errors import SyscallError
 from .fds import OpenFile
 from .fs import GUEST_MODE_BITS, HOST_DEVICES, VirtualDir, VirtualFile
@@ -373,10 +374,8 @@ def sys_fcntl(k, fd, command, argument):
     if command == F_SETFL:
         host_fcntl.fcntl(file.host_fd, host_fcntl.F_SETFL, host_open_flags(k, argument))
         return 0
-    if command in (5, 6, 7, 36, 37, 38, 12, 13, 14, 33, 34, 35):
-        # F_GETLK, F_SETLK(W), their OFD forms and the 32-bit ABIs' *64 forms (MIPS: 33..35,
-        # and 14 = F_GETLK): advisory, allow
-        return 0
+    if locks.is_record_lock(k, command):  # F_GETLK, F_SETLK(W), their OFD and *64 forms
+        return locks.record_lock(k, file.host_fd, command, argument)
     raise SyscallError(errno.EINVAL)
 
 

@@ -11,6 +11,9 @@
  *      has one writer. Raw futex calls without FUTEX_PRIVATE_FLAG.
  *   5. a futex wait with a timeout on a shared word nobody changes: ETIMEDOUT.
  *   6. /proc/self/maps marks the shared mapping 's', the private one 'p'.
+ *   7. file locks between the processes: the child sees the parent's record
+ *      lock (F_GETLK, with its pid), is refused it (F_SETLK), then waits for
+ *      it (F_SETLKW) until the parent unlocks; the same with flock(2).
  * Exit status 0 when every step passed, 1 otherwise.
  */
 #define _GNU_SOURCE
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -105,6 +109,46 @@ static int ping_pong(volatile uint32_t *words)
            answered == ROUNDS;
 }
 
+static int lock_fd = -1;
+
+static int set_lock(int fd, int command, short type)
+{
+    struct flock lock = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10};
+    return fcntl(fd, command, &lock);
+}
+
+/* Runs in the child while the parent holds the write lock, then unlocks 100 ms later. */
+static int contend(void *arg)
+{
+    int fd = open((const char *)arg, O_RDWR);
+    struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 5, .l_len = 1};
+    int seen = fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type == F_WRLCK && probe.l_pid == getppid() &&
+               probe.l_start == 0 && probe.l_len == 10;
+    int refused = set_lock(fd, F_SETLK, F_WRLCK) == -1 && (errno == EAGAIN || errno == EACCES);
+    int waited = set_lock(fd, F_SETLKW, F_WRLCK) == 0;
+    int flocked = flock(fd, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK && flock(fd, LOCK_EX) == 0;
+    return (seen ? 0 : 1) | (refused ? 0 : 2) | (waited ? 0 : 4) | (flocked ? 0 : 8);
+}
+
+static int locks(const char *path)
+{
+    lock_fd = open(path, O_RDWR);
+    if (lock_fd < 0 || set_lock(lock_fd, F_SETLK, F_WRLCK) != 0 || flock(lock_fd, LOCK_EX) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(contend((void *)path));
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    set_lock(lock_fd, F_SETLK, F_UNLCK);
+    nanosleep(&pause, NULL);
+    flock(lock_fd, LOCK_UN);
+    int status = -1;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
 /* The perms column of the /proc/self/maps line holding `address`: its 4th letter. */
 static char sharing_of(const void *address)
 {
@@ -161,6 +205,7 @@ int main(int argc, char **argv)
     printf("timed wait: %s\n", timed == -1 && errno == ETIMEDOUT ? "ETIMEDOUT" : "other");
 
     printf("maps: shared %c, private %c\n", sharing_of(shared), sharing_of(private));
+    printf("locks: %d\n", locks(path));
     if (fd >= 0) {
         close(fd);
         unlink(path);
