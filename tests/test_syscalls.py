@@ -262,3 +262,59 @@ def test_tcgets_writes_only_the_kernel_termios(tmp_path):
         os.close(controller)
         os.close(terminal)
     assert done.returncode == 0, done.stderr
+
+
+def test_eventfd_counts_blocks_and_counts_down_as_a_semaphore(tmp_path):
+    """eventfd2: EFD_SEMAPHORE reads 1 per read until empty (then EAGAIN when non-blocking); a plain
+    one sums the writes and a read takes it all."""
+    guest = write_elf(tmp_path, "x86_64", """
+        sub rsp, 64
+        mov edi, 3; mov esi, 0x801; mov eax, 290; syscall; mov r12, rax   // eventfd2(3, SEMAPHORE|NONBLOCK)
+        xor r13, r13
+        mov rdi, r12; mov rsi, rsp; mov edx, 8; xor eax, eax; syscall; add r13, [rsp]
+        mov rdi, r12; mov rsi, rsp; mov edx, 8; xor eax, eax; syscall; add r13, [rsp]
+        mov rdi, r12; mov rsi, rsp; mov edx, 8; xor eax, eax; syscall; add r13, [rsp]
+        mov rdi, r12; mov rsi, rsp; mov edx, 8; xor eax, eax; syscall; mov r14, rax
+        xor edi, edi; mov esi, 0x800; mov eax, 290; syscall; mov rbx, rax     // eventfd2(0, NONBLOCK)
+        mov qword ptr [rsp + 8], 2
+        mov rdi, rbx; lea rsi, [rsp + 8]; mov edx, 8; mov eax, 1; syscall; mov r15, rax
+        mov qword ptr [rsp + 8], 3
+        mov rdi, rbx; lea rsi, [rsp + 8]; mov edx, 8; mov eax, 1; syscall
+        mov rdi, rbx; mov rsi, rsp; mov edx, 8; xor eax, eax; syscall; mov rbp, [rsp]
+        xor edi, edi; mov eax, 60; syscall
+    """)
+    emu = Emulator(guest)
+    result = emu.run(capture_output=True)
+    assert (result.reason, result.exit_code, result.stderr) == ("exit", 0, b"")
+    signed = lambda name: emu.reg(name) - (1 << 64) if emu.reg(name) >> 63 else emu.reg(name)
+    assert signed("r12") >= 3 and [signed(r) for r in ("r13", "r14", "r15", "rbp")] == [3, -11, 8, 5]
+
+
+def test_capabilities_memory_policy_and_protection_keys(tmp_path):
+    """capget answers with bdemu's own capabilities (the guest is this process) and names the
+    preferred version for an unknown one; one memory node with the default policy; no pkeys."""
+    import re
+    guest = write_elf(tmp_path, "x86_64", """
+        sub rsp, 64
+        mov dword ptr [rsp], 0x20080522; mov dword ptr [rsp + 4], 0
+        mov rdi, rsp; lea rsi, [rsp + 16]; mov eax, 125; syscall; mov r12, rax
+        mov r13d, dword ptr [rsp + 16]
+        mov r14d, dword ptr [rsp + 28]
+        mov dword ptr [rsp], 0x12345678
+        mov rdi, rsp; lea rsi, [rsp + 16]; mov eax, 125; syscall; mov r15, rax
+        mov ebx, dword ptr [rsp]
+        mov dword ptr [rsp + 8], 7
+        lea rdi, [rsp + 8]; xor esi, esi; xor edx, edx; xor r10, r10; xor r8, r8; mov eax, 239; syscall
+        mov ebp, dword ptr [rsp + 8]
+        add rbp, rax
+        xor edi, edi; xor esi, esi; mov eax, 330; syscall; mov r11, rax     // pkey_alloc
+        xor edi, edi; mov eax, 60; syscall
+    """)
+    emu = Emulator(guest)
+    result = emu.run(capture_output=True)
+    assert (result.reason, result.exit_code, result.stderr) == ("exit", 0, b"")
+    signed = lambda name: emu.reg(name) - (1 << 64) if emu.reg(name) >> 63 else emu.reg(name)
+    with open("/proc/self/status") as status:
+        effective = int(re.search(r"^CapEff:\s*([0-9a-f]+)$", status.read(), re.M).group(1), 16)
+    assert signed("r12") == 0 and emu.reg("r13") | emu.reg("r14") << 32 == effective
+    assert (signed("r15"), emu.reg("rbx"), emu.reg("rbp"), signed("r11")) == (-22, 0x20080522, 0, -28)

@@ -214,3 +214,26 @@ def sys_setpriority(k, which, who, nice):
     except OSError as error:
         raise SyscallError(error.errno) from None
     return 0
+
+
+@syscall("ptr", "ptr")
+def sys_capget(k, header, data):
+    """The capabilities of the guest's process (or of its child): the host's answer for bdemu, which
+    is that process. `data` NULL asks for the preferred version only."""
+    version, pid = struct.unpack(("<" if k.byteorder == "little" else ">") + "Ii", k.read(header, 8))
+    if pid and not is_guest_process(k, pid):
+        raise SyscallError(errno.ESRCH if pid > 0 else errno.EINVAL)
+    host_header = ctypes.create_string_buffer(struct.pack("=Ii", version, pid), 8)
+    host_data = ctypes.create_string_buffer(24)
+    result = _LIBC.capget(host_header, host_data if data else None)
+    error = ctypes.get_errno()
+    preferred = struct.unpack("=I", host_header.raw[:4])[0]
+    if preferred != version:  # an unknown version: the kernel names the one it prefers
+        k.write(header, preferred.to_bytes(4, k.byteorder))
+    if result < 0:
+        raise SyscallError(error)
+    if data:
+        words = 1 if version == 0x19980330 else 2  # _LINUX_CAPABILITY_VERSION_1: 32 capabilities
+        values = struct.unpack("=6I", host_data.raw)[:3 * words]
+        k.write(data, b"".join(value.to_bytes(4, k.byteorder) for value in values))
+    return 0

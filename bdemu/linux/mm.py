@@ -181,6 +181,34 @@ def sys_madvise(k, address, length, advice):
     return 0
 
 
+@syscall("ptr", "ptr", "size", "ptr", "hex")
+def sys_get_mempolicy(k, mode, nodemask, maxnode, address, flags):
+    """One memory node and the default policy (MPOL_DEFAULT = 0), which is all the guest gets."""
+    if mode:
+        k.write_int(mode, 0)
+    if nodemask and maxnode:
+        k.write(nodemask, bytes((maxnode + 8 * k.word - 1) // (8 * k.word) * k.word))
+    return 0
+
+
+@syscall("hex", "hex")
+def sys_pkey_alloc(k, flags, rights):
+    """No protection keys, as on a CPU without them."""
+    raise SyscallError(errno.ENOSPC)
+
+
+@syscall("int")
+def sys_pkey_free(k, key):
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("ptr", "size", "prot", "int")
+def sys_pkey_mprotect(k, address, length, prot, key):
+    if k.signed32(key) != -1:  # no key was ever allocated
+        raise SyscallError(errno.EINVAL)
+    return sys_mprotect(k, address, length, prot)
+
+
 @syscall("ptr", "ptr", "hex", names=("ARM_cacheflush", "cachectl", "riscv_flush_icache"))
 def sys_cacheflush(k, start, end, flags):
     """Unicorn keeps translated code coherent with guest writes: nothing to flush."""
