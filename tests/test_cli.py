@@ -102,3 +102,19 @@ def test_rootfs_confines_the_guest(tmp_path):
     assert done.returncode == 0, done.stderr
     assert b"fileio: 0 failures" in done.stdout
     assert not (tmp_path / "work").exists()
+
+
+def test_cwd_inside_rootfs_must_be_a_directory(tmp_path):
+    """--cwd names a guest directory under --rootfs: a missing one is a usage error, as without it."""
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    guest = root / "bin" / "fileio"
+    guest.write_bytes((ROOT / sample("x86_64", "fileio")).read_bytes())
+    (root / "work").mkdir()
+    for cwd in ("/missing", "/bin/fileio"):
+        done = run_bdemu("run", "--rootfs", str(root), "--cwd", cwd, str(guest), ".")
+        assert done.returncode == 2, done.stdout
+        assert "--cwd" in _one_bdemu_line(done.stderr) and done.stdout == b""
+    done = run_bdemu("run", "--rootfs", str(root), "--cwd", "/work", str(guest), ".")
+    assert done.returncode == 0 and b"fileio: 0 failures" in done.stdout, done.stderr
+    assert not any((root / "work").iterdir())
