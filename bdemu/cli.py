@@ -44,7 +44,7 @@ def guest_options(function=None, *, output_flags=("--output", "-o")):
         click.option("--max-insns", type=int, metavar="N", help="Stop after N instructions (exit 124)."),
         click.option("--timeout", type=float, metavar="SECONDS", help="Stop after SECONDS of wall time (exit 124)."),
         click.option("--max-memory", metavar="SIZE", help="Guest mmap/brk beyond SIZE fail with ENOMEM."),
-        click.option(*output_flags, "output", metavar="FILE", help="Where plugin output goes (default: stderr)."),
+        click.option(*output_flags, "output", metavar="FILE", help="Where plugin output goes (default: stderr; - for stdout)."),
         click.option("--strict", is_flag=True, help="Unsupported syscalls stop the run (exit 125)."),
         click.option("--debug", is_flag=True, help="Show Python tracebacks."),
         click.argument("guest"),
@@ -96,7 +96,9 @@ def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, 
                    backdoor_pages=backdoor_pages, cwd=cwd, strict=strict, backdoor_path=backdoor_path,
                    max_memory=_size(max_memory) if max_memory else None,
                    mounts=mounts, read_only=read_only, net=net)
-    if output:
+    if output == "-":
+        emu.output = sys.stdout
+    elif output:
         try:
             emu.output = open(output, "w")
         except OSError as error:

@@ -118,3 +118,17 @@ def test_cwd_inside_rootfs_must_be_a_directory(tmp_path):
     done = run_bdemu("run", "--rootfs", str(root), "--cwd", "/work", str(guest), ".")
     assert done.returncode == 0 and b"fileio: 0 failures" in done.stdout, done.stderr
     assert not any((root / "work").iterdir())
+
+
+def test_plugin_output_goes_to_stderr_unless_asked(tmp_path):
+    """Plugin reports default to stderr; `--output -` asks for stdout (after the guest's output);
+    `--output FILE` writes the file."""
+    done = run_bdemu("run", "-p", "insncount", str(ROOT / sample("x86_64", "hello")), cwd=tmp_path)
+    assert b"insns:" not in done.stdout and b"insns:" in done.stderr
+    done = run_bdemu("run", "-p", "insncount", "--output", "-", str(ROOT / sample("x86_64", "hello")), cwd=tmp_path)
+    assert done.returncode == 0 and not (tmp_path / "-").exists()
+    assert done.stdout.startswith(b"Hello from bdemu!\n") and re.search(rb"\ninsns: \d+\n$", done.stdout)
+    assert b"insns:" not in done.stderr
+    report = tmp_path / "report.txt"
+    done = run_bdemu("run", "-p", "insncount", "--output", str(report), str(ROOT / sample("x86_64", "hello")), cwd=tmp_path)
+    assert b"insns:" not in done.stdout + done.stderr and report.read_text().startswith("insns: ")
