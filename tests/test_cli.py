@@ -132,3 +132,11 @@ def test_plugin_output_goes_to_stderr_unless_asked(tmp_path):
     report = tmp_path / "report.txt"
     done = run_bdemu("run", "-p", "insncount", "--output", str(report), str(ROOT / sample("x86_64", "hello")), cwd=tmp_path)
     assert b"insns:" not in done.stdout + done.stderr and report.read_text().startswith("insns: ")
+
+
+def test_debug_after_guest_is_a_guest_argument(tmp_path):
+    """`--debug` after GUEST belongs to the guest: bdemu's errors stay one line, no traceback."""
+    done = run_bdemu("run", str(tmp_path / "nope"), "--debug")
+    assert done.returncode == 127 and "nope" in _one_bdemu_line(done.stderr)
+    done = run_bdemu("run", "--debug", str(tmp_path / "nope"))
+    assert done.returncode == 127 and b"Traceback" in done.stderr
