@@ -121,10 +121,13 @@ def report(result) -> int:
     return result.exit_code
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, "--version", prog_name="bdemu", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.pass_context
+def cli(ctx) -> None:
     """bdemu: run Linux ELF guests on Unicorn, trace them with plugins, let them call Python."""
+    if ctx.invoked_subcommand is None:  # `bdemu` alone: a usage error, in one line
+        raise UsageError(f"missing command ({', '.join(cli.commands)}); see bdemu --help")
 
 
 @cli.command(context_settings=RUN_SETTINGS)

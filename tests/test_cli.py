@@ -140,3 +140,9 @@ def test_debug_after_guest_is_a_guest_argument(tmp_path):
     assert done.returncode == 127 and "nope" in _one_bdemu_line(done.stderr)
     done = run_bdemu("run", "--debug", str(tmp_path / "nope"))
     assert done.returncode == 127 and b"Traceback" in done.stderr
+
+
+def test_no_command_is_a_one_line_usage_error():
+    done = run_bdemu()
+    assert done.returncode == 2 and done.stdout == b""
+    assert "missing command" in _one_bdemu_line(done.stderr)
