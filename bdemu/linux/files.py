@@ -400,6 +400,7 @@ def _sendfile(k, out_fd: int, in_fd: int, offset_address: int, count: int, offse
         data = os.pread(source.host_fd, count, offset)
         k.write(offset_address, (offset + len(data)).to_bytes(offset_size, k.byteorder))
     else:
+        k.wait_readable(source.host_fd)  # a pipe or a terminal: interruptible, like read
         data = os.read(source.host_fd, count)
     return os.write(target.host_fd, data) if data else 0
 
