@@ -243,8 +243,7 @@ def _iovecs(k, address: int, count: int) -> list[tuple[int, int]]:
 @syscall("fd", "iov", "int")
 def sys_readv(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
-    if not k.threads.alone:
-        k.wait_readable(file.host_fd)
+    k.wait_readable(file.host_fd)  # interruptible, as in read (musl's stdio reads with readv)
     total = 0
     for base, length in _iovecs(k, iov, count):
         if not length:
