@@ -236,7 +236,7 @@ class Emulator:
                 self.hooks.guarded(method, "on_exit", self, result)
             except RunStopped as error:
                 failures.append(error)
-        if failures:
+        if failures and result.reason != "error":  # an earlier error stays the one reported
             result.exit_code, result.reason, result.message = 125, "error", str(failures[0])
         return result
 

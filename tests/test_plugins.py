@@ -261,6 +261,27 @@ def test_options_reach_a_plain_constructor_as_keyword_arguments(tmp_path):
         assert done.returncode == 2 and len(lines) == 1 and needle in lines[0], done.stderr
 
 
+def test_the_first_plugin_error_is_the_one_reported():
+    """A plugin failing in on_start (e.g. `trace,out=` an unwritable path) is the error named,
+    not a later failure of on_exit that follows from it."""
+    class Fragile(Plugin):
+        def on_start(self, emu):
+            raise OSError("first failure")
+
+        def on_exit(self, emu, result):
+            raise ValueError("follow-on failure")
+
+    emu = Emulator(str(ROOT / sample("x86_64", "hello")), env={})
+    emu.add_plugin(Fragile())
+    result = emu.run(capture_output=True)
+    assert result.exit_code == 125 and result.reason == "error"
+    assert "in on_start" in result.message and "first failure" in result.message, result.message
+    done = run_bdemu("run", "-p", "trace,out=/nonexistent-dir/trace.txt", sample("x86_64", "hello"))
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 125 and len(lines) == 1
+    assert "on_start" in lines[0] and "/nonexistent-dir/trace.txt" in lines[0], lines
+
+
 def subprocess_bdemu(args, env):
     import subprocess
     import sys
