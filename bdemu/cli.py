@@ -23,6 +23,13 @@ def _size(text: str) -> int:
         raise UsageError(f"invalid size {text!r} (use e.g. 64M)") from None
 
 
+def _note_debug(ctx, _param, value):
+    """Tell main() about --debug: only bdemu's own option counts, never a guest argument."""
+    if value and isinstance(ctx.obj, dict):
+        ctx.obj["debug"] = True
+    return value
+
+
 def guest_options(function=None, *, output_flags=("--output", "-o")):
     """Options shared by `run` and `record` (SPEC section 3). `record` keeps `-o` for its TRACE."""
     if function is None:
@@ -44,9 +51,9 @@ def guest_options(function=None, *, output_flags=("--output", "-o")):
         click.option("--max-insns", type=int, metavar="N", help="Stop after N instructions (exit 124)."),
         click.option("--timeout", type=float, metavar="SECONDS", help="Stop after SECONDS of wall time (exit 124)."),
         click.option("--max-memory", metavar="SIZE", help="Guest mmap/brk beyond SIZE fail with ENOMEM."),
-        click.option(*output_flags, "output", metavar="FILE", help="Where plugin output goes (default: stderr)."),
+        click.option(*output_flags, "output", metavar="FILE", help="Where plugin output goes (default: stderr; - for stdout)."),
         click.option("--strict", is_flag=True, help="Unsupported syscalls stop the run (exit 125)."),
-        click.option("--debug", is_flag=True, help="Show Python tracebacks."),
+        click.option("--debug", is_flag=True, callback=_note_debug, help="Show Python tracebacks."),
         click.argument("guest"),
         click.argument("guest_args", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -96,7 +103,9 @@ def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, 
                    backdoor_pages=backdoor_pages, cwd=cwd, strict=strict, backdoor_path=backdoor_path,
                    max_memory=_size(max_memory) if max_memory else None,
                    mounts=mounts, read_only=read_only, net=net)
-    if output:
+    if output == "-":
+        emu.output = sys.stdout
+    elif output:
         try:
             emu.output = open(output, "w")
         except OSError as error:
@@ -112,10 +121,13 @@ def report(result) -> int:
     return result.exit_code
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, "--version", prog_name="bdemu", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.pass_context
+def cli(ctx) -> None:
     """bdemu: run Linux ELF guests on Unicorn, trace them with plugins, let them call Python."""
+    if ctx.invoked_subcommand is None:  # `bdemu` alone: a usage error, in one line
+        raise UsageError(f"missing command ({', '.join(cli.commands)}); see bdemu --help")
 
 
 @cli.command(context_settings=RUN_SETTINGS)
@@ -201,9 +213,9 @@ def list_plugins():
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every failure becomes one `bdemu: ` line and an exit status."""
     args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    state = {"debug": False}  # set by --debug once click has parsed it
     try:
-        return cli.main(args, prog_name="bdemu", standalone_mode=False) or 0
+        return cli.main(args, prog_name="bdemu", standalone_mode=False, obj=state) or 0
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else 0
     except click.exceptions.Exit as done:
@@ -215,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bdemu: {error.format_message()}", file=sys.stderr)
         return 2
     except BdemuError as error:
-        if debug:
+        if state["debug"]:
             traceback.print_exc()
         print(f"bdemu: {error}", file=sys.stderr)
         return error.exit_status
@@ -223,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bdemu: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # a bug in bdemu: one line unless --debug
-        if debug:
+        if state["debug"]:
             traceback.print_exc()
         print(f"bdemu: internal error: {type(error).__name__}: {error}", file=sys.stderr)
         return 125

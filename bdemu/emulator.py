@@ -76,6 +76,8 @@ class Emulator:
                              parse_mounts(mounts, rootfs), read_only)
         if rootfs is not None and cwd:
             self.vfs.cwd = self.vfs.absolute(cwd)
+            if not self._is_guest_directory(self.vfs.cwd):
+                raise UsageError(f"--cwd {cwd!r} is not a directory in rootfs {rootfs!r}")
         self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
         self._install_syscall_insn_hook()  # before the device's CPUID hook: see the method
         from .devices import BackdoorDevice
@@ -234,7 +236,7 @@ class Emulator:
                 self.hooks.guarded(method, "on_exit", self, result)
             except RunStopped as error:
                 failures.append(error)
-        if failures:
+        if failures and result.reason != "error":  # an earlier error stays the one reported
             result.exit_code, result.reason, result.message = 125, "error", str(failures[0])
         return result
 
@@ -245,6 +247,13 @@ class Emulator:
         if placed is not None and not any(m.start == placed.start and m.image.path == placed.image.path
                                           for m in self.modules):
             self.modules.append(placed)
+
+    def _is_guest_directory(self, guest_path: str) -> bool:
+        from .linux.errors import SyscallError
+        try:
+            return os.path.isdir(self.vfs.host_path(guest_path))
+        except SyscallError:
+            return False
 
     def _guest_path_of(self, host_path: str) -> str:
         return self.vfs.guest_path_of_host(os.path.abspath(host_path))

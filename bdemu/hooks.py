@@ -22,7 +22,9 @@ class Plugin:
     Options: declare them as class attribute `options = {"name": (type, default, "help")}`;
     `--plugin NAME,key=value` and `add_plugin(NAME, key=value)` pass them as keyword
     arguments to `__init__`, converted to the declared type; the base `__init__`
-    stores each as an attribute. Hooks an instance does not need after all (it
+    stores each as an attribute. A keyword parameter of the plugin's own `__init__`
+    takes an option too (converted by its annotation or default: bool, int, float;
+    else the string). Hooks an instance does not need after all (it
     depends on its options) can be switched off in `__init__` by setting them to
     None: only hooks some plugin still implements are installed.
     """

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import pkgutil
 from typing import Any
@@ -73,29 +74,68 @@ def resolve(spec: str) -> type[Plugin]:
     raise UsageError(f"unknown plugin {spec!r} (see `bdemu plugins`)")
 
 
+def _constructor_parameters(plugin: type[Plugin]) -> dict[str, inspect.Parameter]:
+    """Keyword parameters the plugin's own `__init__` takes (none when it keeps Plugin's)."""
+    if plugin.__init__ is Plugin.__init__:
+        return {}
+    try:
+        parameters = inspect.signature(plugin).parameters
+    except (TypeError, ValueError):
+        return {}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name: p for name, p in parameters.items() if p.kind in kinds}
+
+
+def _parameter_type(parameter: inspect.Parameter) -> type:
+    """bool, int or float when the parameter's annotation or default says so, else str."""
+    hint = parameter.annotation
+    if isinstance(hint, str):
+        hint = {"bool": bool, "int": int, "float": float}.get(hint, str)
+    if hint in (bool, int, float):
+        return hint
+    default = parameter.default
+    return type(default) if isinstance(default, (bool, int, float)) else str
+
+
+def _to_type(plugin: type[Plugin], key: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, str) or kind is str:
+        return value
+    try:
+        if kind is bool:
+            if value.lower() not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("on", "true", "yes", "1")
+        if kind is int:
+            return int(value, 0)
+        return kind(value)
+    except ValueError:
+        raise UsageError(f"plugin {plugin.plugin_name()}: option {key}={value!r} "
+                         f"is not a valid {kind.__name__}") from None
+
+
 def convert(plugin: type[Plugin], options: dict[str, Any]) -> dict[str, Any]:
-    """Convert option strings to the plugin's declared types; unknown keys are usage errors."""
+    """Convert option strings to the plugin's declared types; unknown keys are usage errors.
+
+    Options reach the constructor as keyword arguments (SPEC 3): besides the declared
+    `options`, any keyword parameter of the plugin's own `__init__` takes one, converted
+    by its annotation or default (bool, int, float), else passed as the string.
+    """
     declared = plugin.options
+    parameters = _constructor_parameters(plugin)
     converted = {}
     for key, value in options.items():
-        if key not in declared:
-            known = ", ".join(sorted(declared)) or "none"
+        if key in declared:
+            kind = declared[key][0]
+        elif key in parameters:
+            kind = _parameter_type(parameters[key])
+        else:
+            known = ", ".join(sorted(set(declared) | set(parameters))) or "none"
             raise UsageError(f"plugin {plugin.plugin_name()}: unknown option {key!r} (options: {known})")
-        kind = declared[key][0]
-        if isinstance(value, str) and kind is not str:
-            try:
-                if kind is bool:
-                    if value.lower() not in ("on", "off", "true", "false", "yes", "no", "1", "0"):
-                        raise ValueError(value)
-                    value = value.lower() in ("on", "true", "yes", "1")
-                elif kind is int:
-                    value = int(value, 0)
-                else:
-                    value = kind(value)
-            except ValueError:
-                raise UsageError(f"plugin {plugin.plugin_name()}: option {key}={value!r} "
-                                 f"is not a valid {kind.__name__}") from None
-        converted[key] = value
+        converted[key] = _to_type(plugin, key, value, kind)
+    missing = [name for name, p in parameters.items()
+               if p.default is inspect.Parameter.empty and name not in converted]
+    if missing:
+        raise UsageError(f"plugin {plugin.plugin_name()}: missing option {missing[0]!r}")
     return converted
 
 

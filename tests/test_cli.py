@@ -102,3 +102,47 @@ def test_rootfs_confines_the_guest(tmp_path):
     assert done.returncode == 0, done.stderr
     assert b"fileio: 0 failures" in done.stdout
     assert not (tmp_path / "work").exists()
+
+
+def test_cwd_inside_rootfs_must_be_a_directory(tmp_path):
+    """--cwd names a guest directory under --rootfs: a missing one is a usage error, as without it."""
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    guest = root / "bin" / "fileio"
+    guest.write_bytes((ROOT / sample("x86_64", "fileio")).read_bytes())
+    (root / "work").mkdir()
+    for cwd in ("/missing", "/bin/fileio"):
+        done = run_bdemu("run", "--rootfs", str(root), "--cwd", cwd, str(guest), ".")
+        assert done.returncode == 2, done.stdout
+        assert "--cwd" in _one_bdemu_line(done.stderr) and done.stdout == b""
+    done = run_bdemu("run", "--rootfs", str(root), "--cwd", "/work", str(guest), ".")
+    assert done.returncode == 0 and b"fileio: 0 failures" in done.stdout, done.stderr
+    assert not any((root / "work").iterdir())
+
+
+def test_plugin_output_goes_to_stderr_unless_asked(tmp_path):
+    """Plugin reports default to stderr; `--output -` asks for stdout (after the guest's output);
+    `--output FILE` writes the file."""
+    done = run_bdemu("run", "-p", "insncount", str(ROOT / sample("x86_64", "hello")), cwd=tmp_path)
+    assert b"insns:" not in done.stdout and b"insns:" in done.stderr
+    done = run_bdemu("run", "-p", "insncount", "--output", "-", str(ROOT / sample("x86_64", "hello")), cwd=tmp_path)
+    assert done.returncode == 0 and not (tmp_path / "-").exists()
+    assert done.stdout.startswith(b"Hello from bdemu!\n") and re.search(rb"\ninsns: \d+\n$", done.stdout)
+    assert b"insns:" not in done.stderr
+    report = tmp_path / "report.txt"
+    done = run_bdemu("run", "-p", "insncount", "--output", str(report), str(ROOT / sample("x86_64", "hello")), cwd=tmp_path)
+    assert b"insns:" not in done.stdout + done.stderr and report.read_text().startswith("insns: ")
+
+
+def test_debug_after_guest_is_a_guest_argument(tmp_path):
+    """`--debug` after GUEST belongs to the guest: bdemu's errors stay one line, no traceback."""
+    done = run_bdemu("run", str(tmp_path / "nope"), "--debug")
+    assert done.returncode == 127 and "nope" in _one_bdemu_line(done.stderr)
+    done = run_bdemu("run", "--debug", str(tmp_path / "nope"))
+    assert done.returncode == 127 and b"Traceback" in done.stderr
+
+
+def test_no_command_is_a_one_line_usage_error():
+    done = run_bdemu()
+    assert done.returncode == 2 and done.stdout == b""
+    assert "missing command" in _one_bdemu_line(done.stderr)

@@ -27,6 +27,13 @@ GUESTS = {
              "mov rax, 60\nmov rdi, 5\nsyscall\nspan: .quad 100\n.quad 0\n" + TAIL,
     "read": READY + "xor rdi, rdi\nlea rsi, [rip + ready]\nmov rdx, 1\nxor rax, rax\nsyscall\n"
             "mov rax, 60\nmov rdi, 5\nsyscall\n" + TAIL,
+    # sendfile(1, 0, NULL, 100) from stdin: busybox cat's way of reading a pipe.
+    "sendfile": READY + "mov rdi, 1\nxor rsi, rsi\nxor rdx, rdx\nmov r10, 100\nmov rax, 40\nsyscall\n"
+                "mov rax, 60\nmov rdi, 5\nsyscall\n" + TAIL,
+    # readv(0, [{rsp + 16, 1}], 1): musl's stdio reads stdin this way.
+    "readv": READY + "sub rsp, 32\nlea rax, [rsp + 16]\nmov qword ptr [rsp], rax\nmov qword ptr [rsp + 8], 1\n"
+             "xor rdi, rdi\nmov rsi, rsp\nmov rdx, 1\nmov rax, 19\nsyscall\n"
+             "mov rax, 60\nmov rdi, 5\nsyscall\n" + TAIL,
     # Two threads (clone CLONE_VM | CLONE_SIGHAND | CLONE_THREAD): the new one blocks reading
     # stdin, the first sleeps 100 s, so every thread waits at once.
     "threads": READY + "mov rax, 56\nmov rdi, 0x10900\nxor rsi, rsi\nxor rdx, rdx\nxor r10, r10\n"
@@ -104,7 +111,7 @@ def test_timeout_ends_loops_and_sleeps(guests, guest):
     assert 0.5 <= elapsed < 1.5
 
 
-@pytest.mark.parametrize("guest", ["read", "threads"])
+@pytest.mark.parametrize("guest", ["read", "readv", "sendfile", "threads"])
 def test_timeout_ends_a_blocking_read_with_124_and_one_line(guests, guest):
     """stdin is a pipe nobody writes to: the guest blocks in read until --timeout (with
     threads: one reads, the other sleeps, so the scheduler waits for both)."""

@@ -236,6 +236,52 @@ def test_user_plugins_by_path_and_module(tmp_path):
     assert "hello plugin saw exit 0" in done.stderr.decode()
 
 
+def test_options_reach_a_plain_constructor_as_keyword_arguments(tmp_path):
+    """SPEC 3: `-p file.py,key=value` passes key=value to the plugin's own __init__, even
+    without an `options` declaration (converted by the parameter's default, else a string)."""
+    plugin = tmp_path / "greet.py"
+    plugin.write_text(
+        "from bdemu import Plugin\n"
+        "class Greet(Plugin):\n"
+        "    def __init__(self, word, times=1, loud=False):\n"
+        "        self.word, self.times, self.loud = word, times, loud\n"
+        "    def on_exit(self, emu, result):\n"
+        "        print('greet:', repr(self.word), repr(self.times), repr(self.loud), file=emu.output)\n")
+    done = run_bdemu("run", "-p", f"{plugin},word=hi,times=3,loud=on", sample("x86_64", "hello"))
+    assert done.returncode == 0, done.stderr
+    assert "greet: 'hi' 3 True" in done.stderr.decode()
+    emu = Emulator(str(ROOT / sample("x86_64", "hello")), env={})
+    added = emu.add_plugin(str(plugin), word="api", times=2)
+    assert (added.word, added.times) == ("api", 2)
+    for spec, needle in ((str(plugin), "missing option 'word'"),
+                         (f"{plugin},word=x,colour=red", "unknown option 'colour'"),
+                         (f"{plugin},word=x,times=many", "is not a valid int")):
+        done = run_bdemu("run", "-p", spec, sample("x86_64", "hello"))
+        lines = done.stderr.decode().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and needle in lines[0], done.stderr
+
+
+def test_the_first_plugin_error_is_the_one_reported():
+    """A plugin failing in on_start (e.g. `trace,out=` an unwritable path) is the error named,
+    not a later failure of on_exit that follows from it."""
+    class Fragile(Plugin):
+        def on_start(self, emu):
+            raise OSError("first failure")
+
+        def on_exit(self, emu, result):
+            raise ValueError("follow-on failure")
+
+    emu = Emulator(str(ROOT / sample("x86_64", "hello")), env={})
+    emu.add_plugin(Fragile())
+    result = emu.run(capture_output=True)
+    assert result.exit_code == 125 and result.reason == "error"
+    assert "in on_start" in result.message and "first failure" in result.message, result.message
+    done = run_bdemu("run", "-p", "trace,out=/nonexistent-dir/trace.txt", sample("x86_64", "hello"))
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 125 and len(lines) == 1
+    assert "on_start" in lines[0] and "/nonexistent-dir/trace.txt" in lines[0], lines
+
+
 def subprocess_bdemu(args, env):
     import subprocess
     import sys

@@ -29,6 +29,7 @@ def test_strict_mode_stops_with_125(tmp_path):
     assert done.returncode == 125
     lines = done.stderr.decode().splitlines()
     assert len(lines) == 1 and "999" in lines[0] and lines[0].startswith("bdemu: ")
+    assert "at pc 0x401005" in lines[0]  # SPEC 3: what, where (the syscall instruction) and why
 
 
 def test_aarch64_svc_result_lands_in_x0(tmp_path):

@@ -62,6 +62,19 @@ def test_tenet_needs_regs(tmp_path):
     assert done.returncode == 2 and b"--regs" in done.stderr
 
 
+@pytest.mark.parametrize("fmt", ["drcov", "tenet", "parquet", "chrome"])
+def test_export_to_an_unwritable_place_is_one_line(full_trace, tmp_path, fmt):
+    """An output that cannot be written (missing directory; a file where parquet wants its
+    directory) is one `bdemu: ` line naming it, exit 2, never an internal error."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = blocker if fmt == "parquet" else tmp_path / "missing" / "out"
+    done = run_bdemu("export", str(full_trace), "--format", fmt, "-o", str(out))
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("bdemu: cannot write") and str(out) in lines[0]
+
+
 def test_parquet(full_trace, tmp_path):
     out = export(full_trace, "parquet", tmp_path / "pq")
     files = set(os.listdir(out))

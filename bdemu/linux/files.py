@@ -244,8 +244,7 @@ def _iovecs(k, address: int, count: int) -> list[tuple[int, int]]:
 @syscall("fd", "iov", "int")
 def sys_readv(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
-    if not k.threads.alone:
-        k.wait_readable(file.host_fd)
+    k.wait_readable(file.host_fd)  # interruptible, as in read (musl's stdio reads with readv)
     total = 0
     for base, length in _iovecs(k, iov, count):
         if not length:
@@ -399,6 +398,7 @@ def _sendfile(k, out_fd: int, in_fd: int, offset_address: int, count: int, offse
         data = os.pread(source.host_fd, count, offset)
         k.write(offset_address, (offset + len(data)).to_bytes(offset_size, k.byteorder))
     else:
+        k.wait_readable(source.host_fd)  # a pipe or a terminal: interruptible, like read
         data = os.read(source.host_fd, count)
     return os.write(target.host_fd, data) if data else 0
 

@@ -284,7 +284,8 @@ class Kernel:
     def unknown(self, number: int) -> int:
         if self.strict:
             from ..errors import StrictError
-            raise StrictError(f"unsupported syscall {self.name_of(number)} ({number})")
+            raise StrictError(f"unsupported syscall {self.name_of(number)} ({number}) at pc {self.emu.pc:#x} "
+                              "(--strict)")
         if number not in self.warned:
             self.warned.add(number)
             self.emu.warn(f"unsupported syscall {self.name_of(number)} ({number}) returns ENOSYS")

@@ -64,5 +64,8 @@ def show(path: str, top: int = 10) -> None:
 def export(path: str, fmt: str, out: str) -> None:
     from .export import EXPORTERS
     with open_for_cli(path) as trace:
-        EXPORTERS[fmt](trace, out)
+        try:
+            EXPORTERS[fmt](trace, out)
+        except OSError as error:  # the output: like `record -o` into a missing directory
+            raise UsageError(f"cannot write {out!r}: {error.strerror or error}") from None
     print(f"bdemu: wrote {out}", file=sys.stderr)
