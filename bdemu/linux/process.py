@@ -24,6 +24,7 @@ CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x100000, 0x2000
 
 @syscall("int")
 def sys_exit_group(k, status):
+    k.emu.check_stop()  # past --timeout, the run timed out even if the guest was about to end
     raise GuestExit(status & 0xFF)
 
 
@@ -31,6 +32,7 @@ def sys_exit_group(k, status):
 def sys_exit(k, status):
     """The calling thread ends; the process with its last thread."""
     if k.threads.alone:
+        k.emu.check_stop()
         raise GuestExit(status & 0xFF)
     k.threads.exit_current(status)
     return 0
