@@ -321,7 +321,16 @@ class Emulator:
         if handled:
             return
         signal = self.arch.fault_signals.get(intno, 4)
-        raise GuestSignal(signal, f"CPU exception {intno}", fault=True)
+        raise GuestSignal(signal, f"{self._fault_kinds().get(signal, 'CPU exception')} (CPU exception {intno})",
+                          fault=True)
+
+    def _fault_kinds(self) -> dict[int, str]:
+        """What a CPU exception that raises each signal is, in this ISA's signal numbers."""
+        generic = {"SIGILL": (4, "invalid instruction"), "SIGTRAP": (5, "breakpoint"),
+                   "SIGBUS": (7, "bus error"), "SIGFPE": (8, "arithmetic exception"),
+                   "SIGSEGV": (11, "memory fault")}
+        overrides = self.arch.signal_overrides
+        return {overrides.get(name, number): kind for name, (number, kind) in generic.items()}
 
     def _on_invalid_memory(self, uc, access: int, address: int, size: int, value: int, _user) -> bool:
         self._stops.fault = (_ACCESS_NAMES.get(access, "access"), address)

@@ -108,3 +108,16 @@ def test_fault_in_a_running_emulator_reports_through_the_api(tmp_path):
     guest.write_bytes(_with_symbols(PROLOGUE + FAULTS["write"][0], [("boom", CODE + 4, 8, 2)]))
     result = Emulator(str(guest)).run()
     assert result.reason == "signal" and result.signal == 11 and "(boom+0x" in result.message
+
+
+@pytest.mark.parametrize("isa", ["aarch64", "riscv64"])  # all zeros: udf #0, and RISC-V's defined illegal one
+def test_undefined_instruction_is_named_on_every_isa(tmp_path, isa):
+    """Unicorn reports these as a CPU exception, not an invalid instruction: still SIGILL, named."""
+    from elfgen import elf_with_code
+    guest = tmp_path / "undefined"
+    guest.write_bytes(elf_with_code(isa, bytes(4)))
+    guest.chmod(0o755)
+    done = run_bdemu("run", str(guest))
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 132 and len(lines) == 1
+    assert lines[0].startswith("bdemu: guest killed by SIGILL") and "invalid instruction" in lines[0], lines
