@@ -319,3 +319,30 @@ def test_capabilities_memory_policy_and_protection_keys(tmp_path):
         effective = int(re.search(r"^CapEff:\s*([0-9a-f]+)$", status.read(), re.M).group(1), 16)
     assert signed("r12") == 0 and emu.reg("r13") | emu.reg("r14") << 32 == effective
     assert (signed("r15"), emu.reg("rbx"), emu.reg("rbp"), signed("r11")) == (-22, 0x20080522, 0, -28)
+
+
+def test_timerfd_expires_and_reports_its_setting(tmp_path):
+    """A 20 ms timer with a 10 ms interval: a blocking read waits for the first expiry (count >= 1),
+    gettime gives the interval back; a non-blocking one not yet due reads EAGAIN."""
+    guest = write_elf(tmp_path, "x86_64", """
+        sub rsp, 128
+        mov edi, 1; xor esi, esi; mov eax, 283; syscall; mov r12, rax           // timerfd_create(MONOTONIC)
+        mov qword ptr [rsp], 0; mov qword ptr [rsp + 8], 10000000              // interval 10 ms
+        mov qword ptr [rsp + 16], 0; mov qword ptr [rsp + 24], 20000000        // value 20 ms
+        mov rdi, r12; xor esi, esi; mov rdx, rsp; xor r10, r10; mov eax, 286; syscall; mov r13, rax
+        mov rdi, r12; lea rsi, [rsp + 32]; mov edx, 8; xor eax, eax; syscall   // read: waits
+        mov r14, qword ptr [rsp + 32]
+        mov rdi, r12; lea rsi, [rsp + 48]; mov eax, 287; syscall               // gettime
+        mov r15, qword ptr [rsp + 56]
+        mov edi, 1; mov esi, 0x800; mov eax, 283; syscall; mov rbx, rax         // NONBLOCK
+        mov qword ptr [rsp + 24], 900000000
+        mov rdi, rbx; xor esi, esi; mov rdx, rsp; xor r10, r10; mov eax, 286; syscall
+        mov rdi, rbx; lea rsi, [rsp + 32]; mov edx, 8; xor eax, eax; syscall; mov rbp, rax
+        xor edi, edi; mov eax, 60; syscall
+    """)
+    emu = Emulator(guest)
+    result = emu.run(capture_output=True)
+    assert (result.reason, result.exit_code, result.stderr) == ("exit", 0, b"")
+    signed = lambda name: emu.reg(name) - (1 << 64) if emu.reg(name) >> 63 else emu.reg(name)
+    assert signed("r12") >= 3 and signed("r13") == 0 and emu.reg("r14") >= 1
+    assert emu.reg("r15") == 10000000 and signed("rbp") == -11
