@@ -260,6 +260,8 @@ class Emulator:
 
     def _load(self, host_path: str, argv: list[bytes], envp: list[bytes], guest_path: str) -> None:
         guest_image.load(self, host_path, argv, envp, guest_path)
+        #: The process's name (prctl PR_GET_NAME), as Linux sets it at exec: the file's base name.
+        self.kernel.comm = os.path.basename(os.fsencode(guest_path))[:15]
 
     def resolve_exec(self, guest: str, host: str, argv: list[bytes]) -> tuple[str, str, list[bytes]]:
         """What execve of `guest` runs (see guest_image.resolve_exec)."""
@@ -273,6 +275,7 @@ class Emulator:
         self.kernel.host_signals.refresh()
         self.kernel.shared_files.release_all()
         self.kernel.threads.keep_only_current()
+        self.kernel.threads.current.name = b""  # named after the new program
         self.memory.clear()
         self.argv, self.envp = list(request.argv), list(request.envp)
         self._load(request.host_path, self.argv, self.envp, request.path)

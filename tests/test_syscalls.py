@@ -346,3 +346,23 @@ def test_timerfd_expires_and_reports_its_setting(tmp_path):
     signed = lambda name: emu.reg(name) - (1 << 64) if emu.reg(name) >> 63 else emu.reg(name)
     assert signed("r12") >= 3 and signed("r13") == 0 and emu.reg("r14") >= 1
     assert emu.reg("r15") == 10000000 and signed("rbp") == -11
+
+
+def test_process_name_is_the_programs_until_set(tmp_path):
+    """PR_GET_NAME starts as the executable's base name; PR_SET_NAME keeps 15 bytes of the new one."""
+    guest = write_elf(tmp_path, "x86_64", """
+        sub rsp, 64
+        mov edi, 16; mov rsi, rsp; mov eax, 157; syscall                 // PR_GET_NAME
+        mov rax, 0x6867666564636261; mov [rsp + 16], rax                  // "abcdefghijklmnopq"
+        mov rax, 0x706f6e6d6c6b6a69; mov [rsp + 24], rax
+        mov word ptr [rsp + 32], 0x71
+        mov edi, 15; lea rsi, [rsp + 16]; mov eax, 157; syscall           // PR_SET_NAME
+        mov edi, 16; lea rsi, [rsp + 40]; mov eax, 157; syscall
+        mov r12, [rsp]; mov r13, [rsp + 40]; mov r14, [rsp + 48]
+        xor edi, edi; mov eax, 60; syscall
+    """, name="namedprog")
+    emu = Emulator(guest)
+    result = emu.run(capture_output=True)
+    assert (result.reason, result.exit_code) == ("exit", 0)
+    assert emu.reg("r12").to_bytes(8, "little") == b"namedpro"
+    assert (emu.reg("r13").to_bytes(8, "little") + emu.reg("r14").to_bytes(8, "little")) == b"abcdefghijklmno\0"

@@ -142,9 +142,11 @@ def sys_sysinfo(k, address):
 
 @syscall("int", "hex", "hex", "hex", "hex")
 def sys_prctl(k, option, a2, a3, a4, a5):
-    if option in (15, 16):  # PR_SET_NAME, PR_GET_NAME
-        if option == 16:
-            k.write(a2, b"bdemu-guest\0".ljust(16, b"\0"))
+    if option == 15:  # PR_SET_NAME: of the calling thread
+        k.threads.current.name = k.read_cstring(a2, 16)[:15]
+        return 0
+    if option == 16:  # PR_GET_NAME
+        k.write(a2, (k.threads.current.name or k.comm).ljust(16, b"\0"))
         return 0
     if option in (38, 39, 1, 2, 4, 3):  # NO_NEW_PRIVS, PDEATHSIG, DUMPABLE
         return 0

@@ -56,6 +56,7 @@ class Kernel:
         self.signals = signals.SignalState(signals.default_ignored(arch.signal_overrides),
                                            arch.signal_overrides, arch.sigset_size)
         self.shared_files = SharedFiles(emu.uc)
+        self.comm = b""  # the process's name: set as the guest is loaded (Emulator._load)
         self.threads = ThreadTable(self)
         self.signals.threads = self.threads
         self.signals.timer_code = arch.variants.get("si_timer", signals.SI_TIMER)

@@ -98,6 +98,8 @@ class GuestThread:
     syscall: int | None = None
     #: Set when a signal ended its waiting syscall: the restart point its handler may use.
     restart: tuple[bool, dict[str, int]] | None = None
+    #: Its name once it set one (PR_SET_NAME); the process's (Kernel.comm) until then.
+    name: bytes = b""
 
     @property
     def runnable(self) -> bool:
