@@ -366,3 +366,22 @@ def test_process_name_is_the_programs_until_set(tmp_path):
     assert (result.reason, result.exit_code) == ("exit", 0)
     assert emu.reg("r12").to_bytes(8, "little") == b"namedpro"
     assert (emu.reg("r13").to_bytes(8, "little") + emu.reg("r14").to_bytes(8, "little")) == b"abcdefghijklmno\0"
+
+
+def test_inotify_reports_a_file_created_in_a_watched_directory(tmp_path):
+    """The watch is the host kernel's: creating a file in the directory queues an IN_CREATE event
+    with its name, in the same `struct inotify_event` on every ISA; IN_NONBLOCK reads EAGAIN after."""
+    import struct
+
+    from guestasm import BUFFER, Result, parse_output, write_program
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    steps = [(294, 0x800), (254, Result(0), str(watched), 0x100), (85, str(watched / "newfile"), 0o644),
+             (0, Result(0), BUFFER, 4096), (0, Result(0), BUFFER, 4096), (255, Result(0), Result(1))]
+    result = Emulator(write_program(tmp_path / "guest", steps)).run(capture_output=True)
+    assert result.exit_code == 0, result
+    results, buffer = parse_output(result.stdout, len(steps))
+    assert results[0] >= 3 and results[1] >= 1 and results[2] >= 3 and results[4:] == [-11, 0]
+    wd, mask, cookie, length = struct.unpack_from("<iIII", buffer)
+    assert (wd, mask, cookie) == (results[1], 0x100, 0) and results[3] == 16 + length
+    assert buffer[16:16 + length].rstrip(b"\0") == b"newfile"

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Callable
 from unicorn import UcError
 
 from ..cpu import Arch
-from . import clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, mm, poll, process, signals, xattr  # noqa: F401  (registers handlers)
-from . import ioctl, itimer, locks, sigdelivery, sockets, sockmsg, timerfd  # noqa: F401  (registers handlers)
+from . import clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401  (registers handlers)
+from . import ioctl, itimer, locks, mm, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
+from . import sockmsg, timerfd, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
