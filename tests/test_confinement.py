@@ -99,6 +99,10 @@ TRICKS = {
     "proc-self-cwd": (lambda w: [("open", "/proc/self/cwd/../outside/canary.txt", O_RDONLY, 0)], 0, ENOENT),
     "proc-self-fd": (lambda w: [("open", "/sub", O_DIRECTORY, 0),
                                 ("open", "/proc/self/fd/3/../../outside/canary.txt", O_RDONLY, 0)], 1, ENOENT),
+    "proc-self-fd-then-link": (lambda w: [("open", "/", O_DIRECTORY, 0),
+                                          ("open", "/proc/self/fd/3/abs", O_RDONLY, 0)], 1, ENOENT),
+    "dev-fd-then-dirlink": (lambda w: [("open", "/", O_DIRECTORY, 0),
+                                       ("open", "/dev/fd/3/dirlink/canary.txt", O_RDONLY, 0)], 1, ENOENT),
     "openat-dirfd": (lambda w: [("open", "/", O_DIRECTORY, 0),
                                 ("openat", Result(0), "../outside/canary.txt", O_RDONLY, 0)], 1, ENOENT),
     "dirfd-before-chdir": (lambda w: [("open", "/sub/deeper", O_DIRECTORY, 0), ("chdir", "/sub"),
@@ -160,6 +164,17 @@ def test_escape_attempt_fails(world, trick):
     assert CANARY.strip() not in output
     assert _outside_state(world) == before
     assert not (world / "outside" / "created.txt").exists()
+
+
+def test_proc_self_fd_reopens_the_guests_own_fds(world):
+    """/proc/self/fd/N and /dev/fd/N name the guest's fd N (its host fd has another number), a
+    directory fd's entries resolve inside the rootfs, and an fd the guest does not have is ENOENT."""
+    steps = [("open", "/inside.txt", O_RDONLY, 0), ("open", "/proc/self/fd/3", O_RDONLY, 0),
+             ("read", Result(1), BUFFER, 4096), ("open", "/", O_DIRECTORY, 0),
+             ("open", "/dev/fd/5/sub/../inside.txt", O_RDONLY, 0), ("open", "/proc/self/fd/99", O_RDONLY, 0)]
+    results, output = _run(world, steps)
+    assert results[:6] == [3, 4, 7, 5, 6, -ENOENT], results
+    assert b"inside\n" in output
 
 
 def test_readlink_and_getcwd_reveal_no_host_path(world):

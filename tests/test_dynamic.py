@@ -59,6 +59,9 @@ HOST_CASES = {
     "sort": (["/usr/bin/sort", "-r", "b.txt"], b""),
     "sha256sum": (["/usr/bin/sha256sum", "a.txt", "b.txt", "sub/c.bin"], b""),
     "bash": (["/bin/bash", "-c", "for i in 1 2 3; do echo $i; done | tac; n=$(ls | wc -l); echo $n"], b""),
+    # Process substitution and here-strings go through /dev/fd/N and /dev/stdin: the guest's fds.
+    "bash_fd_paths": (["/bin/bash", "-c", "cat <(echo from-a-pipe); cat /dev/stdin <<< here; exec 5< a.txt; "
+                       "cat /proc/self/fd/5 /dev/fd/5; echo to-stderr > /dev/stderr"], b""),
     "sh_pipeline": (["/bin/sh", "-c", "printf 'b\\na\\n' | sort | head -1; echo done $((6*7))"], b""),
     "python3": (["/usr/bin/python3", "-c", "print(6*7)"], b""),
     "nice": (["/usr/bin/nice", "-n", "3", "/usr/bin/nice"], b""),  # setpriority, then getpriority

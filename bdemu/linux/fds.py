@@ -37,6 +37,9 @@ class FdTable:
     def items(self):
         return list(self._files.items())
 
+    def find(self, fd: int) -> OpenFile | None:
+        return self._files.get(fd)
+
     def get(self, fd: int) -> OpenFile:
         try:
             return self._files[fd]

@@ -28,6 +28,10 @@ MAX_SYMLINKS = 40
 #: guest run by root cannot leave a setuid-root program behind (docs/security.md).
 GUEST_MODE_BITS = 0o1777
 HOST_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full", "/dev/tty")
+#: Where the guest finds its own fds by number (see VirtualFS._fd_entry).
+FD_DIRS = ("/proc/self/fd/", "/proc/self/fdinfo/", "/dev/fd/")
+FD_DIRS_BARE = ("/proc/self/fd", "/proc/self/fdinfo", "/dev/fd")
+STDIO_LINKS = {"/dev/stdin": "/dev/fd/0", "/dev/stdout": "/dev/fd/1", "/dev/stderr": "/dev/fd/2"}
 
 
 @dataclass
@@ -100,6 +104,9 @@ class VirtualFS:
         self.mounts = sorted(mounts, key=lambda m: -len(m.guest))
         if self.mounts and self.rootfs is None:
             raise ValueError("--mount needs --rootfs")
+        #: The guest's fd table (the kernel sets it): guest fd -> its OpenFile or None, and the open fds.
+        self.file_of: Callable[[int], object | None] = lambda fd: None
+        self.open_fds: Callable[[], list[int]] = list
 
     # -- virtual nodes -------------------------------------------------------------------
     def add_node(self, path: str, node: Node) -> None:
@@ -120,6 +127,8 @@ class VirtualFS:
         return self._nodes.get(guest_path)
 
     def virtual_entries(self, guest_path: str) -> set[str]:
+        if self._self_proc(guest_path.rstrip("/") or "/") in FD_DIRS_BARE:
+            return {str(fd) for fd in self.open_fds()}
         directory = self._nodes.get(guest_path)
         return set(directory.entries) if isinstance(directory, VirtualDir) else set()
 
@@ -136,7 +145,9 @@ class VirtualFS:
         if not path:
             raise SyscallError(errno.ENOENT)
         guest = self.absolute(path, base)
-        guest = self._self_proc(guest)
+        guest = STDIO_LINKS.get(guest) or self._self_proc(guest)
+        if guest.startswith(FD_DIRS) or guest in FD_DIRS_BARE:
+            return self._fd_entry(guest, follow)
         node = self._nodes.get(guest)
         if isinstance(node, VirtualLink) and follow:
             return self.resolve(node.target(), follow=True)
@@ -171,6 +182,21 @@ class VirtualFS:
         if host.startswith(self.rootfs + "/"):
             return host[len(self.rootfs):]
         return host
+
+    def _fd_entry(self, guest: str, follow: bool) -> tuple[str, Node | None]:
+        """/proc/self/fd/N (/dev/fd/N, /proc/self/fdinfo/N) names the guest's fd N, whose host fd
+        has another number: the host path of that host fd. The directories list the guest's fds."""
+        if guest in FD_DIRS_BARE:
+            return guest, VirtualDir({str(fd) for fd in self.open_fds()})
+        folder = next(f for f in FD_DIRS if guest.startswith(f))
+        number, _, rest = guest[len(folder):].partition("/")
+        file = self.file_of(int(number)) if number.isdigit() else None
+        if file is None or (rest and folder == "/proc/self/fdinfo/"):
+            raise SyscallError(errno.ENOENT)
+        if rest:  # below a directory fd: resolved from that directory's guest path, confined as usual
+            return self.resolve(posixpath.join(file.guest_path, rest), follow=follow)
+        kind = "fdinfo" if folder == "/proc/self/fdinfo/" else "fd"
+        return f"/proc/self/{kind}/{file.host_fd}", None
 
     def _self_proc(self, guest: str) -> str:
         prefix = f"/proc/{os.getpid()}"
@@ -254,7 +280,7 @@ class VirtualFS:
     def open_confined(self, host: str, flags: int, mode: int) -> int:
         """Open a host path made by `resolve`: with a rootfs, the kernel re-checks that no link
         (swapped in since resolution) and no `..` is crossed (openat2 RESOLVE_NO_SYMLINKS)."""
-        if self.rootfs is None or host in HOST_DEVICES:
+        if self.rootfs is None or host in HOST_DEVICES or _is_fd_link(host):
             return os.open(host, flags, mode)
         anchor = self._anchor(host)
         relative = host[len(anchor):].lstrip("/") or "."
@@ -272,7 +298,7 @@ class VirtualFS:
     def parent_of(self, host: str):
         """(directory fd or None, name) to act on `host` with `dir_fd=` calls: the parent is
         opened like `open_confined`, so a link swapped into the path is never followed."""
-        anchor = None if self.rootfs is None or host in HOST_DEVICES else self._anchor(host)
+        anchor = None if self.rootfs is None or host in HOST_DEVICES or _is_fd_link(host) else self._anchor(host)
         if anchor is None or host == anchor:
             yield None, host
             return
@@ -287,7 +313,7 @@ class VirtualFS:
     def magic_path(self, host: str):
         """A `/proc/self/fd/N` path naming the file at `host` itself (opened like `open_confined`),
         for calls that follow the last link (chmod, chown, utimes) without a race."""
-        if self.rootfs is None or host in HOST_DEVICES:
+        if self.rootfs is None or host in HOST_DEVICES or _is_fd_link(host):
             yield host
             return
         fd = self.open_confined(host, os.O_PATH | os.O_CLOEXEC, 0)
@@ -295,6 +321,14 @@ class VirtualFS:
             yield f"/proc/self/fd/{fd}"
         finally:
             os.close(fd)
+
+
+def _is_fd_link(host: str) -> bool:
+    """A host path `_fd_entry` made: the magic link of one of the guest's own host fds."""
+    for folder in ("/proc/self/fd/", "/proc/self/fdinfo/"):
+        if host.startswith(folder) and host[len(folder):].isdigit():
+            return True
+    return False
 
 
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 1, 2, 4, 8

@@ -184,10 +184,12 @@ def sys_madvise(k, address, length, advice):
 @syscall("ptr", "ptr", "size", "ptr", "hex")
 def sys_get_mempolicy(k, mode, nodemask, maxnode, address, flags):
     """One memory node and the default policy (MPOL_DEFAULT = 0), which is all the guest gets."""
+    if nodemask and not 0 < maxnode <= 8 * PAGE:  # at least one node; Linux clears a page at most
+        raise SyscallError(errno.EINVAL)
     if mode:
         k.write_int(mode, 0)
-    if nodemask and maxnode:
-        k.write(nodemask, bytes((maxnode + 8 * k.word - 1) // (8 * k.word) * k.word))
+    if nodemask:
+        k.write(nodemask, bytes((maxnode + 63) // 64 * 8))
     return 0
 
 
