@@ -90,6 +90,15 @@ HOST_CASES = {
                                   "t = threading.Thread(target=lambda: got.append(e.wait(10))); t.start(); "
                                   "q = mp.Process(target=lambda: (time.sleep(0.2), e.set())); q.start(); "
                                   "t.join(); q.join(); print(got, q.exitcode)")], b""),
+    # A dropper's fileless exec: an ELF written to a memfd, run by fexecve and by its /proc/self/fd path.
+    "python3_memfd_exec": (["/usr/bin/python3", "-c",
+                            ("import os; fd = os.memfd_create('payload', os.MFD_CLOEXEC); "
+                             "os.write(fd, open('/bin/echo', 'rb').read()); print(os.readlink(f'/proc/self/fd/{fd}'), "
+                             "flush=True)\n"
+                             "for how in (fd, f'/proc/self/fd/{fd}'):\n"
+                             "    pid = os.fork()\n"
+                             "    if pid == 0: os.execve(how, ['echo', 'ran', str(type(how).__name__)], {})\n"
+                             "    print(os.waitpid(pid, 0)[1], flush=True)")], b""),
     "python3_epoll": (["/usr/bin/python3", "-c",
                        ("import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
                         "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "

@@ -441,3 +441,16 @@ def sys_fadvise64(k, fd):
 def sys_fsync(k, fd):
     k.fds.get(k.signed32(fd))
     return 0
+
+
+MFD_FLAGS = 0x1F  # MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB, MFD_NOEXEC_SEAL, MFD_EXEC
+
+
+@syscall("str", "hex")
+def sys_memfd_create(k, name, flags):
+    """An anonymous file: a host memfd (mmap, seals, and execve of /proc/self/fd/N work on it)."""
+    label = k.read_cstring(name, 250)
+    if flags & ~MFD_FLAGS or flags & 4:  # no huge pages
+        raise SyscallError(errno.EINVAL)
+    host_fd = os.memfd_create(os.fsdecode(label), (flags & ~1) | os.MFD_CLOEXEC)
+    return k.fds.install(OpenFile(host_fd, f"/memfd:{os.fsdecode(label)} (deleted)", bool(flags & 1)))

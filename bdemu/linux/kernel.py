@@ -60,6 +60,7 @@ class Kernel:
                                            arch.signal_overrides, arch.sigset_size)
         self.shared_files = SharedFiles(emu.uc)
         self.comm = b""  # the process's name: set as the guest is loaded (Emulator._load)
+        self._exec_fd: int | None = None  # see keep_for_exec
         self.threads = ThreadTable(self)
         self.signals.threads = self.threads
         self.signals.timer_code = arch.variants.get("si_timer", signals.SI_TIMER)
@@ -191,6 +192,15 @@ class Kernel:
 
     def write_int(self, address: int, value: int, size: int = 4) -> None:
         self.write(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, self.byteorder))
+
+    def keep_for_exec(self, host_fd: int) -> str:
+        """A host path of the file behind `host_fd` that stays valid while execve closes the
+        guest's close-on-exec fds and loads it (fexecve of a memfd): a private duplicate, kept
+        until the next such exec."""
+        if self._exec_fd is not None:
+            os.close(self._exec_fd)
+        self._exec_fd = os.dup(host_fd)
+        return f"/proc/self/fd/{self._exec_fd}"
 
     def read_cstring(self, address: int, limit: int = 4096) -> bytes:
         if address == 0:

@@ -15,6 +15,8 @@ import time
 
 from . import signals
 from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
+from .files import dir_base
+from .fsops import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
 from .registry import syscall
 from .threads import install_tls
 
@@ -202,7 +204,29 @@ def sys_clone3(k, address, size):
 
 @syscall("path", "ptr", "ptr")
 def sys_execve(k, path, argv, envp):
-    guest = k.read_path(path)
+    return _execve(k, k.vfs.absolute(k.read_path(path)), argv, envp)
+
+
+@syscall("dirfd", "path", "ptr", "ptr", "hex")
+def sys_execveat(k, dirfd, path, argv, envp, flags):
+    """execve of a path relative to `dirfd`, or of the file `dirfd` is (AT_EMPTY_PATH: fexecve,
+    and the fileless memfd_create + fexecve of droppers)."""
+    name = k.read_cstring(path) if path else b""
+    if flags & ~(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW):
+        raise SyscallError(errno.EINVAL)
+    if not name:
+        if not flags & AT_EMPTY_PATH:
+            raise SyscallError(errno.ENOENT)
+        k.fds.get(k.signed32(dirfd))  # EBADF
+        guest = f"/dev/fd/{k.signed32(dirfd)}"
+    else:
+        guest = k.vfs.absolute(os.fsdecode(name), dir_base(k, dirfd))
+        if flags & AT_SYMLINK_NOFOLLOW and os.path.islink(k.vfs.host_path(guest, follow=False)):
+            raise SyscallError(errno.ELOOP)
+    return _execve(k, guest, argv, envp)
+
+
+def _execve(k, guest: str, argv: int, envp: int) -> int:
     arguments = k.read_string_array(argv)
     environment = k.read_string_array(envp)
     host = k.vfs.host_path(guest)
@@ -210,13 +234,10 @@ def sys_execve(k, path, argv, envp):
         raise SyscallError(errno.ENOENT)
     if os.path.isdir(host) or not os.access(host, os.X_OK):
         raise SyscallError(errno.EACCES)
-    guest, host, arguments = k.emu.resolve_exec(k.vfs.absolute(guest), host, arguments)
+    if host.startswith("/proc/self/fd/"):  # one of the guest's fds, which exec may close first
+        host = k.keep_for_exec(int(host.rsplit("/", 1)[1]))
+    guest, host, arguments = k.emu.resolve_exec(guest, host, arguments)
     raise ExecRequest(guest, host, arguments, environment)
-
-
-@syscall("dirfd", "path", "ptr", "ptr", "hex")
-def sys_execveat(k, dirfd, path, argv, envp, flags):
-    raise SyscallError(errno.ENOSYS)
 
 
 def _guest_status(k, status: int) -> int:
