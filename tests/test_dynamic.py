@@ -99,6 +99,17 @@ HOST_CASES = {
                              "    pid = os.fork()\n"
                              "    if pid == 0: os.execve(how, ['echo', 'ran', str(type(how).__name__)], {})\n"
                              "    print(os.waitpid(pid, 0)[1], flush=True)")], b""),
+    # pidfd_open polls readable once the child exits; pidfd_send_signal kills the next one.
+    "python3_pidfd": (["/usr/bin/python3", "-c",
+                       ("import os, select, signal, time\n"
+                        "pid = os.fork()\n"
+                        "if pid == 0: time.sleep(0.2); os._exit(7)\n"
+                        "fd = os.pidfd_open(pid); p = select.poll(); p.register(fd, select.POLLIN)\n"
+                        "print(p.poll(0), [e for _, e in p.poll(5000)], os.waitpid(pid, 0)[1] >> 8)\n"
+                        "pid = os.fork()\n"
+                        "if pid == 0: time.sleep(5); os._exit(0)\n"
+                        "signal.pidfd_send_signal(os.pidfd_open(pid), signal.SIGTERM)\n"
+                        "print(os.waitid(os.P_PID, pid, os.WEXITED).si_status)")], b""),
     "python3_epoll": (["/usr/bin/python3", "-c",
                        ("import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
                         "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "

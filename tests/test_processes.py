@@ -59,7 +59,7 @@ FORK_AND_KILL = """
 parent:
     mov r12, rax
     mov rdi, rax
-    mov esi, 9
+    mov esi, SIGNAL
     mov eax, 62
     syscall
     mov r13, rax
@@ -90,8 +90,23 @@ def test_guest_signals_its_own_children(tmp_path):
     """fork; the parent SIGKILLs its sleeping child and reaps it: exit status 9 (the child's signal)."""
     from conftest import run_bdemu
     from elfgen import write_elf
-    guest = write_elf(tmp_path, "x86_64", FORK_AND_KILL, name="forker")
+    guest = write_elf(tmp_path, "x86_64", FORK_AND_KILL.replace("SIGNAL", "9"), name="forker")
     started = time.monotonic()
     done = run_bdemu("run", guest, timeout=60)
     assert done.returncode == 9, done.stderr
     assert time.monotonic() - started < 20
+
+
+def test_a_signal_sent_to_a_child_at_once_is_the_childs():
+    """SIGTERM to a child the instant it was forked: the child (a bdemu process that catches
+    SIGTERM) must take it, not write it into its parent's wakeup pipe, which stopped the parent."""
+    import tempfile
+    from pathlib import Path
+
+    from conftest import run_bdemu
+    from elfgen import write_elf
+    with tempfile.TemporaryDirectory() as folder:
+        guest = write_elf(Path(folder), "x86_64", FORK_AND_KILL.replace("SIGNAL", "15"), name="forker")
+        for _ in range(3):
+            done = run_bdemu("run", guest, timeout=60)
+            assert done.returncode == 15 and done.stderr == b"", done.stderr

@@ -385,3 +385,29 @@ def test_inotify_reports_a_file_created_in_a_watched_directory(tmp_path):
     wd, mask, cookie, length = struct.unpack_from("<iIII", buffer)
     assert (wd, mask, cookie) == (results[1], 0x100, 0) and results[3] == 16 + length
     assert buffer[16:16 + length].rstrip(b"\0") == b"newfile"
+
+
+def test_memory_locks_residency_cpu_and_personality(tmp_path):
+    """mlock and mincore of a mapped page succeed (every page resident), of an unmapped one
+    ENOMEM; getcpu says CPU 0, node 0; personality is PER_LINUX; an empty affinity is EINVAL."""
+    guest = write_elf(tmp_path, "x86_64", """
+        sub rsp, 64
+        mov qword ptr [rsp + 8], 0
+        mov rdi, rsp; and rdi, -4096; mov esi, 4096; mov eax, 149; syscall; mov r12, rax   // mlock
+        mov edi, 0x10000; mov esi, 4096; mov eax, 149; syscall; mov r13, rax               // unmapped
+        mov rdi, rsp; and rdi, -4096; mov esi, 4096; lea rdx, [rsp + 8]; mov eax, 27; syscall
+        movzx r14, word ptr [rsp + 8]                                                     // mincore
+        mov dword ptr [rsp + 16], 7; mov dword ptr [rsp + 20], 7
+        lea rdi, [rsp + 16]; lea rsi, [rsp + 20]; xor edx, edx; mov eax, 309; syscall      // getcpu
+        mov r15d, dword ptr [rsp + 16]; add r15d, dword ptr [rsp + 20]; add r15, rax
+        mov edi, 0xffffffff; mov eax, 135; syscall; mov rbx, rax                          // personality
+        mov qword ptr [rsp + 24], 0
+        xor edi, edi; mov esi, 8; lea rdx, [rsp + 24]; mov eax, 203; syscall; mov rbp, rax  // setaffinity
+        xor edi, edi; mov eax, 60; syscall
+    """)
+    emu = Emulator(guest)
+    result = emu.run(capture_output=True)
+    assert (result.reason, result.exit_code, result.stderr) == ("exit", 0, b"")
+    signed = lambda name: emu.reg(name) - (1 << 64) if emu.reg(name) >> 63 else emu.reg(name)
+    assert [signed(r) for r in ("r12", "r13", "r15", "rbx", "rbp")] == [0, -12, 0, 0, -22]
+    assert emu.reg("r14") == 1  # one page, resident; the byte after it untouched

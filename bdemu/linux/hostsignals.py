@@ -58,6 +58,7 @@ class HostSignals:
         #: Host signals that end the run (in a forked child, where stop.py's watcher is gone).
         self._stop_on: tuple[int, ...] = ()
         self._always: set[int] = set()
+        self._child_pipe = False  # a forked child made its own wakeup pipe (see `fork`)
 
     def activate(self) -> None:
         """The run starts: take over ALWAYS_BRIDGED (only from the main thread)."""
@@ -161,24 +162,51 @@ class HostSignals:
         except RuntimeError:  # a thread came or went meanwhile
             return True
 
+    def fork(self) -> int:
+        """os.fork(), with host signals held until the child has a wakeup pipe of its own: a
+        signal reaching the child before would be written into the parent's pipe, and the
+        parent's watcher would take it for the parent's (a SIGTERM sent to a child at once
+        stopped the parent)."""
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            pid = os.fork()
+            if pid == 0 and self._watcher is not None:
+                for end in self._pipe:  # the parent's watcher owns its read end
+                    os.close(end)
+                self._new_pipe()
+                self._child_pipe = True
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        return pid
+
     def after_fork(self) -> None:
         """In a forked child, once the emu_start that forked returned (a thread started before
         could take the place of Unicorn's timer thread, which emu_start joins): no watcher
-        thread survived the fork, and the wakeup pipe is the parent's, so take fresh ones. The
-        child stops on SIGINT/SIGTERM itself (what stop.py's watcher did for the parent),
-        instead of writing them into the parent's pipe."""
+        thread survived the fork, so start one on the child's own pipe (`fork`). The child stops
+        on SIGINT/SIGTERM itself (what stop.py's watcher did for the parent)."""
         if self._watcher is None:
             return
-        for end in self._pipe:  # the parent's watcher owns its read end: gone with the fork
-            os.close(end)
+        if not self._child_pipe:  # forked some other way: the pipe is still the parent's
+            for end in self._pipe:
+                os.close(end)
+            self._new_pipe()
+        self._child_pipe = False
         self._stop_on = (signal.SIGINT, signal.SIGTERM) if self._forward >= 0 else ()
-        self._start_with(-1)
+        self._start_watcher(-1)
 
-    def _start_with(self, forward: int) -> None:
+    def _new_pipe(self) -> None:
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(write_end, False)
         signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        self._pipe, self._forward = (read_end, write_end), forward
+        self._pipe = (read_end, write_end)
+
+    def _start_with(self, forward: int) -> None:
+        self._new_pipe()
+        self._start_watcher(forward)
+
+    def _start_watcher(self, forward: int) -> None:
+        read_end = self._pipe[0]
+        self._forward = forward
         self._closing = threading.Event()
         # Not threading.Thread: its start() waits until the new thread runs, which takes
         # milliseconds on a loaded machine, at every run; this one starts on its own time.

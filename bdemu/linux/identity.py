@@ -239,3 +239,9 @@ def sys_capget(k, header, data):
         values = struct.unpack("=6I", host_data.raw)[:3 * words]
         k.write(data, b"".join(value.to_bytes(4, k.byteorder) for value in values))
     return 0
+
+
+@syscall("hex")
+def sys_personality(k, persona):
+    """Always PER_LINUX (0); 0xffffffff only asks. Setting another one is accepted and ignored."""
+    return 0

@@ -215,3 +215,33 @@ def sys_pkey_mprotect(k, address, length, prot, key):
 def sys_cacheflush(k, start, end, flags):
     """Unicorn keeps translated code coherent with guest writes: nothing to flush."""
     return 0
+
+
+@syscall("ptr", "size", names=("munlock",))
+def sys_mlock(k, address, length):
+    """Guest memory is bdemu's; locking it in RAM changes nothing the guest can see."""
+    start = address & ~(PAGE - 1)
+    if not k.emu.memory.is_mapped(start, page_up(address + length)):
+        raise SyscallError(errno.ENOMEM)
+    return 0
+
+
+@syscall("ptr", "size", "hex")
+def sys_mlock2(k, address, length, flags):
+    return sys_mlock(k, address, length)
+
+
+@syscall("hex", names=("munlockall",))
+def sys_mlockall(k, flags):
+    return 0
+
+
+@syscall("ptr", "size", "ptr")
+def sys_mincore(k, address, length, vector):
+    """Every mapped page is resident."""
+    if address % PAGE:
+        raise SyscallError(errno.EINVAL)
+    if not k.emu.memory.is_mapped(address, page_up(address + length)):
+        raise SyscallError(errno.ENOMEM)
+    k.write(vector, b"\1" * (page_up(length) // PAGE))
+    return 0

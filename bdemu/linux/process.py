@@ -80,6 +80,23 @@ def sys_sched_getaffinity(k, pid, size, address):
     return k.word
 
 
+@syscall("int", "size", "ptr")
+def sys_sched_setaffinity(k, pid, size, address):
+    """Accepted for the guest's own threads if the mask names a CPU (one CPU runs them all)."""
+    _own_task(k, k.signed32(pid))
+    if not any(k.read(address, min(size, 1024))):
+        raise SyscallError(errno.EINVAL)
+    return 0
+
+
+@syscall("ptr", "ptr", "ptr")
+def sys_getcpu(k, cpu, node, cache):
+    for address in (cpu, node):
+        if address:
+            k.write_int(address, 0)
+    return 0
+
+
 SCHED_OTHER, SCHED_FIFO, SCHED_RR, SCHED_BATCH, SCHED_IDLE = 0, 1, 2, 3, 5
 
 
@@ -153,7 +170,7 @@ def fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls
         k.warn_once("threads", "clone with CLONE_VM but not CLONE_THREAD is not supported: ENOSYS")
         raise SyscallError(errno.ENOSYS)
     k.flush_host_stdio()
-    pid = os.fork()
+    pid = k.host_signals.fork()
     if pid:
         k.children.add(pid)
         if flags & CLONE_PARENT_SETTID and parent_tid:
