@@ -110,6 +110,16 @@ HOST_CASES = {
                         "if pid == 0: time.sleep(5); os._exit(0)\n"
                         "signal.pidfd_send_signal(os.pidfd_open(pid), signal.SIGTERM)\n"
                         "print(os.waitid(os.P_PID, pid, os.WEXITED).si_status)")], b""),
+    # sigqueue of a blocked real-time signal queues each instance; a standard signal is pending once.
+    "python3_sigqueue": (["/usr/bin/python3", "-c",
+                          ("import ctypes, os, signal\n"
+                           "class sigval(ctypes.Union): _fields_ = [('i', ctypes.c_int), ('p', ctypes.c_void_p)]\n"
+                           "signal.pthread_sigmask(signal.SIG_BLOCK, [34, signal.SIGUSR1]); libc = ctypes.CDLL(None)\n"
+                           "for v in (11, 22, 33): libc.sigqueue(os.getpid(), 34, sigval(i=v))\n"
+                           "for _ in range(3): os.kill(os.getpid(), signal.SIGUSR1)\n"
+                           "print([(i.si_signo, i.si_code) for i in (signal.sigwaitinfo([34]) for _ in range(3))])\n"
+                           "print(sorted(signal.sigpending()), signal.sigwaitinfo([signal.SIGUSR1]).si_signo, "
+                           "sorted(signal.sigpending()))")], b""),
     "python3_epoll": (["/usr/bin/python3", "-c",
                        ("import os, selectors; s = selectors.DefaultSelector(); r, w = os.pipe(); "
                         "s.register(r, selectors.EVENT_READ, 'pipe'); os.write(w, b'x'); "

@@ -323,3 +323,27 @@ def test_tkill_wakes_another_thread_waiting_for_a_signal(tmp_path, wait):
     guest = write_elf(tmp_path, "x86_64", THREAD_WAIT.replace("WAIT", WAITS[wait]))
     result = Emulator(guest).run(timeout=20)
     assert (result.reason, result.exit_code) == ("exit", 11), result.message
+
+
+def test_sigqueue_queues_real_time_instances_with_their_values(tmp_path):
+    """Two rt_sigqueueinfo calls of a blocked SIGRTMIN+2 stay two pending instances, taken in
+    order by rt_sigtimedwait with the sender's si_code (SI_QUEUE) and si_value."""
+    import struct
+
+    from bdemu import Emulator
+    from guestasm import BufferAt, Result, parse_output, write_program
+    steps = [("store", BufferAt(0), 34), ("store", BufferAt(8), 0xFFFFFFFF), ("store", BufferAt(24), 111),
+             ("store", BufferAt(512), 1 << 33),
+             (14, 0, BufferAt(512), 0, 8),  # rt_sigprocmask(SIG_BLOCK)
+             (39,),  # getpid
+             (129, Result(5), 34, BufferAt(0)),  # rt_sigqueueinfo
+             ("store", BufferAt(24), 222), (129, Result(5), 34, BufferAt(0)),
+             (128, BufferAt(512), BufferAt(1024), 0, 8),  # rt_sigtimedwait
+             (128, BufferAt(512), BufferAt(2048), 0, 8)]
+    result = Emulator(write_program(tmp_path / "guest", steps)).run(capture_output=True)
+    assert result.exit_code == 0, result
+    results, buffer = parse_output(result.stdout, len(steps))
+    assert results[6] == results[8] == 0 and results[9:] == [34, 34]
+    for at, value in ((1024, 111), (2048, 222)):
+        signo, _errno, code = struct.unpack_from("<iii", buffer, at)
+        assert (signo, code, struct.unpack_from("<q", buffer, at + 24)[0]) == (34, -1, value)

@@ -18,7 +18,7 @@ from unicorn import UcError
 from ..cpu import Arch
 from . import clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401  (registers handlers)
 from . import ioctl, itimer, locks, mm, pidfd, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
-from . import sockmsg, timerfd, xattr  # noqa: F401  (registers handlers)
+from . import sigqueue, sockmsg, timerfd, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink

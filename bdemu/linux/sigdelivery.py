@@ -103,7 +103,7 @@ def deliver_pending(k) -> None:
         state.interrupted = None
         return
     own = state.threads.current.signal_pending
-    code, address = (own if signal in own else state.pending).pop(signal)
+    code, address = (own if signal in own else state.pending).take(signal)
     action = state.disposition(signal)
     if action == "ignore":
         state.interrupted = None

@@ -51,7 +51,39 @@ def host_numbers(overrides, count: int) -> dict[int, int]:
     return numbers
 
 
-SI_USER, SI_KERNEL, SI_TKILL, SI_TIMER = 0, 0x80, -6, -2
+SI_USER, SI_KERNEL, SI_TKILL, SI_TIMER, SI_QUEUE = 0, 0x80, -6, -2, -1
+#: The first real-time signal (the kernel's; glibc keeps two for itself), the same on every ISA.
+SIGRTMIN = 32
+
+
+class PendingSignals(dict):
+    """Signals pending for a thread or the process: signal -> (si_code, value) of the next one to
+    deliver (value: a fault address, a timer id, or the siginfo bytes rt_sigqueueinfo gave). A
+    real-time signal queues every instance, in order, as on Linux; a standard one is pending
+    once however often it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: dict[int, collections.deque] = {}
+
+    def add(self, signal: int, info: tuple) -> None:
+        if signal not in self:
+            self[signal] = info
+        elif signal >= SIGRTMIN:
+            self.queued.setdefault(signal, collections.deque()).append(info)
+
+    def take(self, signal: int) -> tuple:
+        info = self.pop(signal)
+        queue = self.queued.get(signal)
+        if queue:
+            self[signal] = queue.popleft()
+            if not queue:
+                del self.queued[signal]
+        return info
+
+    def clear(self) -> None:
+        super().clear()
+        self.queued.clear()
 SIGALRM = 14
 
 
@@ -88,7 +120,7 @@ class SignalState:
         self.handlers: dict[int, int] = {}
         self.altstack = b""
         #: Process-directed signal -> its (si_code, si_addr), raised but not delivered yet.
-        self.pending: dict[int, tuple[int, int]] = {}
+        self.pending = PendingSignals()
         #: ITIMER_REAL: when it next raises SIGALRM (time.monotonic()), and its interval.
         self.alarm_at: float | None = None
         self.alarm_interval = 0.0
@@ -211,19 +243,19 @@ class SignalState:
         for thread in (leader, current, *threads.threads.values()):
             if not thread.signal_mask & flag:
                 if thread is current:
-                    self.pending.setdefault(signal, (code, value))
+                    self.pending.add(signal, (code, value))
                 else:
-                    thread.signal_pending.setdefault(signal, (code, value))
+                    thread.signal_pending.add(signal, (code, value))
                     threads.interrupt(thread)
                 return
-        self.pending.setdefault(signal, (code, value))
+        self.pending.add(signal, (code, value))
 
     def send_thread(self, thread, signal: int, code: int, value: int = 0) -> None:
         """Queue a signal for one thread (tkill, a fault, a timer), unless ignored; its wait ends.
         `value`: the fault address, or the timer id."""
         if self.disposition(signal) == "ignore":
             return
-        thread.signal_pending.setdefault(signal, (code, value))
+        thread.signal_pending.add(signal, (code, value))
         if not thread.signal_mask & bit(signal):
             self.threads.interrupt(thread)
 
@@ -396,7 +428,7 @@ def _take_waited(state: SignalState, wanted: int) -> tuple[int, tuple[int, int]]
     own = state.threads.current.signal_pending
     for signal in sorted(own.keys() | state.pending.keys()):
         if wanted & bit(signal):
-            return signal, (own if signal in own else state.pending).pop(signal)
+            return signal, (own if signal in own else state.pending).take(signal)
     return None
 
 
@@ -442,6 +474,8 @@ def siginfo(k, signal: int, code: int, address: int) -> bytes:
     """A siginfo_t: si_signo, si_code, then si_addr (a fault) or si_pid/si_uid (sent by kill:
     bdemu knows no sender, so they name the guest itself)."""
     layout, end = k.arch.signal_frame, k.byteorder
+    if isinstance(address, bytes):  # queued by rt_sigqueueinfo: the sender's siginfo as given
+        return signal.to_bytes(4, end) + address[4:SIGINFO_SIZE]
     code_at = layout.siginfo_code if layout is not None else 8
     info = bytearray(SIGINFO_SIZE)
     info[0:4] = signal.to_bytes(4, end)

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import RunStopped
 from .errors import GuestExit, SyscallError, WouldBlock
+from .signals import PendingSignals
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -91,7 +92,7 @@ class GuestThread:
     #: Its signal mask, and the signals sent to it alone (tkill) or routed to it, not yet
     #: delivered: signal -> (si_code, si_addr). See bdemu/linux/signals.py.
     signal_mask: int = 0
-    signal_pending: dict = field(default_factory=dict)
+    signal_pending: PendingSignals = field(default_factory=PendingSignals)
     #: The mask rt_sigsuspend replaced: the handler's frame saves it, so sigreturn restores it.
     suspended_mask: int | None = None
     #: The number of its waiting syscall whose return plugins have not seen yet (`defer_return`).
