@@ -150,7 +150,7 @@ def test_backdoor_rows(tmp_path):
         ("mmio", 0x1122334455667788, None, None), ("mmio", 0x42, None, None),
         ("i8", None, 5, None), ("i8_v32", None, 7, 0xDEADBEEF)]
     assert rows[0]["data"] == b"abcd" + bytes(4) and rows[1]["data"] == b"efgh" + bytes(4)
-    assert rows[2]["data"] is None
+    assert rows[2]["data"] == rows[3]["data"] == b"efgh" + bytes(4)  # the window at those calls too
     seqs = [r["seq"] for r in rows] + [exit_seq]
     assert seqs == sorted(seqs) and min(block_seqs) < seqs[0]
     assert not set(seqs) & set(block_seqs)

@@ -219,12 +219,16 @@ class Recorder(Plugin):
         self._backdoor_row(emu, "mmio", cmd=cmd & 0xFFFFFFFFFFFFFFFF, data=bytes(data[:self.opts.data_bytes]))
 
     def on_backdoor_i8(self, emu, i8):
-        self._backdoor_row(emu, "i8", i8=i8)
+        self._backdoor_row(emu, "i8", i8=i8, data=self._window(emu))
         return None
 
     def on_backdoor_i8_v32(self, emu, i8, v32):
-        self._backdoor_row(emu, "i8_v32", i8=i8, v32=v32)
+        self._backdoor_row(emu, "i8_v32", i8=i8, v32=v32, data=self._window(emu))
         return None
+
+    def _window(self, emu) -> bytes:
+        """The data window's bytes at an instruction-interface call (SPEC 5: every backdoor row)."""
+        return bytes(emu.device.data.view[:self.opts.data_bytes])
 
     # -- tables written once ----------------------------------------------------------------------
     def _write_modules(self, emu) -> None:
