@@ -291,3 +291,21 @@ def test_reserved_encoding_with_a_foreign_leaf_ends_run_with_125(tmp_path):
     assert proc.returncode == 125, err
     assert re.fullmatch(r"bdemu: invalid backdoor request: udf #0xbd01 leaf 0x40000001 "
                         r"\(not 0x40001000 \| type << 8 \| i8\) at pc 0x[0-9a-f]+\n", err), err
+
+
+def test_sysfs_resources_report_their_window_sizes(tmp_path):
+    """stat of resource0 gives the control page, of resource1 the data window (--backdoor-pages),
+    both read-write for their owner, as a PCI BAR's sysfs files are."""
+    import struct
+
+    from bdemu import Emulator
+    from guestasm import BufferAt, parse_output, write_program
+    folder = "/sys/bus/pci/devices/0000:00:04.0"
+    steps = [(262, -100, f"{folder}/resource0", BufferAt(0), 0), (262, -100, f"{folder}/resource1", BufferAt(256), 0)]
+    result = Emulator(write_program(tmp_path / "guest", steps), backdoor_pages=16).run(capture_output=True)
+    assert result.exit_code == 0, result
+    results, buffer = parse_output(result.stdout, len(steps))
+    assert results == [0, 0]
+    for at, size in ((0, 4096), (256, 16 * 4096)):
+        mode, = struct.unpack_from("<I", buffer, at + 24)
+        assert struct.unpack_from("<q", buffer, at + 48)[0] == size and mode & 0o777 == 0o600

@@ -29,6 +29,10 @@ class ControlResource:
     def __init__(self, device: "BackdoorDevice", pages: int, name: str) -> None:
         self.device, self.pages, self.name = device, pages, name
 
+    @property
+    def size(self) -> int:
+        return self.pages * PAGE
+
     def map_into(self, emu, address: int, size: int, prot: int, offset: int) -> int:
         if offset or size > self.pages * PAGE:
             raise OSError(errno.EINVAL, "beyond the control window")
@@ -42,6 +46,10 @@ class DataResource:
 
     def __init__(self, device: "BackdoorDevice", name: str) -> None:
         self.device, self.name = device, name
+
+    @property
+    def size(self) -> int:
+        return self.device.data.size
 
     def map_into(self, emu, address: int, size: int, prot: int, offset: int) -> int:
         if offset + size > self.device.data.size:

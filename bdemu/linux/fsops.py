@@ -23,6 +23,8 @@ def _virtual_stat(node) -> os.stat_result:
         mode, size = statmod.S_IFDIR | 0o555, 0
     elif isinstance(node, VirtualLink):
         mode, size = statmod.S_IFLNK | 0o777, 0
+    elif node.mappable is not None:  # a device window (sysfs resourceN): its size, read-write
+        mode, size = statmod.S_IFREG | 0o600, node.mappable.size
     else:
         mode, size = statmod.S_IFREG | 0o444, 4096
     extra = {"st_atime_ns": 0, "st_mtime_ns": 0, "st_ctime_ns": 0, "st_blksize": 4096,
