@@ -352,7 +352,8 @@ class Emulator:
             import signal as host_signal
             number = self.kernel.signals.to_host.get(result.signal, result.signal)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            host_signal.signal(number, host_signal.SIG_DFL)
+            if number not in (host_signal.SIGKILL, host_signal.SIGSTOP):  # no handler to reset
+                host_signal.signal(number, host_signal.SIG_DFL)
             host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, [number])
             os.kill(os.getpid(), number)
         os._exit(result.exit_code & 0xFF)
