@@ -262,3 +262,23 @@ def test_tcgets_writes_only_the_kernel_termios(tmp_path):
         os.close(controller)
         os.close(terminal)
     assert done.returncode == 0, done.stderr
+
+
+def test_strict_stop_in_a_forked_child_is_reported(tmp_path):
+    """A child never returns to `bdemu run`: it must say itself why bdemu stopped it (exit 125)."""
+    guest = write_elf(tmp_path, "x86_64", """
+        mov eax, 57; syscall         // fork
+        test rax, rax
+        jnz parent
+        mov eax, 999; syscall        // child: unknown syscall, --strict stops it
+        mov edi, 0; mov eax, 60; syscall
+    parent:
+        mov rdi, -1; lea rsi, [rsp - 8]; xor edx, edx; xor r10d, r10d
+        mov eax, 61; syscall         // wait4(-1, &status, 0, NULL)
+        mov edi, [rsp - 8]; shr edi, 8; and edi, 0xff
+        mov eax, 60; syscall         // exit(WEXITSTATUS(status))
+    """)
+    done = run_bdemu("run", "--strict", guest)
+    assert done.returncode == 125
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and "999" in lines[0] and lines[0].startswith("bdemu: "), lines
