@@ -282,3 +282,26 @@ def test_strict_stop_in_a_forked_child_is_reported(tmp_path):
     assert done.returncode == 125
     lines = done.stderr.decode().splitlines()
     assert len(lines) == 1 and "999" in lines[0] and lines[0].startswith("bdemu: "), lines
+
+
+def test_mknod_makes_fifos_and_never_device_nodes(tmp_path):
+    """mknodat makes a FIFO (umask applied); a device node would reach host hardware, even for a
+    guest run as root: EPERM, as without CAP_MKNOD (docs/security.md)."""
+    import stat
+    guest = write_elf(tmp_path, "x86_64", """
+        mov rax, 0x6f666966; push rax    // "fifo"
+        mov rdi, -100; mov rsi, rsp; mov edx, 0x11ff; xor r10d, r10d
+        mov eax, 259; syscall            // mknodat(AT_FDCWD, "fifo", S_IFIFO | 0777, 0)
+        mov r12, rax
+        mov rax, 0x766564; push rax      // "dev"
+        mov rdi, -100; mov rsi, rsp; mov edx, 0x2180; mov r10d, 0x103
+        mov eax, 259; syscall            // mknodat(AT_FDCWD, "dev", S_IFCHR | 0600, makedev(1, 3))
+        neg rax
+        lea rdi, [rax + r12 * 8]
+        mov eax, 60; syscall             // exit(-second + 8 * first)
+    """)
+    done = run_bdemu("run", guest, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # EPERM, and the FIFO made (0)
+    mode = (tmp_path / "fifo").stat().st_mode
+    assert stat.S_ISFIFO(mode) and stat.S_IMODE(mode) == 0o755
+    assert not (tmp_path / "dev").exists()

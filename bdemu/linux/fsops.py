@@ -252,6 +252,25 @@ def sys_mkdir(k, path, mode):
     return sys_mkdirat(k, AT_FDCWD, path, mode)
 
 
+@syscall("dirfd", "path", "mode", "hex")
+def sys_mknodat(k, dirfd, path, mode, device):
+    """FIFOs, sockets and empty files. Device nodes need CAP_MKNOD, which an untrusted guest
+    never has here: EPERM, as for an unprivileged process (docs/security.md)."""
+    kind = statmod.S_IFMT(mode) or statmod.S_IFREG
+    if kind in (statmod.S_IFCHR, statmod.S_IFBLK):
+        raise SyscallError(errno.EPERM)
+    if kind not in (statmod.S_IFIFO, statmod.S_IFSOCK, statmod.S_IFREG):
+        raise SyscallError(errno.EINVAL)
+    with k.vfs.parent_of(_writable(k, dirfd, path)) as (parent, name):
+        os.mknod(name, kind | mode & GUEST_MODE_BITS & ~k.vfs.umask, dir_fd=parent)
+    return 0
+
+
+@syscall("path", "mode", "hex")
+def sys_mknod(k, path, mode, device):
+    return sys_mknodat(k, AT_FDCWD, path, mode, device)
+
+
 @syscall("dirfd", "path", "dirfd", "path", "hex")
 def sys_renameat2(k, olddir, old, newdir, new, flags):
     source, target = _removable(k, olddir, old), _removable(k, newdir, new)
