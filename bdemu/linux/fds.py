@@ -43,6 +43,10 @@ class FdTable:
         except KeyError:
             raise SyscallError(errno.EBADF) from None
 
+    def host_fd(self, fd: int) -> int | None:
+        file = self._files.get(fd)
+        return None if file is None else file.host_fd
+
     def lowest_free(self, minimum: int = 0) -> int:
         fd = max(minimum, 0)
         while fd in self._files:

@@ -28,6 +28,9 @@ MAX_SYMLINKS = 40
 #: guest run by root cannot leave a setuid-root program behind (docs/security.md).
 GUEST_MODE_BITS = 0o1777
 HOST_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full", "/dev/tty")
+#: Host paths that are links into the host's /proc/self/fd (see VirtualFS.own_fd_path).
+FD_ALIASES = {"/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1",
+              "/dev/stderr": "/proc/self/fd/2", "/dev/fd": "/proc/self/fd"}
 
 
 @dataclass
@@ -100,6 +103,8 @@ class VirtualFS:
         self.mounts = sorted(mounts, key=lambda m: -len(m.guest))
         if self.mounts and self.rootfs is None:
             raise ValueError("--mount needs --rootfs")
+        #: The host fd behind a guest fd, or None (set by the kernel, which owns the fd table).
+        self.host_fd_of: Callable[[int], int | None] = lambda fd: None
 
     # -- virtual nodes -------------------------------------------------------------------
     def add_node(self, path: str, node: Node) -> None:
@@ -137,6 +142,8 @@ class VirtualFS:
             raise SyscallError(errno.ENOENT)
         guest = self.absolute(path, base)
         guest = self._self_proc(guest)
+        if self.rootfs is None:
+            guest = self._own_fd(guest)
         node = self._nodes.get(guest)
         if isinstance(node, VirtualLink) and follow:
             return self.resolve(node.target(), follow=True)
@@ -179,6 +186,27 @@ class VirtualFS:
         if guest.startswith("/proc/thread-self"):
             return "/proc/self" + guest[len("/proc/thread-self"):]
         return guest
+
+    def own_fd_path(self, guest: str) -> str:
+        """`guest` with /dev/fd, /dev/stdin... spelled as the /proc/self/fd paths they link to."""
+        guest = self._self_proc(guest)
+        for alias, target in FD_ALIASES.items():
+            if guest == alias or guest.startswith(alias + "/"):
+                return target + guest[len(alias):]
+        return guest
+
+    def _own_fd(self, guest: str) -> str:
+        """Without a rootfs the host's /proc/self/fd is bdemu's own fd table (as are /dev/fd and
+        /dev/stdin, links to it): /proc/self/fd/N must reach the guest's fd N, never bdemu's N.
+        The host's link of the guest's fd then opens or stats the same file, as on Linux."""
+        guest = self.own_fd_path(guest)
+        if not guest.startswith("/proc/self/fd/"):
+            return guest
+        number, slash, rest = guest[len("/proc/self/fd/"):].partition("/")
+        host_fd = self.host_fd_of(int(number)) if number.isdigit() else None
+        if host_fd is None:
+            raise SyscallError(errno.ENOENT)
+        return f"/proc/self/fd/{host_fd}{slash}{rest}"
 
     def _host_of(self, components: list[str]) -> str:
         """Host path of a guest path already free of `.`, `..` and links (mounts applied)."""

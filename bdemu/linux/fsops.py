@@ -95,6 +95,9 @@ def sys_getdents64(k, fd, address, size):
 def _list_directory(k, file) -> list[tuple[int, int, bytes]]:
     entries = [(1, 4, b"."), (1, 4, b"..")]
     names: set[str] = set()
+    if k.vfs.rootfs is None and k.vfs.own_fd_path(file.guest_path) == "/proc/self/fd":
+        # The host's listing would be bdemu's fds: the guest's are its own fd table's.
+        return entries + [(fd + 1, 10, str(fd).encode()) for fd, _ in sorted(k.fds.items())]
     if not isinstance(file.node, VirtualDir):
         if not statmod.S_ISDIR(os.fstat(file.host_fd).st_mode):
             raise SyscallError(errno.ENOTDIR)

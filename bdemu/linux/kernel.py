@@ -91,6 +91,7 @@ class Kernel:
 
     def _install_proc_nodes(self) -> None:
         vfs = self.vfs
+        vfs.host_fd_of = lambda fd: self.fds.host_fd(fd)
         vfs.add_node("/proc/self/exe", VirtualLink(lambda: self.exe_guest_path))
         vfs.add_node("/proc/self/maps", VirtualFile(lambda: self.emu.memory.maps_text().encode()))
         vfs.add_node("/proc/self/cmdline", VirtualFile(lambda: b"".join(a + b"\0" for a in self.emu.argv)))
