@@ -137,7 +137,22 @@ class VirtualFS:
         return "/" + normal.lstrip("/") if normal != "/" else "/"
 
     def resolve(self, path: str, base: str | None = None, follow: bool = True) -> tuple[str, Node | None]:
-        """Guest path -> (host path, virtual node or None). Raises SyscallError."""
+        """Guest path -> (host path, virtual node or None). Raises SyscallError.
+
+        A path ending in `/` or `/.` names a directory, as on Linux: a last link is followed,
+        anything else that exists is ENOTDIR, and a missing one keeps its slash for the host
+        call to judge (mkdir makes it, open with O_CREAT fails). Normalising the path dropped
+        that slash: `stat("file/")` succeeded, so the shell's `*/` glob matched files too."""
+        if path.endswith(("/", "/.")) and path.strip("/."):
+            host, node = self._resolve(path, base, True)
+            if node is None and not os.path.exists(host):
+                return host.rstrip("/") + "/", None
+            if isinstance(node, VirtualFile) or node is None and not os.path.isdir(host):
+                raise SyscallError(errno.ENOTDIR)
+            return host, node
+        return self._resolve(path, base, follow)
+
+    def _resolve(self, path: str, base: str | None, follow: bool) -> tuple[str, Node | None]:
         if not path:
             raise SyscallError(errno.ENOENT)
         guest = self.absolute(path, base)
@@ -146,7 +161,7 @@ class VirtualFS:
             guest = self._own_fd(guest)
         node = self._nodes.get(guest)
         if isinstance(node, VirtualLink) and follow:
-            return self.resolve(node.target(), follow=True)
+            return self._resolve(node.target(), None, True)
         if isinstance(node, VirtualDir):
             # A real directory keeps its own entries; the virtual ones are listed on top of them.
             host = guest if self.rootfs is None else self._confined(guest, follow)
@@ -304,7 +319,8 @@ class VirtualFS:
         if anchor is None or host == anchor:
             yield None, host
             return
-        parent, name = posixpath.split(host)
+        parent, name = posixpath.split(host.rstrip("/"))
+        name += "/" if host.endswith("/") else ""  # a missing directory (see resolve)
         fd = self.open_confined(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0)
         try:
             yield fd, name
