@@ -305,3 +305,29 @@ def test_mknod_makes_fifos_and_never_device_nodes(tmp_path):
     mode = (tmp_path / "fifo").stat().st_mode
     assert stat.S_ISFIFO(mode) and stat.S_IMODE(mode) == 0o755
     assert not (tmp_path / "dev").exists()
+
+
+def _flock_guest(tmp_path, operation: int) -> str:
+    return write_elf(tmp_path, "x86_64", f"""
+        mov rax, 0x6b6c; push rax        // "lk"
+        mov rdi, -100; mov rsi, rsp; xor edx, edx; xor r10d, r10d
+        mov eax, 257; syscall            // openat(AT_FDCWD, "lk", O_RDONLY)
+        mov rdi, rax; mov esi, {operation}
+        mov eax, 73; syscall             // flock(fd, operation)
+        mov rdi, rax; neg rdi
+        mov eax, 60; syscall             // exit(-result)
+    """, name=f"flock{operation}")
+
+
+def test_flock_locks_the_host_file(tmp_path):
+    """flock reaches the host file, so a lock held elsewhere is seen: LOCK_NB fails with EAGAIN
+    (11) and a blocking request waits (here until --timeout); a free file locks at once."""
+    import fcntl
+    (tmp_path / "lk").write_text("")
+    try_lock, lock = _flock_guest(tmp_path, 2 | 4), _flock_guest(tmp_path, 2)
+    with open(tmp_path / "lk") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert run_bdemu("run", try_lock, cwd=tmp_path).returncode == 11
+        assert run_bdemu("run", "--timeout", "1", lock, cwd=tmp_path).returncode == 124
+    assert run_bdemu("run", try_lock, cwd=tmp_path).returncode == 0
+    assert run_bdemu("run", lock, cwd=tmp_path).returncode == 0

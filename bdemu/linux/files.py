@@ -7,6 +7,7 @@ import os
 import select
 import stat
 import struct
+import time
 
 from .errors import SyscallError
 from .fds import OpenFile
@@ -378,6 +379,31 @@ def sys_fcntl(k, fd, command, argument):
         # and 14 = F_GETLK): advisory, allow
         return 0
     raise SyscallError(errno.EINVAL)
+
+
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
+
+
+@syscall("fd", "hex")
+def sys_flock(k, fd, operation):
+    """A lock on the host file, so other guest processes (forks are host processes) and host
+    programs see it. A blocking request polls with LOCK_NB: a stop request, --timeout or a
+    signal still ends the wait, and the guest's other threads run meanwhile."""
+    host_fd = k.fds.get(k.signed32(fd)).host_fd
+    if operation & ~LOCK_NB not in (LOCK_SH, LOCK_EX, LOCK_UN):
+        raise SyscallError(errno.EINVAL)
+    delay = 0.0005
+    while True:
+        try:
+            host_fcntl.flock(host_fd, operation | LOCK_NB)
+            return 0
+        except BlockingIOError:
+            if operation & LOCK_NB:
+                raise
+        if not k.threads.alone:  # no fd reports the lock's release: retried at each switch
+            k.threads.wait(recheck=True)
+        time.sleep(k.wait_slice(delay))
+        delay = min(delay * 2, 0.05)
 
 
 @syscall("fd", "fd", "ptr", "size")
