@@ -331,3 +331,14 @@ def test_flock_locks_the_host_file(tmp_path):
         assert run_bdemu("run", "--timeout", "1", lock, cwd=tmp_path).returncode == 124
     assert run_bdemu("run", try_lock, cwd=tmp_path).returncode == 0
     assert run_bdemu("run", lock, cwd=tmp_path).returncode == 0
+
+
+def test_sync_succeeds(tmp_path):
+    """sync(2) is a no-op like fsync (the host flushes its own page cache), not ENOSYS."""
+    guest = write_elf(tmp_path, "x86_64", """
+        mov eax, 162; syscall            // sync()
+        mov rdi, rax
+        mov eax, 60; syscall             // exit(result)
+    """)
+    done = run_bdemu("run", guest)
+    assert done.returncode == 0 and not done.stderr, done.stderr
