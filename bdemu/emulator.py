@@ -215,6 +215,11 @@ class Emulator:
             result = run_loop(self, max_insns, timeout)
         except RunStopped as error:
             result = RunResult(125, "error", message=str(error), pc=self._safe_pc())
+        except Exception as error:  # a bug in bdemu: the parent's `bdemu run` reports it
+            if not self.kernel.is_child:
+                raise
+            result = RunResult(125, "error", message=f"internal error: {type(error).__name__}: {error}",
+                               pc=self._safe_pc())
         finally:
             if result is None:
                 result = RunResult(125, "error", message="interrupted", pc=self._safe_pc())
@@ -366,14 +371,18 @@ class Emulator:
         self._stops.request("detach")
 
     def _end_child(self, result: RunResult) -> None:
-        """A guest child process ends like the guest did: same exit status, or the same signal."""
+        """A guest child process ends like the guest did: same exit status, or the same signal.
+        It never returns to `bdemu run`, so it says itself why bdemu stopped it."""
         self.kernel.flush_host_stdio()
+        if result.reason == "error" and result.message:
+            print(f"bdemu: {result.message}", file=sys.stderr, flush=True)
         if result.reason == "signal" and result.signal:
             import resource
             import signal as host_signal
             number = self.kernel.signals.to_host.get(result.signal, result.signal)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-            host_signal.signal(number, host_signal.SIG_DFL)
+            if number not in (host_signal.SIGKILL, host_signal.SIGSTOP):  # no handler to reset
+                host_signal.signal(number, host_signal.SIG_DFL)
             host_signal.pthread_sigmask(host_signal.SIG_UNBLOCK, [number])
             os.kill(os.getpid(), number)
         os._exit(result.exit_code & 0xFF)

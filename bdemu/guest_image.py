@@ -58,6 +58,15 @@ def module_of_mapping(host_fd: int, address: int, offset: int, arch: Arch):
     return None if placed is None or image.arch is not arch else placed
 
 
+def exe_path(vfs: "VirtualFS", host_path: str, guest_path: str) -> str:
+    """What /proc/self/exe names: the file itself, links resolved, as on Linux. Never the path
+    execve was given, which may be /proc/self/exe (busybox runs applets so) and would then
+    name itself. A GUEST outside --rootfs keeps the path as given (docs/security.md)."""
+    real = os.path.realpath(host_path)
+    guest = vfs.guest_path_of_host(real)
+    return guest if vfs.rootfs is None or guest != real else guest_path
+
+
 def load(emu: "Emulator", host_path: str, argv: list[bytes], envp: list[bytes], guest_path: str) -> None:
     """Map the program (and its interpreter), the fixed pages, the stack, and set the registers."""
     arch = emu.arch
@@ -99,7 +108,7 @@ def load(emu: "Emulator", host_path: str, argv: list[bytes], envp: list[bytes], 
         arch.start_cpu(emu)
     emu._start_pc = entry
     emu.regs.set_reg(arch.pc, entry)
-    emu.kernel.exe_guest_path = guest_path
+    emu.kernel.exe_guest_path = exe_path(emu.vfs, host_path, guest_path)
     emu.kernel.exe_host_path = os.path.abspath(host_path)
     emu.device.attach(emu.memory)
 

@@ -411,3 +411,83 @@ def test_memory_locks_residency_cpu_and_personality(tmp_path):
     signed = lambda name: emu.reg(name) - (1 << 64) if emu.reg(name) >> 63 else emu.reg(name)
     assert [signed(r) for r in ("r12", "r13", "r15", "rbx", "rbp")] == [0, -12, 0, 0, -22]
     assert emu.reg("r14") == 1  # one page, resident; the byte after it untouched
+
+
+def test_strict_stop_in_a_forked_child_is_reported(tmp_path):
+    """A child never returns to `bdemu run`: it must say itself why bdemu stopped it (exit 125)."""
+    guest = write_elf(tmp_path, "x86_64", """
+        mov eax, 57; syscall         // fork
+        test rax, rax
+        jnz parent
+        mov eax, 999; syscall        // child: unknown syscall, --strict stops it
+        mov edi, 0; mov eax, 60; syscall
+    parent:
+        mov rdi, -1; lea rsi, [rsp - 8]; xor edx, edx; xor r10d, r10d
+        mov eax, 61; syscall         // wait4(-1, &status, 0, NULL)
+        mov edi, [rsp - 8]; shr edi, 8; and edi, 0xff
+        mov eax, 60; syscall         // exit(WEXITSTATUS(status))
+    """)
+    done = run_bdemu("run", "--strict", guest)
+    assert done.returncode == 125
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and "999" in lines[0] and lines[0].startswith("bdemu: "), lines
+
+
+def test_mknod_makes_fifos_and_never_device_nodes(tmp_path):
+    """mknodat makes a FIFO (umask applied); a device node would reach host hardware, even for a
+    guest run as root: EPERM, as without CAP_MKNOD (docs/security.md)."""
+    import stat
+    guest = write_elf(tmp_path, "x86_64", """
+        mov rax, 0x6f666966; push rax    // "fifo"
+        mov rdi, -100; mov rsi, rsp; mov edx, 0x11ff; xor r10d, r10d
+        mov eax, 259; syscall            // mknodat(AT_FDCWD, "fifo", S_IFIFO | 0777, 0)
+        mov r12, rax
+        mov rax, 0x766564; push rax      // "dev"
+        mov rdi, -100; mov rsi, rsp; mov edx, 0x2180; mov r10d, 0x103
+        mov eax, 259; syscall            // mknodat(AT_FDCWD, "dev", S_IFCHR | 0600, makedev(1, 3))
+        neg rax
+        lea rdi, [rax + r12 * 8]
+        mov eax, 60; syscall             // exit(-second + 8 * first)
+    """)
+    done = run_bdemu("run", guest, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # EPERM, and the FIFO made (0)
+    mode = (tmp_path / "fifo").stat().st_mode
+    assert stat.S_ISFIFO(mode) and stat.S_IMODE(mode) == 0o755
+    assert not (tmp_path / "dev").exists()
+
+
+def _flock_guest(tmp_path, operation: int) -> str:
+    return write_elf(tmp_path, "x86_64", f"""
+        mov rax, 0x6b6c; push rax        // "lk"
+        mov rdi, -100; mov rsi, rsp; xor edx, edx; xor r10d, r10d
+        mov eax, 257; syscall            // openat(AT_FDCWD, "lk", O_RDONLY)
+        mov rdi, rax; mov esi, {operation}
+        mov eax, 73; syscall             // flock(fd, operation)
+        mov rdi, rax; neg rdi
+        mov eax, 60; syscall             // exit(-result)
+    """, name=f"flock{operation}")
+
+
+def test_flock_locks_the_host_file(tmp_path):
+    """flock reaches the host file, so a lock held elsewhere is seen: LOCK_NB fails with EAGAIN
+    (11) and a blocking request waits (here until --timeout); a free file locks at once."""
+    import fcntl
+    (tmp_path / "lk").write_text("")
+    try_lock, lock = _flock_guest(tmp_path, 2 | 4), _flock_guest(tmp_path, 2)
+    with open(tmp_path / "lk") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert run_bdemu("run", try_lock, cwd=tmp_path).returncode == 11
+        assert run_bdemu("run", "--timeout", "1", lock, cwd=tmp_path).returncode == 124
+    assert run_bdemu("run", try_lock, cwd=tmp_path).returncode == 0
+    assert run_bdemu("run", lock, cwd=tmp_path).returncode == 0
+
+
+def test_sync_succeeds(tmp_path):
+    """sync(2) is a no-op like fsync (the host flushes its own page cache), not ENOSYS."""
+    guest = write_elf(tmp_path, "x86_64", """
+        mov eax, 162; syscall            // sync()
+        mov rdi, rax
+        mov eax, 60; syscall             // exit(result)
+    """)
+    done = run_bdemu("run", guest)
+    assert done.returncode == 0 and not done.stderr, done.stderr

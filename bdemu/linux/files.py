@@ -454,3 +454,9 @@ def sys_memfd_create(k, name, flags):
         raise SyscallError(errno.EINVAL)
     host_fd = os.memfd_create(os.fsdecode(label), (flags & ~1) | os.MFD_CLOEXEC)
     return k.fds.install(OpenFile(host_fd, f"/memfd:{os.fsdecode(label)} (deleted)", bool(flags & 1)))
+
+
+@syscall()
+def sys_sync(k):
+    """Like fsync: what the guest wrote is in the host's page cache, which the host flushes."""
+    return 0

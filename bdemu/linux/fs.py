@@ -104,9 +104,8 @@ class VirtualFS:
         self.mounts = sorted(mounts, key=lambda m: -len(m.guest))
         if self.mounts and self.rootfs is None:
             raise ValueError("--mount needs --rootfs")
-        #: The guest's fd table (the kernel sets it): guest fd -> its OpenFile or None, and the open fds.
+        #: The guest's fd table (the kernel sets it): guest fd -> its OpenFile, or None.
         self.file_of: Callable[[int], object | None] = lambda fd: None
-        self.open_fds: Callable[[], list[int]] = list
 
     # -- virtual nodes -------------------------------------------------------------------
     def add_node(self, path: str, node: Node) -> None:
@@ -126,9 +125,11 @@ class VirtualFS:
     def node(self, guest_path: str) -> Node | None:
         return self._nodes.get(guest_path)
 
+    def is_fd_dir(self, guest_path: str) -> bool:
+        """/proc/self/fd (or /dev/fd, /proc/self/fdinfo): its entries are the guest's fds."""
+        return self._self_proc(guest_path.rstrip("/") or "/") in FD_DIRS_BARE
+
     def virtual_entries(self, guest_path: str) -> set[str]:
-        if self._self_proc(guest_path.rstrip("/") or "/") in FD_DIRS_BARE:
-            return {str(fd) for fd in self.open_fds()}
         directory = self._nodes.get(guest_path)
         return set(directory.entries) if isinstance(directory, VirtualDir) else set()
 
@@ -141,7 +142,22 @@ class VirtualFS:
         return "/" + normal.lstrip("/") if normal != "/" else "/"
 
     def resolve(self, path: str, base: str | None = None, follow: bool = True) -> tuple[str, Node | None]:
-        """Guest path -> (host path, virtual node or None). Raises SyscallError."""
+        """Guest path -> (host path, virtual node or None). Raises SyscallError.
+
+        A path ending in `/` or `/.` names a directory, as on Linux: a last link is followed,
+        anything else that exists is ENOTDIR, and a missing one keeps its slash for the host
+        call to judge (mkdir makes it, open with O_CREAT fails). Normalising the path dropped
+        that slash: `stat("file/")` succeeded, so the shell's `*/` glob matched files too."""
+        if path.endswith(("/", "/.")) and path.strip("/."):
+            host, node = self._resolve(path, base, True)
+            if node is None and not os.path.exists(host):
+                return host.rstrip("/") + "/", None
+            if isinstance(node, VirtualFile) or node is None and not os.path.isdir(host):
+                raise SyscallError(errno.ENOTDIR)
+            return host, node
+        return self._resolve(path, base, follow)
+
+    def _resolve(self, path: str, base: str | None, follow: bool) -> tuple[str, Node | None]:
         if not path:
             raise SyscallError(errno.ENOENT)
         guest = self.absolute(path, base)
@@ -150,7 +166,7 @@ class VirtualFS:
             return self._fd_entry(guest, follow)
         node = self._nodes.get(guest)
         if isinstance(node, VirtualLink) and follow:
-            return self.resolve(node.target(), follow=True)
+            return self._resolve(node.target(), None, True)
         if isinstance(node, VirtualDir):
             # A real directory keeps its own entries; the virtual ones are listed on top of them.
             host = guest if self.rootfs is None else self._confined(guest, follow)
@@ -186,8 +202,8 @@ class VirtualFS:
     def _fd_entry(self, guest: str, follow: bool) -> tuple[str, Node | None]:
         """/proc/self/fd/N (/dev/fd/N, /proc/self/fdinfo/N) names the guest's fd N, whose host fd
         has another number: the host path of that host fd. The directories list the guest's fds."""
-        if guest in FD_DIRS_BARE:
-            return guest, VirtualDir({str(fd) for fd in self.open_fds()})
+        if guest in FD_DIRS_BARE:  # listed by fsops from the fd table
+            return guest, VirtualDir()
         folder = next(f for f in FD_DIRS if guest.startswith(f))
         number, _, rest = guest[len(folder):].partition("/")
         file = self.file_of(int(number)) if number.isdigit() else None
@@ -302,7 +318,8 @@ class VirtualFS:
         if anchor is None or host == anchor:
             yield None, host
             return
-        parent, name = posixpath.split(host)
+        parent, name = posixpath.split(host.rstrip("/"))
+        name += "/" if host.endswith("/") else ""  # a missing directory (see resolve)
         fd = self.open_confined(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0)
         try:
             yield fd, name

@@ -97,6 +97,9 @@ def sys_getdents64(k, fd, address, size):
 def _list_directory(k, file) -> list[tuple[int, int, bytes]]:
     entries = [(1, 4, b"."), (1, 4, b"..")]
     names: set[str] = set()
+    if k.vfs.is_fd_dir(file.guest_path):
+        # The host's listing would be bdemu's fds: the guest's are its own fd table's.
+        return entries + [(fd + 1, 10, str(fd).encode()) for fd, _ in sorted(k.fds.items())]
     if not isinstance(file.node, VirtualDir):
         if not statmod.S_ISDIR(os.fstat(file.host_fd).st_mode):
             raise SyscallError(errno.ENOTDIR)
@@ -252,6 +255,25 @@ def sys_mkdirat(k, dirfd, path, mode):
 @syscall("path", "mode")
 def sys_mkdir(k, path, mode):
     return sys_mkdirat(k, AT_FDCWD, path, mode)
+
+
+@syscall("dirfd", "path", "mode", "hex")
+def sys_mknodat(k, dirfd, path, mode, device):
+    """FIFOs, sockets and empty files. Device nodes need CAP_MKNOD, which an untrusted guest
+    never has here: EPERM, as for an unprivileged process (docs/security.md)."""
+    kind = statmod.S_IFMT(mode) or statmod.S_IFREG
+    if kind in (statmod.S_IFCHR, statmod.S_IFBLK):
+        raise SyscallError(errno.EPERM)
+    if kind not in (statmod.S_IFIFO, statmod.S_IFSOCK, statmod.S_IFREG):
+        raise SyscallError(errno.EINVAL)
+    with k.vfs.parent_of(_writable(k, dirfd, path)) as (parent, name):
+        os.mknod(name, kind | mode & GUEST_MODE_BITS & ~k.vfs.umask, dir_fd=parent)
+    return 0
+
+
+@syscall("path", "mode", "hex")
+def sys_mknod(k, path, mode, device):
+    return sys_mknodat(k, AT_FDCWD, path, mode, device)
 
 
 @syscall("dirfd", "path", "dirfd", "path", "hex")

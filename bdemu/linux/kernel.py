@@ -51,7 +51,6 @@ class Kernel:
         self.sockets = SocketState(SocketABI.of(arch.socket_overrides), net)
         self.fds = FdTable()
         vfs.file_of = self.fds.find  # /proc/self/fd/N is the guest's fd N
-        vfs.open_fds = lambda: [fd for fd, _ in self.fds.items()]
         self.byteorder = arch.byteorder
         self.word = arch.word_size
         self._sign_bit = 1 << (arch.bits - 1)
