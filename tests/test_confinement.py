@@ -21,6 +21,7 @@ from guestasm import (AT_FDCWD, BUFFER, BufferAt, O_CREAT, O_DIRECTORY, O_PATH, 
 from elfgen import write_elf
 
 CANARY = b"CANARY-7d1f0e-do-not-leak\n"
+ENOTDIR = 20
 ENOENT, EACCES, EBUSY, EROFS, ELOOP, EXDEV, EADDRINUSE = 2, 13, 16, 30, 40, 18, 98
 CONNECT, SENDTO, BIND, GETSOCKNAME = 42, 44, 49, 51
 
@@ -171,9 +172,12 @@ def test_proc_self_fd_reopens_the_guests_own_fds(world):
     directory fd's entries resolve inside the rootfs, and an fd the guest does not have is ENOENT."""
     steps = [("open", "/inside.txt", O_RDONLY, 0), ("open", "/proc/self/fd/3", O_RDONLY, 0),
              ("read", Result(1), BUFFER, 4096), ("open", "/", O_DIRECTORY, 0),
-             ("open", "/dev/fd/5/sub/../inside.txt", O_RDONLY, 0), ("open", "/proc/self/fd/99", O_RDONLY, 0)]
+             ("open", "/dev/fd/5/sub/../inside.txt", O_RDONLY, 0), ("open", "/proc/self/fd/99", O_RDONLY, 0),
+             # stdout is no directory, nor a link to one, however it is spelled (this recursed)
+             ("open", "/dev/fd/1/x", O_RDONLY, 0), ("open", "/proc/self/fd/5", O_DIRECTORY, 0),
+             ("open", "/proc/self/fd/7/inside.txt", O_RDONLY, 0)]
     results, output = _run(world, steps)
-    assert results[:6] == [3, 4, 7, 5, 6, -ENOENT], results
+    assert results[:9] == [3, 4, 7, 5, 6, -ENOENT, -ENOTDIR, 7, -ENOTDIR], results
     assert b"inside\n" in output
 
 

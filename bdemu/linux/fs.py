@@ -210,7 +210,13 @@ class VirtualFS:
         if file is None or (rest and folder == "/proc/self/fdinfo/"):
             raise SyscallError(errno.ENOENT)
         if rest:  # below a directory fd: resolved from that directory's guest path, confined as usual
-            return self.resolve(posixpath.join(file.guest_path, rest), follow=follow)
+            base = file.guest_path
+            if not base.startswith("/") or base in STDIO_LINKS:  # a pipe, a socket, stdio
+                raise SyscallError(errno.ENOTDIR)
+            base = self._self_proc(self.absolute(base))
+            if base.startswith(FD_DIRS) or base in FD_DIRS_BARE:  # opened through another fd link
+                raise SyscallError(errno.ENOTDIR)
+            return self.resolve(posixpath.join(base, rest), follow=follow)
         kind = "fdinfo" if folder == "/proc/self/fdinfo/" else "fd"
         return f"/proc/self/{kind}/{file.host_fd}", None
 
