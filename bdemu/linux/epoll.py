@@ -16,13 +16,13 @@ import struct
 import time
 
 from .errors import SyscallError
+from .hostlibc import LIBC, checked
 from .registry import syscall
 
 EPOLL_CLOEXEC = 0o2000000
 EPOLL_CTL_DEL = 2
 MAX_EVENTS = 4096
 MAX_WAIT_MS = 24 * 3600 * 1000
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class _HostEvent(ctypes.Structure):
@@ -37,18 +37,12 @@ def _layout(k) -> str:
     return end + ("IQ" if k.arch.variants.get("epoll_event") == "packed" else "I4xQ")
 
 
-def _check(result: int) -> int:
-    if result < 0:
-        raise SyscallError(ctypes.get_errno() or errno.EINVAL)
-    return result
-
-
 @syscall("hex")
 def sys_epoll_create1(k, flags):
     if flags & ~EPOLL_CLOEXEC:
         raise SyscallError(errno.EINVAL)
     from .fds import OpenFile
-    host = _check(_LIBC.epoll_create1(os.O_CLOEXEC))
+    host = checked(LIBC.epoll_create1(os.O_CLOEXEC))
     return k.fds.install(OpenFile(host, "anon_inode:[eventpoll]", bool(flags & EPOLL_CLOEXEC)))
 
 
@@ -67,7 +61,7 @@ def sys_epoll_ctl(k, epfd, op, fd, address):
     if op != EPOLL_CTL_DEL:
         layout = _layout(k)
         event.events, event.data = struct.unpack(layout, k.read(address, struct.calcsize(layout)))
-    _check(_LIBC.epoll_ctl(host_epoll, k.signed32(op), host_fd, ctypes.byref(event)))
+    checked(LIBC.epoll_ctl(host_epoll, k.signed32(op), host_fd, ctypes.byref(event)))
     return 0
 
 
@@ -85,7 +79,7 @@ def sys_epoll_wait(k, epfd, address, count, timeout):
     while True:  # in slices, so a stop request or --timeout ends a long wait
         left = None if end is None else end - time.monotonic()
         wait_ms = math.ceil(k.wait_slice(left) * 1000)
-        ready = _check(_LIBC.epoll_wait(host_epoll, events, count, wait_ms))
+        ready = checked(LIBC.epoll_wait(host_epoll, events, count, wait_ms))
         if ready or (left is not None and left * 1000 <= wait_ms):
             break
     layout = _layout(k)

@@ -7,26 +7,19 @@ one.)
 """
 from __future__ import annotations
 
-import errno
 import os
 
-from .errors import SyscallError
 from .fds import OpenFile
-from .files import open_flags
+from .files import new_fd_flags
 from .registry import syscall
 
 EFD_SEMAPHORE = 1
 
 
 def _eventfd(k, initial: int, flags: int) -> int:
-    table = open_flags(k)
-    cloexec, nonblock = table["O_CLOEXEC"], table["O_NONBLOCK"]
-    if flags & ~(EFD_SEMAPHORE | cloexec | nonblock):
-        raise SyscallError(errno.EINVAL)
-    host_flags = os.EFD_CLOEXEC | (os.EFD_NONBLOCK if flags & nonblock else 0)
-    host_flags |= os.EFD_SEMAPHORE if flags & EFD_SEMAPHORE else 0
-    host_fd = os.eventfd(initial & 0xFFFFFFFF, host_flags)
-    return k.fds.install(OpenFile(host_fd, "anon_inode:[eventfd]", bool(flags & cloexec)))
+    cloexec, host_flags = new_fd_flags(k, flags, EFD_SEMAPHORE)  # EFD_CLOEXEC/NONBLOCK are O_*'s
+    host_fd = os.eventfd(initial & 0xFFFFFFFF, host_flags | (os.EFD_SEMAPHORE if flags & EFD_SEMAPHORE else 0))
+    return k.fds.install(OpenFile(host_fd, "anon_inode:[eventfd]", cloexec))
 
 
 @syscall("uint", "hex")

@@ -41,6 +41,16 @@ def open_flags(k) -> dict[str, int]:
     return OPEN_FLAG_SETS[k.arch.variants.get("open_flags", "generic")]
 
 
+def new_fd_flags(k, flags: int, extra: int = 0) -> tuple[bool, int]:
+    """The flags of eventfd2, timerfd_create, inotify_init1 (the ISA's O_CLOEXEC and O_NONBLOCK,
+    plus the call's own `extra` bits; any other is EINVAL): (close-on-exec, host flags for a
+    close-on-exec host fd, non-blocking like the guest's)."""
+    table = open_flags(k)
+    if flags & ~(table["O_CLOEXEC"] | table["O_NONBLOCK"] | extra):
+        raise SyscallError(errno.EINVAL)
+    return bool(flags & table["O_CLOEXEC"]), os.O_CLOEXEC | (os.O_NONBLOCK if flags & table["O_NONBLOCK"] else 0)
+
+
 def host_open_flags(k, guest_flags: int) -> int:
     flags = guest_flags & 3
     for name, value in open_flags(k).items():

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from .errors import SyscallError
+from .hostlibc import LIBC
 
 MAX_SYMLINKS = 40
 #: Mode bits a guest may set on host files: never set-user-ID or set-group-ID, so an untrusted
@@ -356,13 +357,12 @@ def _is_fd_link(host: str) -> bool:
 
 RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 1, 2, 4, 8
 _SYS_OPENAT2 = 437  # the same number on every Linux ISA
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
     """openat2(2), falling back to openat with O_NOFOLLOW on kernels (or seccomp filters) without it."""
     how = struct.pack("QQQ", flags, mode if flags & (os.O_CREAT | os.O_TMPFILE) else 0, resolve)
-    fd = _LIBC.syscall(_SYS_OPENAT2, dirfd, os.fsencode(path), how, len(how))
+    fd = LIBC.syscall(_SYS_OPENAT2, dirfd, os.fsencode(path), how, len(how))
     if fd >= 0:
         return fd
     code = ctypes.get_errno()

@@ -9,12 +9,12 @@ import resource
 import struct
 
 from .errors import SyscallError
+from .hostlibc import LIBC
 from .process import is_guest_process
 from .registry import syscall
 from .structs import utsname
 
 RLIM_INFINITY = (1 << 64) - 1
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 for _name, _function in (("getuid", os.getuid), ("geteuid", os.geteuid), ("getgid", os.getgid),
@@ -123,7 +123,7 @@ _HOST_SYSINFO = struct.Struct("@l3L6LHH2LI")
 def sys_sysinfo(k, address):
     """The host's own figures; a 32-bit guest gets memory in larger `mem_unit`s so they fit."""
     buffer = ctypes.create_string_buffer(128)
-    if _LIBC.sysinfo(buffer) != 0:
+    if LIBC.sysinfo(buffer) != 0:
         raise SyscallError(ctypes.get_errno())
     uptime, *figures, procs, _pad, _high, _freehigh, unit = _HOST_SYSINFO.unpack_from(buffer.raw)
     loads, memory = figures[:3], [v * unit for v in figures[3:]]
@@ -227,7 +227,7 @@ def sys_capget(k, header, data):
         raise SyscallError(errno.ESRCH if pid > 0 else errno.EINVAL)
     host_header = ctypes.create_string_buffer(struct.pack("=Ii", version, pid), 8)
     host_data = ctypes.create_string_buffer(24)
-    result = _LIBC.capget(host_header, host_data if data else None)
+    result = LIBC.capget(host_header, host_data if data else None)
     error = ctypes.get_errno()
     preferred = struct.unpack("=I", host_header.raw[:4])[0]
     if preferred != version:  # an unknown version: the kernel names the one it prefers

@@ -9,32 +9,20 @@ the device's sysfs nodes) cannot be watched.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 
-from .errors import SyscallError
 from .fds import OpenFile
-from .files import open_flags
+from .files import new_fd_flags
+from .hostlibc import LIBC, checked
 from .registry import syscall
 
 IN_DONT_FOLLOW = 0x02000000
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-def _host(result: int) -> int:
-    if result < 0:
-        raise SyscallError(ctypes.get_errno() or errno.EINVAL)
-    return result
 
 
 @syscall("oflags")
 def sys_inotify_init1(k, flags):
-    table = open_flags(k)
-    cloexec, nonblock = table["O_CLOEXEC"], table["O_NONBLOCK"]
-    if flags & ~(cloexec | nonblock):
-        raise SyscallError(errno.EINVAL)
-    host_fd = _host(_LIBC.inotify_init1(os.O_CLOEXEC | (os.O_NONBLOCK if flags & nonblock else 0)))
-    return k.fds.install(OpenFile(host_fd, "anon_inode:inotify", bool(flags & cloexec)))
+    cloexec, host_flags = new_fd_flags(k, flags)
+    return k.fds.install(OpenFile(checked(LIBC.inotify_init1(host_flags)), "anon_inode:inotify", cloexec))
 
 
 @syscall()
@@ -46,9 +34,9 @@ def sys_inotify_init(k):
 def sys_inotify_add_watch(k, fd, path, mask):
     file = k.fds.get(k.signed32(fd))
     host = k.vfs.host_path(k.read_path(path), None, not mask & IN_DONT_FOLLOW)
-    return _host(_LIBC.inotify_add_watch(file.host_fd, os.fsencode(host), ctypes.c_uint32(mask)))
+    return checked(LIBC.inotify_add_watch(file.host_fd, os.fsencode(host), ctypes.c_uint32(mask)))
 
 
 @syscall("fd", "int")
 def sys_inotify_rm_watch(k, fd, watch):
-    return _host(_LIBC.inotify_rm_watch(k.fds.get(k.signed32(fd)).host_fd, ctypes.c_int(k.signed32(watch))))
+    return checked(LIBC.inotify_rm_watch(k.fds.get(k.signed32(fd)).host_fd, ctypes.c_int(k.signed32(watch))))

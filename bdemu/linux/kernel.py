@@ -10,6 +10,7 @@ import errno
 import os
 import select
 import sys
+import time
 import weakref
 from typing import TYPE_CHECKING, Callable
 
@@ -18,7 +19,7 @@ from unicorn import UcError
 from ..cpu import Arch
 from . import clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401  (registers handlers)
 from . import ioctl, itimer, locks, mm, pidfd, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
-from . import sigqueue, sockmsg, timerfd, xattr  # noqa: F401  (registers handlers)
+from . import sigqueue, sockmsg, statfs, timerfd, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
@@ -320,6 +321,14 @@ class Kernel:
         self.emu.check_stop()
         self.signals.check_interrupt()
         return WAIT_SLICE if remaining is None else max(0.0, min(WAIT_SLICE, remaining))
+
+    def wait_to_retry(self, seconds: float) -> None:
+        """A blocking syscall whose condition no fd reports (a child's exit, a lock let go) will
+        look again: with several threads its thread parks (the call runs again at each
+        switch); alone, it sleeps `seconds` at most (a stop or a signal cuts that short)."""
+        if not self.threads.alone:
+            self.threads.wait(recheck=True)
+        time.sleep(self.wait_slice(seconds))
 
     def wait_readable(self, host_fd: int) -> None:
         """Block (interruptibly) until a read of a blocking `host_fd` would not block."""

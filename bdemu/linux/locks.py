@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import fcntl as host_fcntl
 import struct
-import time
 
 from .errors import SyscallError
 from .registry import syscall
@@ -90,9 +89,7 @@ def until_granted(k, attempt) -> int:
         except OSError as error:
             if error.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-        if not k.threads.alone:
-            k.threads.wait(recheck=True)  # parks the thread: the call runs again at each switch
-        time.sleep(k.wait_slice(RETRY))
+        k.wait_to_retry(RETRY)
 
 
 @syscall("fd", "hex")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import struct
-import time
 
 from . import signals
 from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
@@ -275,9 +274,7 @@ def _wait(k, pid: int, options: int) -> tuple[int, int]:
             child, status = os.waitpid(pid, options | os.WNOHANG)
             if child or options & os.WNOHANG:
                 return child, status
-            if not k.threads.alone:  # no fd reports a child's exit: retried at each switch
-                k.threads.wait(recheck=True)
-            time.sleep(k.wait_slice(delay))
+            k.wait_to_retry(delay)
             delay = min(delay * 2, 0.05)
     except ChildProcessError:
         raise SyscallError(errno.ECHILD) from None

@@ -29,30 +29,27 @@ from dataclasses import dataclass
 from unicorn import UcError
 
 from ..memory import page_up
+from .hostlibc import LIBC
+
+LIBC.mmap.restype = ctypes.c_void_p
+LIBC.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+LIBC.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 class HostMapping:
     """A host MAP_SHARED mapping (libc mmap: Python's mmap refuses the page past a file's end),
     unmapped when the last region using it goes."""
 
-    _libc = None
-
     def __init__(self, size: int, host_fd: int, offset: int) -> None:
-        libc = HostMapping._libc
-        if libc is None:
-            libc = HostMapping._libc = ctypes.CDLL(None, use_errno=True)
-            libc.mmap.restype = ctypes.c_void_p
-            libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                  ctypes.c_long]
-            libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         flags = mmap.MAP_SHARED | (mmap.MAP_ANONYMOUS if host_fd < 0 else 0)
-        address = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, flags, host_fd, offset)
-        if address in (None, ctypes.c_void_p(-1).value):
+        address = LIBC.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, flags, host_fd, offset)
+        if address in (None, MAP_FAILED):
             raise OSError(ctypes.get_errno(), "mmap")
         self.address, self.size = address, size
 
     def __del__(self) -> None:
-        self._libc.munmap(self.address, self.size)
+        LIBC.munmap(self.address, self.size)
 
 
 def host_mapping(size: int, host_fd: int | None = None, offset: int = 0) -> tuple[HostMapping, int] | None:

@@ -22,8 +22,8 @@ import time
 from .errors import SyscallError
 from .fds import OpenFile
 from .files import MAX_IO, open_flags
+from .hostlibc import LIBC
 from .registry import syscall
-from .threads import ready_fds
 from .sockabi import (
     AF_INET,
     AF_INET6,
@@ -38,13 +38,13 @@ from .sockabi import (
     unix_connect_target,
     write_sockaddr,
 )
+from .threads import ready_fds
 
 MSG_OOB, MSG_PEEK, MSG_DONTROUTE, MSG_DONTWAIT, MSG_EOR, MSG_WAITALL = 0x1, 0x2, 0x4, 0x40, 0x80, 0x100
 MSG_NOSIGNAL, MSG_MORE = 0x4000, 0x8000
 #: Flags passed on to the host call; blocking and SIGPIPE are bdemu's business.
 HOST_MSG_FLAGS = MSG_OOB | MSG_PEEK | MSG_DONTROUTE | MSG_EOR | MSG_MORE
 POLLIN, POLLOUT, POLLERR, POLLHUP = 1, 4, 8, 16
-_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 # -- the host socket behind a guest fd ----------------------------------------------------------
@@ -211,7 +211,7 @@ def sys_connect(k, fd, address, length):
     family, target = read_sockaddr(k, address, length)
     with host_socket(k, fd) as sock:
         if family == AF_UNSPEC:  # dissolve a datagram socket's association
-            if _LIBC.connect(sock.fileno(), k.read(address, k.signed32(length)), k.signed32(length)) < 0:
+            if LIBC.connect(sock.fileno(), k.read(address, k.signed32(length)), k.signed32(length)) < 0:
                 raise SyscallError(ctypes.get_errno())
             return 0
         if family != sock.family:
@@ -256,7 +256,7 @@ def _name(k, fd: int, address: int, length: int, peer: bool) -> int:
     with host_socket(k, fd) as sock:
         family = sock.family
         if family not in (AF_UNIX, AF_INET, AF_INET6):  # an inherited netlink socket: host bytes
-            return _raw_name(k, sock.fileno(), address, length, _LIBC.getpeername if peer else _LIBC.getsockname)
+            return _raw_name(k, sock.fileno(), address, length, LIBC.getpeername if peer else LIBC.getsockname)
         name = sock.getpeername() if peer else sock.getsockname()
     write_sockaddr(k, address, length, guest_address(k, family, name))
     return 0

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 
 from . import clock
 from .errors import SyscallError
 from .fds import OpenFile
-from .files import open_flags
+from .files import new_fd_flags
+from .hostlibc import LIBC, checked
 from .registry import syscall
 
 CLOCKS = (0, 1, 7, 8, 9)  # REALTIME, MONOTONIC, BOOTTIME, REALTIME_ALARM, BOOTTIME_ALARM
 TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET = 1, 2
-HOST_CLOEXEC, HOST_NONBLOCK = os.O_CLOEXEC, os.O_NONBLOCK
 
 
 class _Timespec(ctypes.Structure):
@@ -31,24 +30,15 @@ class _Itimerspec(ctypes.Structure):
     _fields_ = [("interval", _Timespec), ("value", _Timespec)]
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
-
-
-def _host(result: int) -> int:
-    if result < 0:
-        code = ctypes.get_errno()
-        raise SyscallError(code or errno.EINVAL)
-    return result
 
 
 @syscall("int", "hex")
 def sys_timerfd_create(k, clock_id, flags):
-    table = open_flags(k)
-    cloexec, nonblock = table["O_CLOEXEC"], table["O_NONBLOCK"]
-    if clock_id not in CLOCKS or flags & ~(cloexec | nonblock):
+    cloexec, host_flags = new_fd_flags(k, flags)
+    if clock_id not in CLOCKS:
         raise SyscallError(errno.EINVAL)
-    host_fd = _host(_LIBC.timerfd_create(clock_id, HOST_CLOEXEC | (HOST_NONBLOCK if flags & nonblock else 0)))
-    return k.fds.install(OpenFile(host_fd, "anon_inode:[timerfd]", bool(flags & cloexec)))
+    host_fd = checked(LIBC.timerfd_create(clock_id, host_flags))
+    return k.fds.install(OpenFile(host_fd, "anon_inode:[timerfd]", cloexec))
 
 
 def _spec(k, address: int, size: int) -> _Itimerspec:
@@ -69,7 +59,7 @@ def _settime(k, fd: int, flags: int, new: int, old: int, size: int) -> int:
     if flags & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET):
         raise SyscallError(errno.EINVAL)
     spec, previous = _spec(k, new, size), _Itimerspec()
-    _host(_LIBC.timerfd_settime(file.host_fd, flags, ctypes.byref(spec), ctypes.byref(previous)))
+    checked(LIBC.timerfd_settime(file.host_fd, flags, ctypes.byref(spec), ctypes.byref(previous)))
     if old:
         _write_spec(k, old, size, previous)
     return 0
@@ -77,7 +67,7 @@ def _settime(k, fd: int, flags: int, new: int, old: int, size: int) -> int:
 
 def _gettime(k, fd: int, address: int, size: int) -> int:
     current = _Itimerspec()
-    _host(_LIBC.timerfd_gettime(k.fds.get(k.signed32(fd)).host_fd, ctypes.byref(current)))
+    checked(LIBC.timerfd_gettime(k.fds.get(k.signed32(fd)).host_fd, ctypes.byref(current)))
     _write_spec(k, address, size, current)
     return 0
 
