@@ -26,7 +26,7 @@ FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10
 FUTEX_CMD_MASK = 0x7F  # without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME
 FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME = 128, 256
-#: A wait on shared memory looks at the word again after this many seconds, doubling up to the second.
+#: A wait on shared memory looks at the word again after POLL_FIRST seconds, doubling up to POLL_MAX.
 POLL_FIRST, POLL_MAX = 20e-6, 2e-3
 
 

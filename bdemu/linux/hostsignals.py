@@ -58,7 +58,6 @@ class HostSignals:
         #: Host signals that end the run (in a forked child, where stop.py's watcher is gone).
         self._stop_on: tuple[int, ...] = ()
         self._always: set[int] = set()
-        self._child_pipe = False  # a forked child made its own wakeup pipe (see `fork`)
 
     def activate(self) -> None:
         """The run starts: take over ALWAYS_BRIDGED (only from the main thread)."""
@@ -174,7 +173,6 @@ class HostSignals:
                 for end in self._pipe:  # the parent's watcher owns its read end
                     os.close(end)
                 self._new_pipe()
-                self._child_pipe = True
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return pid
@@ -186,11 +184,6 @@ class HostSignals:
         on SIGINT/SIGTERM itself (what stop.py's watcher did for the parent)."""
         if self._watcher is None:
             return
-        if not self._child_pipe:  # forked some other way: the pipe is still the parent's
-            for end in self._pipe:
-                os.close(end)
-            self._new_pipe()
-        self._child_pipe = False
         self._stop_on = (signal.SIGINT, signal.SIGTERM) if self._forward >= 0 else ()
         self._start_watcher(-1)
 

@@ -51,7 +51,7 @@ def host_numbers(overrides, count: int) -> dict[int, int]:
     return numbers
 
 
-SI_USER, SI_KERNEL, SI_TKILL, SI_TIMER, SI_QUEUE = 0, 0x80, -6, -2, -1
+SI_USER, SI_KERNEL, SI_TKILL, SI_TIMER = 0, 0x80, -6, -2
 #: The first real-time signal (the kernel's; glibc keeps two for itself), the same on every ISA.
 SIGRTMIN = 32
 
