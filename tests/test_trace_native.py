@@ -56,6 +56,24 @@ def test_runs_describe_the_stream_exactly(stream):
     assert again.reps.tolist() == runs.reps.tolist()
 
 
+@settings(max_examples=200, deadline=None)
+@given(block_streams(), st.lists(st.integers(1, 4), min_size=7, max_size=7))
+def test_rows_describe_the_stream_exactly(stream, stride_list):
+    """block_steps + block_runs rows (C) give every execution's seq, also inside one-block loops."""
+    ids, _, repeats, _ = stream
+    strides = np.array(stride_list, np.uint32)
+    steps = strides[ids].astype(np.uint64) * repeats
+    seqs = np.concatenate([[5], 5 + np.cumsum(steps)[:-1]]).astype(np.uint64)
+    executions = np.zeros(7, np.uint64)
+    step_rows, run_rows = RunEncoder().rows(ids, seqs, repeats, int(seqs[-1] + steps[-1]), 7, strides, executions)
+    got = list(zip(step_rows["seq"].tolist(), step_rows["id"].tolist()))
+    for seq, reps, span, block in zip(*(run_rows[k].tolist() for k in ("seq", "reps", "span", "id"))):
+        got.extend((seq + k * span, block) for k in range(reps))
+    expected = [(int(s) + k * int(strides[b]), int(b)) for b, n, s in zip(ids, repeats, seqs) for k in range(n)]
+    assert sorted(got) == sorted(expected)
+    assert executions.tolist() == np.bincount(ids, weights=repeats, minlength=7).astype(int).tolist()
+
+
 def test_a_loop_is_one_run():
     ids = np.array([9] + [1, 2, 3] * 1000 + [4], np.uint32)
     seqs = np.arange(len(ids), dtype=np.uint64)

@@ -196,6 +196,9 @@ _lib.bd_stream_rehash.restype = None
 _lib.bd_encode_runs.restype = ctypes.c_uint64
 _lib.bd_encode_runs.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
                                 ctypes.c_uint64, ctypes.c_void_p] + [ctypes.c_void_p] * 5
+_lib.bd_expand_runs.restype = ctypes.c_uint64
+_lib.bd_expand_runs.argtypes = ([ctypes.c_void_p] * 4 + [ctypes.c_uint64] + [ctypes.c_void_p] * 6 + [ctypes.c_uint64]
+                                + [ctypes.c_void_p] * 7)
 
 
 class BlockRuns:
@@ -231,6 +234,34 @@ class RunEncoder:
                                     *(a.ctypes.data for a in self._out))
         starts, lengths, reps, first, span = (a[:count].copy() for a in self._out)
         return BlockRuns(first, reps, span, starts, lengths)
+
+    def rows(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, ids_known: int,
+             strides: np.ndarray | None, executions: np.ndarray) -> tuple[dict, dict]:
+        """The stream as `block_steps` and `block_runs` columns (C `bd_expand_runs`: entries run once
+        are steps, the rest runs), adding each id's executions to `executions` (uint64, in place)."""
+        ids = np.ascontiguousarray(ids, np.uint32)
+        seqs = np.ascontiguousarray(seqs, np.uint64)
+        repeats = np.ascontiguousarray(repeats, np.uint32)
+        runs = self.encode(ids, seqs, repeats, end, ids_known)
+        if strides is not None:
+            strides = np.ascontiguousarray(strides, np.uint32)
+        assert executions.dtype == np.uint64 and executions.flags.c_contiguous and len(executions) >= ids_known
+        n = len(ids)
+        steps = {"seq": np.empty(n, np.uint64), "id": np.empty(n, np.uint32)}
+        loops = {"seq": np.empty(n, np.uint64), "reps": np.empty(n, np.int64), "span": np.empty(n, np.uint64),
+                 "id": np.empty(n, np.uint32)}
+        nsteps = ctypes.c_uint64(0)
+        count = _lib.bd_expand_runs(ids.ctypes.data, seqs.ctypes.data, repeats.ctypes.data,
+                                    None if strides is None else strides.ctypes.data, len(runs.reps),
+                                    *(a.ctypes.data for a in (runs.starts, runs.lengths, runs.reps, runs.first,
+                                                              runs.span)),
+                                    executions.ctypes.data, n, steps["seq"].ctypes.data, steps["id"].ctypes.data,
+                                    ctypes.addressof(nsteps), *(a.ctypes.data for a in loops.values()))
+        if count == np.iinfo(np.uint64).max:  # cannot happen: runs cover disjoint stretches of the stream
+            raise RuntimeError("block runs expand to more rows than the stream has entries")
+        # copies: slices would keep every buffer's full-size arrays alive until the rows are inserted
+        return ({name: a[:nsteps.value].copy() for name, a in steps.items()},
+                {name: a[:count].copy() for name, a in loops.items()})
 
 
 def _nothing() -> None:

@@ -370,6 +370,52 @@ uint64_t bd_encode_runs(const uint32_t *ids, const uint64_t *seqs, const uint32_
     return runs;
 }
 
+/* The rows of runs start/len/reps/first/span[0..nruns) (from bd_encode_runs) of the stream
+ * ids/seqs/repeats. Entry e of run k is block b = ids[e] run back to back c = repeats[e]
+ * times, strides[b] numbers apart (1 if strides is NULL), from seq first[k] + seqs[e] -
+ * seqs[start[k]], and again every span[k] numbers, reps[k] times in all. An entry run once
+ * becomes a step row (seq, id); any other one row per repetition of the smaller kind:
+ * c rows (seq + i*stride, reps, span, id) if c <= reps, else reps rows (seq + i*span, c,
+ * stride, id). Adds every execution to executions[b]. Each output has room for `cap` rows
+ * (the stream's length is enough: a run of reps x len entries covers that many positions).
+ * Returns the number of run rows and sets *nsteps, or returns UINT64_MAX if `cap` is short.
+ */
+uint64_t bd_expand_runs(const uint32_t *ids, const uint64_t *seqs, const uint32_t *repeats, const uint32_t *strides,
+                        uint64_t nruns, const uint64_t *start, const uint64_t *len, const uint64_t *reps,
+                        const uint64_t *first, const uint64_t *span, uint64_t *executions, uint64_t cap,
+                        uint64_t *step_seq, uint32_t *step_id, uint64_t *nsteps,
+                        uint64_t *run_seq, int64_t *run_reps, uint64_t *run_span, uint32_t *run_id)
+{
+    uint64_t steps = 0, rows = 0;
+    for (uint64_t k = 0; k < nruns; k++) {
+        uint64_t base = seqs[start[k]], r = reps[k], sp = span[k];
+        for (uint64_t e = start[k]; e < start[k] + len[k]; e++) {
+            uint32_t b = ids[e];
+            uint64_t c = repeats[e], seq = first[k] + (seqs[e] - base), stride = strides ? strides[b] : 1;
+            executions[b] += r * c;
+            if (r == 1 && c == 1) {
+                if (steps >= cap)
+                    return UINT64_MAX;
+                step_seq[steps] = seq;
+                step_id[steps++] = b;
+                continue;
+            }
+            int inner = c <= r && r > 1;
+            uint64_t copies = inner ? c : r, apart = inner ? stride : sp;
+            if (copies > cap - rows)
+                return UINT64_MAX;
+            for (uint64_t i = 0; i < copies; i++, rows++) {
+                run_seq[rows] = seq + i * apart;
+                run_reps[rows] = (int64_t)(inner ? r : c);
+                run_span[rows] = inner ? sp : stride;
+                run_id[rows] = b;
+            }
+        }
+    }
+    *nsteps = steps;
+    return rows;
+}
+
 /* The stop gate (bdemu/stopgate.py says why): stop the engine at a block's start, when another
  * thread raised `requested` or the deadline (CLOCK_MONOTONIC ns, 0: none) passed; the clock is
  * read every GATE_CHECK_EVERY blocks. */

@@ -154,7 +154,7 @@ class RunStore:
         self.blocks: dict[str, dict[str, list]] = {}
         self.chunks: dict[str, list[dict[str, np.ndarray]]] = {"block_steps": [], "block_runs": []}
         self.pending = {table: 0 for table in self.chunks}
-        self._executions = np.zeros(0, np.float64)
+        self._executions = np.zeros(0, np.uint64)
 
     def add(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, release, blocks,
             known: int, strides: np.ndarray | None) -> None:
@@ -175,30 +175,14 @@ class RunStore:
 
     def _encode(self, ids: np.ndarray, seqs: np.ndarray, repeats: np.ndarray, end: int, known: int,
                 strides: np.ndarray | None) -> None:
-        """Runs of entries -> rows. An entry is one block run back to back `count` times, `step` apart."""
-        runs = self.encoder.encode(ids, seqs, repeats, end, known)
-        lengths = runs.lengths.astype(np.int64)
-        bounds = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=bounds[1:])
-        flat = np.repeat(runs.starts.astype(np.int64) - bounds[:-1], lengths) + np.arange(bounds[-1])
-        block = ids[flat]
-        count = repeats[flat].astype(np.int64)
-        reps = np.repeat(runs.reps.astype(np.int64), lengths)
-        span = np.repeat(runs.span, lengths)
-        seq = np.repeat(runs.first, lengths) + (seqs[flat] - np.repeat(seqs[runs.starts], lengths))
-        step = strides[block].astype(np.uint64) if strides is not None else np.ones(len(block), np.uint64)
+        """Runs of entries -> rows, in C (`RunEncoder.rows`)."""
         if len(self._executions) < known:
-            self._executions = np.concatenate([self._executions, np.zeros(known - len(self._executions))])
-        self._executions[:known] += np.bincount(block, weights=reps * count, minlength=known)
-        alone = (reps == 1) & (count == 1)
-        self._keep("block_steps", {"seq": seq[alone], "id": block[alone]})
-        # An entry repeated both ways (count in a row, reps with its pattern) needs one row per
-        # repetition of the smaller kind: per back-to-back execution, or per pattern repetition.
-        inner = ~alone & (count <= reps) & (reps > 1)
-        outer = ~alone & ~inner
-        rows = [_spread(seq[inner], count[inner], step[inner], reps[inner], span[inner], block[inner]),
-                _spread(seq[outer], reps[outer], span[outer], count[outer], step[outer], block[outer])]
-        self._keep("block_runs", {name: np.concatenate([r[name] for r in rows]) for name in rows[0]})
+            grown = np.zeros(max(known, 2 * len(self._executions)), np.uint64)
+            grown[:len(self._executions)] = self._executions
+            self._executions = grown
+        steps, runs = self.encoder.rows(ids, seqs, repeats, end, known, strides, self._executions)
+        self._keep("block_steps", steps)
+        self._keep("block_runs", runs)
 
     def _count_insns(self, code: dict[str, list]) -> None:
         """Instructions per new block, for the run's total (decoded here, off the guest's thread)."""
@@ -226,13 +210,6 @@ class RunStore:
     def executions(self, known: int) -> np.ndarray:
         """How often each block id ran (after `writer.sync()`)."""
         counts = np.zeros(known, np.int64)
-        counts[:min(known, len(self._executions))] = self._executions[:known].round().astype(np.int64)
+        counts[:min(known, len(self._executions))] = self._executions[:known]
         return counts
 
-
-def _spread(seq, copies, copy_step, reps, span, block) -> dict[str, np.ndarray]:
-    """`block_runs` rows: each entry becomes `copies` rows, `copy_step` apart, of `reps` x `span`."""
-    first = np.cumsum(copies) - copies
-    index = np.arange(int(copies.sum())) - np.repeat(first, copies)
-    return {"seq": np.repeat(seq, copies) + index.astype(np.uint64) * np.repeat(copy_step, copies),
-            "reps": np.repeat(reps, copies), "span": np.repeat(span, copies), "id": np.repeat(block, copies)}
