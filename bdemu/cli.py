@@ -53,6 +53,8 @@ def guest_options(function=None, *, output_flags=("--output", "-o")):
         click.option("--max-memory", metavar="SIZE", help="Guest mmap/brk beyond SIZE fail with ENOMEM."),
         click.option(*output_flags, "output", metavar="FILE", help="Where plugin output goes (default: stderr; - for stdout)."),
         click.option("--strict", is_flag=True, help="Unsupported syscalls stop the run (exit 125)."),
+        click.option("--gdb", metavar="[HOST:]PORT",
+                     help="Wait for a GDB client (target remote) on PORT, stopped at the first instruction."),
         click.option("--debug", is_flag=True, callback=_note_debug, help="Show Python tracebacks."),
         click.argument("guest"),
         click.argument("guest_args", nargs=-1, type=click.UNPROCESSED),
@@ -84,7 +86,7 @@ def _guest_environment() -> dict[str, str]:
 
 
 def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
-                   backdoor_path, max_memory, output, strict, mounts=(), read_only=False, net=False):
+                   backdoor_path, max_memory, output, strict, mounts=(), read_only=False, net=False, gdb=None):
     from .emulator import Emulator
     from .plugin_loader import parse_spec
 
@@ -112,6 +114,8 @@ def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, 
             raise UsageError(f"cannot write --output {output!r}: {error.strerror}") from None
     for name, options in specs:
         emu.add_plugin(name, **options)
+    if gdb is not None:
+        emu.serve_gdb(gdb)
     return emu
 
 
@@ -133,10 +137,10 @@ def cli(ctx) -> None:
 @cli.command(context_settings=RUN_SETTINGS)
 @guest_options
 def run(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages, backdoor_path,
-        max_insns, timeout, max_memory, output, strict, debug, mounts, read_only, net):
+        max_insns, timeout, max_memory, output, strict, debug, mounts, read_only, net, gdb):
     """Run GUEST with GUEST_ARGS and exit with its status."""
     emu = build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
-                         backdoor_path, max_memory, output, strict, mounts, read_only, net)
+                         backdoor_path, max_memory, output, strict, mounts, read_only, net, gdb)
     _check_limits(max_insns, timeout)
     from .trace.stop import stop_on_signals
     with stop_on_signals(emu):  # Ctrl-C / SIGTERM: 130 / 143, plugins' on_exit still runs

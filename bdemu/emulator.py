@@ -86,6 +86,8 @@ class Emulator:
             self.vfs.add_node(self.vfs.absolute(guest_path), VirtualFile(content, mappable))
         self._load(self.path, self.argv, self.envp, self._guest_path_of(self.path))
         self._install_core_hooks()
+        #: The GDB stub (`serve_gdb`), served by the run loop; None: no debugger.
+        self.debugger = None
 
     # -- public API --------------------------------------------------------------------------------
     @property
@@ -109,6 +111,13 @@ class Emulator:
 
     def write_memory(self, address: int, data: bytes) -> None:
         self.uc.mem_write(address, bytes(data))
+
+    def serve_gdb(self, address: str = "127.0.0.1:0"):
+        """Let a GDB client debug the guest: `run` first waits for it on `address` ([HOST:]PORT, port 0:
+        any free one, see `.address` of the returned server), stopped before the first instruction."""
+        from .gdb.server import GdbServer, parse_address
+        self.debugger = GdbServer(self, *parse_address(address))
+        return self.debugger
 
     def add_plugin(self, plugin: Plugin | str | type, **options: Any) -> Plugin:
         """Add a plugin by instance, class, built-in name, `file.py[:Class]` or `module:Class`."""
@@ -213,6 +222,8 @@ class Emulator:
             self.device.start()
             self.kernel.host_signals.activate()
             result = run_loop(self, max_insns, timeout)
+            if self.debugger is not None:
+                self.debugger.finish(result)
         except RunStopped as error:
             result = RunResult(125, "error", message=str(error), pc=self._safe_pc())
         except Exception as error:  # a bug in bdemu: the parent's `bdemu run` reports it
@@ -369,6 +380,9 @@ class Emulator:
         self.hooks.detached = True
         self._syscall_observers = self._syscall_return_observers = ()
         self._stops.request("detach")
+        if self.debugger is not None:  # the client debugs the parent
+            self.debugger.forget()
+            self.debugger = None
 
     def _end_child(self, result: RunResult) -> None:
         """A guest child process ends like the guest did: same exit status, or the same signal.

@@ -68,6 +68,7 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
     until = emu.arch.word_mask if emu.arch.run_until is None else emu.arch.run_until
     unlimited_count = 1 << 62 if emu.arch.always_count_insns else 0
     kernel = emu.kernel
+    debugger = emu.debugger  # bdemu/gdb/server.py: served between two emu_starts
     switch_threads = False
     while True:
         if stops.host_signal:
@@ -88,7 +89,7 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
         # which ends the run, stays emu_start's.
         expiries = [us for us in (time_slice if sliced else None, alarm_us) if us is not None]
         gate_us = min(expiries) if expiries else None
-        if stops.gate is None and (gate_us is not None or kernel.signals.has_handlers()):
+        if stops.gate is None and (gate_us is not None or kernel.signals.has_handlers() or debugger is not None):
             from .hookinstall import register_block_hooks_again
             from .stopgate import StopGate
             stops.gate = StopGate(emu.uc)
@@ -105,7 +106,14 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
             wakeups = stops.wakeups()
             if kernel.signals.arrived:  # noted since has_work: emu_start would drop its stop
                 continue
-            _emu_start(emu, _resume_pc(emu), until, timeout_us, max_insns or unlimited_count)
+            count = max_insns or unlimited_count
+            if debugger is not None:
+                if debugger.conn is None and debugger.listening:  # before the first instruction
+                    debugger.start()
+                count = debugger.resume(count)
+            _emu_start(emu, _resume_pc(emu), until, timeout_us, count)
+            if debugger is not None and debugger.stopped():  # a breakpoint, a step, an interrupt
+                continue
         except GuestExit as done:
             return RunResult(done.status, "exit", pc=safe_pc(emu))
         except GuestSignal as killed:

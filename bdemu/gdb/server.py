@@ -1,0 +1,449 @@
+"""A GDB remote stub: `bdemu run --gdb PORT` lets gdb (or any RSP client) debug the guest.
+
+The stub lives in the run loop's thread and talks to the client only while
+the guest is stopped, between two `emu_start`s (the only safe points, as for
+signals and thread switches): before the first instruction, when a
+breakpoint's code hook stops the engine at that instruction (before it runs),
+after a single step (`emu_start` with a count of 1), when the client
+interrupts (its 0x03 byte, noticed by a watcher thread while the guest runs,
+stops the engine through the stop gate), and when the guest faults or ends.
+All-stop, one thread as GDB sees it: the guest thread that is running.
+
+Registers come from the ISA's `GdbTarget` (bdemu/cpu/gdb.py), sent to the
+client as its target description (`qXfer:features:read`); `qXfer:auxv:read`
+and `qXfer:exec-file:read` let gdb find the program and its load address by
+itself (PIE, ld.so's libraries through its own `r_debug` reading).
+"""
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
+
+from ..cpu.gdb import TARGETS, GdbRegister
+from ..errors import UsageError
+from ..linux.errors import GuestSignal, StopRun
+from .packets import INTERRUPT, TICK, Connection, Disconnected, escape, unescape
+
+if TYPE_CHECKING:
+    from ..emulator import Emulator
+    from ..runloop import RunResult
+
+THREAD = "01"
+#: Linux signal number -> GDB's own numbering (gdb/signals.def), for stop and exit replies.
+GDB_SIGNALS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 10, 8: 8, 9: 9, 10: 30, 11: 11, 12: 31, 13: 13, 14: 14,
+               15: 15, 17: 20, 18: 19, 19: 17, 20: 18, 21: 21, 22: 22, 23: 16, 24: 24, 25: 25, 26: 26, 27: 27,
+               28: 28, 29: 23, 30: 32, 31: 12}
+SIGTRAP, SIGINT = 5, 2
+#: Z packet kind -> (the Unicorn hooks of that watchpoint, the stop reply's name for it).
+WATCH_KINDS = {"2": ((UC_HOOK_MEM_WRITE,), b"watch"), "3": ((UC_HOOK_MEM_READ,), b"rwatch"),
+               "4": ((UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE), b"awatch")}
+#: A command that sent its own reply.
+ANSWERED = object()
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`[HOST:]PORT` -> (host, port); the host defaults to 127.0.0.1 (the stub trusts its client)."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise UsageError(f"--gdb {text!r}: expected [HOST:]PORT with a port from 0 to 65535")
+    return host or "127.0.0.1", number
+
+
+class GdbServer:
+    """The stub of one emulator. The run loop calls `start`, `resume`, `stopped` and `finish`."""
+
+    def __init__(self, emu: "Emulator", host: str = "127.0.0.1", port: int = 0) -> None:
+        self.emu = emu
+        self.target = TARGETS[emu.arch.name]
+        self._numbered = self.target.numbered()
+        try:
+            self.listener = socket.create_server((host, port))
+        except OSError as error:
+            raise UsageError(f"--gdb {host}:{port}: {error.strerror or error}") from None
+        #: (host, port) the stub listens on (port 0 picks a free one).
+        self.address: tuple[str, int] = self.listener.getsockname()[:2]
+        self.conn: Connection | None = None
+        #: (Z kind, address, length) -> its Unicorn hooks
+        self._breakpoints: dict[tuple[str, int, int], list[int]] = {}
+        self._stepping = False
+        self._stop: bytes | None = None  # the stop reply owed to the client
+        self._skip_pc: int | None = None  # a breakpoint at the resume pc: not hit by resuming
+        self._watcher: threading.Thread | None = None
+        self._quiet = os.pipe()
+        self._auxv = b""
+
+    # -- the run loop's side -----------------------------------------------------------------------
+    @property
+    def listening(self) -> bool:
+        """No client came yet."""
+        return self.listener.fileno() != -1 and self.conn is None
+
+    def start(self) -> None:
+        """Wait for the client, then serve it until it resumes the guest (stopped at its entry)."""
+        print(f"bdemu: gdb: waiting for a connection on {self.address[0]}:{self.address[1]}",
+              file=sys.stderr, flush=True)
+        self.listener.settimeout(TICK)
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+                break
+            except (TimeoutError, socket.timeout):
+                self._check_host_stop()
+        self.listener.close()
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn = Connection(sock, self._check_host_stop)
+        self._auxv = self._read_auxv()
+        self._serve(b"S%02x" % SIGTRAP, announce=False)
+
+    def resume(self, count: int) -> int:
+        """Just before `emu_start`: the instruction count to give it (1 for a step)."""
+        if self.conn is None:
+            return count
+        pc = self.emu.pc
+        self._skip_pc = pc if ("0", pc, 1) in self._breakpoints or ("1", pc, 1) in self._breakpoints else None
+        if self._stepping:
+            return 1
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="bdemu-gdb-interrupts", daemon=True)
+            self._watcher.start()
+        return count
+
+    def stopped(self) -> bool:
+        """After `emu_start` returned: serve the client if the guest stopped for it (then True)."""
+        if self.conn is None:
+            return False
+        self._quieten()
+        if self._stepping:
+            self._stepping = False
+            self._stop = self._stop or b"T%02xthread:%s;" % (SIGTRAP, THREAD.encode())
+        if self._stop is None:
+            return False
+        reply, self._stop = self._stop, None
+        self._serve(reply)
+        return True
+
+    def finish(self, result: "RunResult") -> None:
+        """The run ended: show a fault to the client first, then say how the guest ended."""
+        if self.conn is None:
+            return
+        self._quieten()
+        try:
+            if self._stop is not None:  # a watchpoint hit in the block that ended the run
+                reply, self._stop = self._stop, None
+                self._serve(reply)
+            if result.reason == "signal" and result.signal and "killed by" in result.message:
+                self._serve(b"T%02xthread:%s;" % (GDB_SIGNALS.get(result.signal, 143), THREAD.encode()))
+            if self.conn is not None:
+                if result.reason == "signal" and result.signal:
+                    self.conn.send(b"X%02x" % GDB_SIGNALS.get(result.signal, 143))
+                else:
+                    self.conn.send(b"W%02x" % (result.exit_code & 0xFF))
+        except (Disconnected, OSError, GuestSignal, StopRun):
+            pass
+        self._close()
+
+    def forget(self) -> None:
+        """In a forked child: the client debugs the parent; drop breakpoints and sockets unsaid."""
+        for handles in self._breakpoints.values():
+            for handle in handles:
+                self.emu.uc.hook_del(handle)
+        self._breakpoints.clear()
+        self._watcher = None
+        self._close()
+
+    def _check_host_stop(self) -> None:
+        """Ctrl-C or SIGTERM while waiting for the client ends the run as it would a running guest."""
+        if self.emu._stops.host_signal is not None:
+            raise StopRun()
+
+    # -- serving -----------------------------------------------------------------------------------
+    def _serve(self, reply: bytes, announce: bool = True) -> None:
+        """Answer packets until one resumes the guest. A closed connection detaches the stub."""
+        try:
+            if announce:
+                self.conn.send(reply)
+            self._last_stop = reply
+            while True:
+                packet = self.conn.receive()
+                if packet == INTERRUPT:
+                    continue  # already stopped
+                answer = self._command(packet)
+                if answer is None:  # resumed
+                    return
+                if answer is not ANSWERED:
+                    self.conn.send(answer)
+        except (Disconnected, OSError):
+            self._detach()
+
+    def _command(self, packet: bytes):
+        """The reply to one packet; None once the guest is to run (or the client left)."""
+        kind, body = packet[:1], packet[1:].decode("latin-1")
+        if kind == b"?":
+            return self._last_stop
+        if kind in (b"c", b"C", b"s", b"S"):
+            return self._resume(kind in (b"s", b"S"), body.split(";")[-1] if kind in (b"c", b"s") else
+                                body.partition(";")[2])
+        if kind == b"g":
+            return b"".join(self._read_register(r) for r in self._numbered.values())
+        if kind == b"G":
+            return self._write_registers(bytes.fromhex(body))
+        if kind == b"p":
+            register = self._numbered.get(int(body, 16))
+            return b"E00" if register is None else self._read_register(register)
+        if kind == b"P":
+            number, _, value = body.partition("=")
+            register = self._numbered.get(int(number, 16))
+            if register is None:
+                return b"E00"
+            self._write_register(register, bytes.fromhex(value))
+            return b"OK"
+        if kind == b"m":
+            address, length = (int(x, 16) for x in body.split(","))
+            return self._read_memory(address, length)
+        if kind in (b"M", b"X"):
+            where, _, data = packet[1:].partition(b":")
+            address = int(where.split(b",")[0], 16)
+            return self._write_memory(address, unescape(data) if kind == b"X" else bytes.fromhex(data.decode()))
+        if kind in (b"Z", b"z"):
+            return self._breakpoint(kind == b"Z", body)
+        if kind == b"k":
+            self._close()
+            raise GuestSignal(9, "killed by the debugger")
+        if kind == b"D":
+            self.conn.send(b"OK")
+            self._detach()
+            return None
+        if kind in (b"H", b"T"):
+            return b"OK"
+        if kind == b"v":
+            return self._v_packet(body)
+        if kind == b"q" or kind == b"Q":
+            return self._query(kind + packet[1:])
+        return b""  # unsupported: an empty reply says so
+
+    def _v_packet(self, body: str) -> bytes | None:
+        if body == "Cont?":
+            return b"vCont;c;C;s;S"
+        if body.startswith("Cont;"):
+            action = body[5:].split(";")[0].split(":")[0]
+            if action[:1] in ("c", "C", "s", "S"):
+                return self._resume(action[:1] in ("s", "S"), "")
+            return b"E01"
+        return b""  # vMustReplyEmpty, vFile, vKill...: not supported
+
+    def _query(self, packet: bytes):
+        text = packet.decode("latin-1")
+        if text.startswith("qSupported"):
+            return (b"PacketSize=4000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
+                    b"qXfer:exec-file:read+;swbreak+;vContSupported+")
+        if text == "QStartNoAckMode":
+            self.conn.send(b"OK")
+            self.conn.acks = False
+            return ANSWERED
+        if text.startswith("qXfer:"):
+            return self._xfer(text)
+        answers = {"qC": b"QC" + THREAD.encode(), "qfThreadInfo": b"m" + THREAD.encode(), "qsThreadInfo": b"l",
+                   "qAttached": b"0", "qSymbol::": b"OK"}
+        return answers.get(text, b"")
+
+    def _xfer(self, text: str) -> bytes:
+        """qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH -> m<chunk> (more follows) or l<chunk> (the end)."""
+        parts = text.split(":")
+        if len(parts) != 5 or parts[2] != "read":
+            return b""
+        obj, annex, window = parts[1], parts[3], parts[4]
+        if obj == "features" and annex == "target.xml":
+            data = self._target_xml()
+        elif obj == "auxv":
+            data = self._auxv
+        elif obj == "exec-file":
+            data = os.fsencode(os.path.abspath(self.emu.path))
+        else:
+            return b"E00"
+        offset, length = (int(x, 16) for x in window.split(","))
+        chunk = data[offset:offset + length]
+        return (b"l" if offset + length >= len(data) else b"m") + escape(chunk)
+
+    def _target_xml(self) -> bytes:
+        lines = ['<?xml version="1.0"?>', '<!DOCTYPE target SYSTEM "gdb-target.dtd">', "<target>",
+                 f"<architecture>{self.target.architecture}</architecture>", "<osabi>GNU/Linux</osabi>"]
+        for name, registers in self.target.features:
+            lines.append(f'<feature name="{name}">')
+            for r in registers:
+                number = "" if r.regnum is None else f' regnum="{r.regnum}"'
+                lines.append(f'<reg name="{r.name}" bitsize="{r.bits}" type="{r.type}"{number}/>')
+            lines.append("</feature>")
+        lines.append("</target>")
+        return "\n".join(lines).encode()
+
+    # -- resuming ----------------------------------------------------------------------------------
+    def _resume(self, step: bool, address: str) -> None:
+        if address:
+            self.emu.set_reg(self.emu.arch.pc, int(address, 16))
+        self._stepping = step
+        return None
+
+    def _watch(self) -> None:
+        """While the guest runs: a 0x03 from the client stops it (through the stop gate)."""
+        quiet, conn = self._quiet[0], self.conn
+        watched = [conn.sock.fileno(), quiet]
+        while True:
+            readable, _, _ = select.select(watched, [], [])
+            if quiet in readable:
+                os.read(quiet, 1)
+                return
+            try:
+                interrupted = conn.take_interrupt()
+            except (Disconnected, OSError):
+                interrupted = False
+            if interrupted:
+                self._stop = b"T%02xthread:%s;" % (SIGINT, THREAD.encode())
+                self.emu._stops.wake(ends_run=False)
+            watched = [quiet]  # until told to stop watching: nothing more is expected
+
+    def _quieten(self) -> None:
+        if self._watcher is not None:
+            os.write(self._quiet[1], b"q")
+            self._watcher.join()
+            self._watcher = None
+
+    def _detach(self) -> None:
+        """The client left (or detached): breakpoints go, the guest runs on undebugged."""
+        for handles in self._breakpoints.values():
+            for handle in handles:
+                self.emu.uc.hook_del(handle)
+        self._breakpoints.clear()
+        self._stepping = False
+        self._close()
+
+    def _close(self) -> None:
+        for closable in (self.conn.sock if self.conn else None, self.listener):
+            try:
+                if closable is not None:
+                    closable.close()
+            except OSError:
+                pass
+        self.conn = None
+        for fd in self._quiet:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._quiet = (-1, -1)
+
+    # -- breakpoints -------------------------------------------------------------------------------
+    def _breakpoint(self, insert: bool, body: str) -> bytes:
+        kind, address, length = body.split(",", 2)
+        address, length = int(address, 16), int(length.split(";")[0], 16)
+        if kind in ("0", "1"):
+            key = (kind, address, 1)
+            hooks = [(UC_HOOK_CODE, self._hit)]
+        elif kind in WATCH_KINDS and length:
+            key = (kind, address, length)
+            hooks = [(hook, self._watched(WATCH_KINDS[kind][1], address)) for hook in WATCH_KINDS[kind][0]]
+        else:
+            return b""
+        if insert and key not in self._breakpoints:
+            self._breakpoints[key] = [self.emu.uc.hook_add(hook, callback, begin=address, end=address + length - 1)
+                                      for hook, callback in hooks]
+        elif not insert and key in self._breakpoints:
+            for handle in self._breakpoints.pop(key):
+                self.emu.uc.hook_del(handle)
+        if kind in ("0", "1"):
+            self.emu.uc.ctl_remove_cache(address, address + 1)  # translated code gets (or loses) the hook
+        return b"OK"
+
+    def _hit(self, uc, address: int, size: int, _user) -> None:
+        if address == self._skip_pc:  # resuming at this breakpoint
+            self._skip_pc = None
+            return
+        self._skip_pc = None
+        self._stop = b"T%02xthread:%s;swbreak:;" % (SIGTRAP, THREAD.encode())
+        self.emu._stops.request("debugger")
+
+    def _watched(self, name: bytes, start: int):
+        """A watchpoint's memory hook. Stopping inside the access would leave the pc on an
+        instruction whose store already happened (run again on resume), so the stop gate stops at
+        the next block: gdb sees the guest a few instructions after the access, in the same block."""
+        def hook(uc, access, address, size, value, _user) -> None:
+            if self._stop is None:
+                self._stop = b"T%02xthread:%s;%s:%x;" % (SIGTRAP, THREAD.encode(), name, max(address, start))
+                self.emu._stops.requests.add("debugger")
+                self.emu._stops.gate.request()
+        return hook
+
+    # -- registers and memory ----------------------------------------------------------------------
+    def _read_register(self, register: GdbRegister) -> bytes:
+        size = register.bits // 8
+        if register.source is None:
+            return b"00" * size
+        if register.bits > 64:
+            value = self.emu.uc.reg_read(self.emu.arch.registers[register.source])
+            value = value if isinstance(value, int) else 0
+        else:
+            value = self.emu.regs.reg(register.source)
+        return (value & ((1 << register.bits) - 1)).to_bytes(size, self.emu.arch.byteorder).hex().encode()
+
+    def _write_register(self, register: GdbRegister, data: bytes) -> None:
+        if register.source is None or len(data) != register.bits // 8:
+            return
+        value = int.from_bytes(data, self.emu.arch.byteorder)
+        if register.bits > 64:
+            self.emu.uc.reg_write(self.emu.arch.registers[register.source], value)
+        else:
+            self.emu.regs.set_reg(register.source, value)
+
+    def _write_registers(self, data: bytes) -> bytes:
+        offset = 0
+        for register in self._numbered.values():
+            size = register.bits // 8
+            if offset + size > len(data):
+                return b"E01"
+            self._write_register(register, data[offset:offset + size])
+            offset += size
+        return b"OK"
+
+    def _read_memory(self, address: int, length: int) -> bytes:
+        length = min(length, 0x1000)
+        while length:
+            try:
+                return self.emu.read_memory(address, length).hex().encode()
+            except Exception:  # part of the range is unmapped: what lies before the next page
+                shorter = min(length, 0x1000 - (address & 0xFFF))
+                length = shorter if shorter < length else 0
+        return b"E0e"  # EFAULT
+
+    def _write_memory(self, address: int, data: bytes) -> bytes:
+        try:
+            self.emu.write_memory(address, data)
+        except Exception:
+            return b"E0e"
+        if data:
+            self.emu.uc.ctl_remove_cache(address, address + len(data))  # code patched by the client
+        return b"OK"
+
+    def _read_auxv(self) -> bytes:
+        """The auxiliary vector as the guest's start-up stack holds it (argc, argv, envp, auxv)."""
+        word, order = self.emu.arch.word_size, self.emu.arch.byteorder
+        try:
+            sp = self.emu.regs.reg(self.emu.arch.sp)
+            cursor = sp + word * (int.from_bytes(self.emu.read_memory(sp, word), order) + 2)
+            while int.from_bytes(self.emu.read_memory(cursor, word), order):  # envp
+                cursor += word
+            start = cursor = cursor + word
+            while int.from_bytes(self.emu.read_memory(cursor, word), order):  # up to AT_NULL
+                cursor += 2 * word
+            return self.emu.read_memory(start, cursor + 2 * word - start)
+        except Exception:
+            return b""

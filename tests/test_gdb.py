@@ -1,0 +1,175 @@
+"""`bdemu run --gdb`: a GDB remote stub. Checked with an independent protocol client
+(tests/gdbclient.py) on every ISA, and with the real gdb where the machine has one."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bdemu import Emulator
+from conftest import ISAS, ROOT, run_bdemu, sample
+from elfgen import write_elf
+from gdbclient import Session
+
+
+def code_pointer(session: Session) -> str:
+    """The register the target description types as the pc."""
+    return next(reg.get("name") for reg in session.xml.iter("reg") if reg.get("type") == "code_ptr")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_step_and_breakpoint_on_every_isa(isa):
+    guest = sample(isa, "hello")
+    loaded = Emulator(str(ROOT / guest))
+    entry, order = loaded.pc, loaded.arch.byteorder
+    session = Session(guest)
+    pc = code_pointer(session)
+    assert session.ask("?")[:3] == b"S05"
+    assert session.read_registers(order)[pc] == entry
+    assert session.read_memory(entry, 8) == loaded.read_memory(entry, 8)
+    stepped = []
+    for _ in range(4):
+        assert session.ask("s")[:3] == b"T05"
+        stepped.append(session.read_registers(order)[pc])
+    assert stepped[0] != entry and len(set(stepped)) > 1
+    session.send("k")  # no reply: the guest is gone
+    assert session.close()[0] == 137
+
+    # A fresh run stops at a breakpoint on the third stepped instruction, then runs to its end.
+    session = Session(guest, acks=False)
+    target = stepped[2]
+    assert session.ask(f"Z0,{target:x},4") == b"OK"
+    reply = session.ask("c")
+    assert reply.startswith(b"T05") and b"swbreak" in reply
+    assert session.read_registers(order)[pc] == target
+    assert session.ask(f"z0,{target:x},4") == b"OK"
+    assert session.ask("c") == b"W00"
+    status, out, _ = session.close()
+    assert status == 0 and b"Hello from bdemu!" in out
+
+
+EXIT_WITH_MESSAGE = """
+    lea rsi, [rip + message]
+    mov edi, 1
+    mov edx, 5
+    mov eax, 1
+    syscall
+    mov edi, 7
+    mov eax, 60
+    syscall
+message:
+    .ascii "hello"
+"""
+
+
+def test_the_client_writes_registers_and_memory(tmp_path):
+    session = Session(write_elf(tmp_path, "x86_64", EXIT_WITH_MESSAGE))
+    assert session.ask("s")[:3] == b"T05"  # past the lea: rsi is the message
+    message = session.read_registers("little")["rsi"]
+    assert session.read_memory(message, 5) == b"hello"
+    assert session.ask(f"M{message:x},5:{b'HELLO'.hex()}") == b"OK"
+    assert session.ask(f"X{message:x},2:" .encode() + b"J}\x03") == b"OK"  # binary, '#' escaped
+    for _ in range(5):  # up to the exit syscall, then its status 7 becomes 3
+        session.ask("s")
+    assert session.read_registers("little")["rdi"] == 7
+    assert session.ask(f"P{session.regnum('rdi'):x}={(3).to_bytes(8, 'little').hex()}") == b"OK"
+    assert session.ask("c") == b"W03"
+    status, out, _ = session.close()
+    assert (status, out) == (3, b"J#LLO")
+
+
+STORE_THEN_EXIT = """
+    lea rbx, [rsp - 64]
+    nop
+    mov qword ptr [rbx], 5
+    jmp next
+next:
+    add qword ptr [rbx], 1
+    mov rdi, [rbx]
+    mov eax, 60
+    syscall
+"""
+
+
+def test_a_watchpoint_stops_after_the_store_and_the_store_runs_once(tmp_path):
+    session = Session(write_elf(tmp_path, "x86_64", STORE_THEN_EXIT))
+    session.ask("s")
+    data = session.read_registers("little")["rbx"]
+    assert session.ask(f"Z2,{data:x},8") == b"OK"
+    reply = session.ask("c")
+    assert reply.startswith(b"T05") and f"watch:{data:x};".encode() in reply
+    assert session.read_memory(data, 8) == (5).to_bytes(8, "little")
+    assert b";watch:" in session.ask("c")  # the add, in the block that exits: shown before the end
+    assert session.read_memory(data, 8) == (6).to_bytes(8, "little")
+    assert session.ask(f"z2,{data:x},8") == b"OK"
+    assert session.ask("c") == b"W06"  # each store ran once: 5, then 6
+    assert session.close()[0] == 6
+
+
+def test_an_interrupt_stops_a_running_guest_and_kill_ends_it():
+    guest = sample("x86_64", "compute")
+    session = Session(guest, "2000000000")
+    session.send("c")
+    time.sleep(0.5)
+    session.sock.sendall(b"\x03")
+    assert session.receive()[:3] == b"T02"
+    pc = session.read_registers("little")["rip"]
+    module = Emulator(str(ROOT / guest)).modules[0]
+    assert module.start <= pc < module.end
+    session.send("k")
+    status, _, err = session.close()
+    assert status == 137 and b"killed by the debugger" in err
+
+
+def test_a_fault_is_shown_before_the_guest_dies():
+    session = Session(sample("x86_64", "crash"), "segv")
+    assert session.ask("c")[:3] == b"T0b"  # GDB's SIGSEGV
+    assert session.read_registers("little")["rip"] != 0
+    assert session.ask("c") == b"X0b"
+    status, _, err = session.close()
+    assert status == 139 and b"SIGSEGV" in err
+
+
+def test_detaching_or_leaving_lets_the_guest_run_on():
+    session = Session(sample("x86_64", "hello"))
+    assert session.ask(f"Z0,{session.read_registers('little')['rip'] + 0x10:x},1") == b"OK"
+    assert session.ask("D") == b"OK"
+    status, out, _ = session.close()
+    assert status == 0 and b"Hello from bdemu!" in out
+    session = Session(sample("x86_64", "hello"))
+    status, out, _ = session.close()  # the client just goes away
+    assert status == 0 and b"Hello from bdemu!" in out
+
+
+def test_forked_children_run_free_of_the_debugger():
+    session = Session(sample("x86_64", "spawn"))
+    assert session.ask("c") == b"W00"
+    status, out, _ = session.close()
+    assert status == 0 and out
+
+
+@pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:99999", "256.1.1.1:1"])
+def test_a_bad_gdb_address_is_one_line(address):
+    done = run_bdemu("run", "--gdb", address, sample("x86_64", "hello"))
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("bdemu: --gdb")
+
+
+@pytest.mark.skipif(shutil.which("gdb") is None, reason="no gdb on this machine to talk to the stub")
+def test_the_real_gdb_steps_and_runs_the_guest():
+    guest = sample("x86_64", "hello")
+    entry = Emulator(str(ROOT / guest)).pc
+    server = subprocess.Popen([sys.executable, "-m", "bdemu", "run", "--gdb", "127.0.0.1:0", guest], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    port = server.stderr.readline().decode().rsplit(":", 1)[1].strip()
+    done = subprocess.run(["gdb", "-nx", "-q", "-batch", "-ex", f"target remote 127.0.0.1:{port}",
+                           "-ex", "info registers rip", "-ex", "stepi", "-ex", "x/2xb $pc", "-ex", "continue"],
+                          capture_output=True, timeout=60)
+    out, _ = server.communicate(timeout=60)
+    text = done.stdout.decode()
+    assert f"rip            {entry:#x}" in text
+    assert "exited normally" in text
+    assert server.returncode == 0 and b"Hello from bdemu!" in out
