@@ -27,7 +27,7 @@ def test_step_and_breakpoint_on_every_isa(isa):
     entry, order = loaded.pc, loaded.arch.byteorder
     session = Session(guest)
     pc = code_pointer(session)
-    assert session.ask("?")[:3] == b"S05"
+    assert session.ask("?")[:3] == b"T05"
     assert session.read_registers(order)[pc] == entry
     assert session.read_memory(entry, 8) == loaded.read_memory(entry, 8)
     stepped = []
@@ -122,6 +122,49 @@ def test_an_interrupt_stops_a_running_guest_and_kill_ends_it():
     session.send("k")
     status, _, err = session.close()
     assert status == 137 and b"killed by the debugger" in err
+
+
+TWO_SPINNING_THREADS = """
+    mov edi, 0x50f00
+    lea rsi, [rsp - 4096]
+    xor edx, edx
+    xor r10d, r10d
+    xor r8d, r8d
+    mov eax, 56
+    syscall
+    test rax, rax
+    jz child
+    mov r12, 0x2222
+parent:
+    jmp parent
+child:
+    mov r12, 0x1111
+spin:
+    jmp spin
+"""
+
+
+def test_every_guest_thread_is_listed_with_its_own_registers(tmp_path):
+    session = Session(write_elf(tmp_path, "x86_64", TWO_SPINNING_THREADS))
+    session.send("c")
+    time.sleep(0.5)
+    session.sock.sendall(b"\x03")
+    reply = session.receive()
+    assert reply[:3] == b"T02"
+    stopped = int(reply.split(b"thread:")[1].split(b";")[0], 16)
+    tids = [int(t, 16) for t in session.ask("qfThreadInfo")[1:].split(b",")]
+    assert session.ask("qsThreadInfo") == b"l" and len(tids) == 2 and tids[0] == stopped
+    seen = {}
+    for tid in tids:
+        assert session.ask(f"T{tid:x}") == b"OK"
+        assert session.ask(f"Hg{tid:x}") == b"OK"
+        registers = session.read_registers("little")
+        seen[registers["r12"]] = registers["rip"]
+    assert sorted(seen) == [0x1111, 0x2222] and seen[0x1111] != seen[0x2222]
+    assert session.ask("Hg12345678") == b"E01"
+    assert b"<thread id=" in session.ask("qXfer:threads:read::0,1000")
+    session.send("k")
+    assert session.close()[0] == 137
 
 
 def test_a_fault_is_shown_before_the_guest_dies():

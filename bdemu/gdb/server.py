@@ -7,7 +7,8 @@ breakpoint's code hook stops the engine at that instruction (before it runs),
 after a single step (`emu_start` with a count of 1), when the client
 interrupts (its 0x03 byte, noticed by a watcher thread while the guest runs,
 stops the engine through the stop gate), and when the guest faults or ends.
-All-stop, one thread as GDB sees it: the guest thread that is running.
+All-stop: gdb sees every guest thread (`Hg` reads a waiting one's saved
+context), and stops name the thread that was running.
 
 Registers come from the ISA's `GdbTarget` (bdemu/cpu/gdb.py), sent to the
 client as its target description (`qXfer:features:read`); `qXfer:auxv:read`
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from ..emulator import Emulator
     from ..runloop import RunResult
 
-THREAD = "01"
 #: Linux signal number -> GDB's own numbering (gdb/signals.def), for stop and exit replies.
 GDB_SIGNALS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 10, 8: 8, 9: 9, 10: 30, 11: 11, 12: 31, 13: 13, 14: 14,
                15: 15, 17: 20, 18: 19, 19: 17, 20: 18, 21: 21, 22: 22, 23: 16, 24: 24, 25: 25, 26: 26, 27: 27,
@@ -76,7 +76,8 @@ class GdbServer:
         #: (Z kind, address, length) -> its Unicorn hooks
         self._breakpoints: dict[tuple[str, int, int], list[int]] = {}
         self._stepping = False
-        self._stop: bytes | None = None  # the stop reply owed to the client
+        self._stop: tuple[int, bytes] | None = None  # the stop owed to the client: (signal, reply's extras)
+        self._selected: int | None = None  # the thread `Hg` chose for register access (None: the running one)
         self._skip_pc: int | None = None  # a breakpoint at the resume pc: not hit by resuming
         self._watcher: threading.Thread | None = None
         self._quiet = os.pipe()
@@ -104,7 +105,7 @@ class GdbServer:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = Connection(sock, self._check_host_stop)
         self._auxv = self._read_auxv()
-        self._serve(b"S%02x" % SIGTRAP, announce=False)
+        self._serve(self._reply(SIGTRAP), announce=False)
 
     def resume(self, count: int) -> int:
         """Just before `emu_start`: the instruction count to give it (1 for a step)."""
@@ -126,11 +127,11 @@ class GdbServer:
         self._quieten()
         if self._stepping:
             self._stepping = False
-            self._stop = self._stop or b"T%02xthread:%s;" % (SIGTRAP, THREAD.encode())
+            self._stop = self._stop or (SIGTRAP, b"")
         if self._stop is None:
             return False
-        reply, self._stop = self._stop, None
-        self._serve(reply)
+        stop, self._stop = self._stop, None
+        self._serve(self._reply(*stop))
         return True
 
     def finish(self, result: "RunResult") -> None:
@@ -140,10 +141,10 @@ class GdbServer:
         self._quieten()
         try:
             if self._stop is not None:  # a watchpoint hit in the block that ended the run
-                reply, self._stop = self._stop, None
-                self._serve(reply)
+                stop, self._stop = self._stop, None
+                self._serve(self._reply(*stop))
             if result.reason == "signal" and result.signal and "killed by" in result.message:
-                self._serve(b"T%02xthread:%s;" % (GDB_SIGNALS.get(result.signal, 143), THREAD.encode()))
+                self._serve(self._reply(GDB_SIGNALS.get(result.signal, 143)))
             if self.conn is not None:
                 if result.reason == "signal" and result.signal:
                     self.conn.send(b"X%02x" % GDB_SIGNALS.get(result.signal, 143))
@@ -161,6 +162,19 @@ class GdbServer:
         self._breakpoints.clear()
         self._watcher = None
         self._close()
+
+    def _threads(self):
+        return self.emu.kernel.threads
+
+    def _tids(self) -> list[int]:
+        """The guest's threads, the running one first."""
+        threads = self._threads()
+        return [threads.current.tid] + [tid for tid in threads.threads if tid != threads.current.tid]
+
+    def _reply(self, signal: int, extra: bytes = b"") -> bytes:
+        """A stop reply, naming the running thread (gdb selects it)."""
+        self._selected = None
+        return b"T%02xthread:%x;%s" % (signal, self._threads().current.tid, extra)
 
     def _check_host_stop(self) -> None:
         """Ctrl-C or SIGTERM while waiting for the client ends the run as it would a running guest."""
@@ -224,8 +238,15 @@ class GdbServer:
             self.conn.send(b"OK")
             self._detach()
             return None
-        if kind in (b"H", b"T"):
+        if kind == b"H":
+            if body[:1] == "g":  # the thread whose registers g/G/p/P read and write
+                tid = int(body[1:], 16) if body[1:] not in ("0", "-1", "") else None
+                if tid is not None and tid not in self._threads().threads:
+                    return b"E01"
+                self._selected = tid
             return b"OK"
+        if kind == b"T":
+            return b"OK" if int(body, 16) in self._threads().threads else b"E01"
         if kind == b"v":
             return self._v_packet(body)
         if kind == b"q" or kind == b"Q":
@@ -246,15 +267,16 @@ class GdbServer:
         text = packet.decode("latin-1")
         if text.startswith("qSupported"):
             return (b"PacketSize=4000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
-                    b"qXfer:exec-file:read+;swbreak+;vContSupported+")
+                    b"qXfer:exec-file:read+;qXfer:threads:read+;swbreak+;vContSupported+")
         if text == "QStartNoAckMode":
             self.conn.send(b"OK")
             self.conn.acks = False
             return ANSWERED
         if text.startswith("qXfer:"):
             return self._xfer(text)
-        answers = {"qC": b"QC" + THREAD.encode(), "qfThreadInfo": b"m" + THREAD.encode(), "qsThreadInfo": b"l",
-                   "qAttached": b"0", "qSymbol::": b"OK"}
+        answers = {"qC": b"QC%x" % self._threads().current.tid, "qsThreadInfo": b"l", "qAttached": b"0",
+                   "qSymbol::": b"OK",
+                   "qfThreadInfo": b"m" + ",".join(f"{tid:x}" for tid in self._tids()).encode()}
         return answers.get(text, b"")
 
     def _xfer(self, text: str) -> bytes:
@@ -269,11 +291,22 @@ class GdbServer:
             data = self._auxv
         elif obj == "exec-file":
             data = os.fsencode(os.path.abspath(self.emu.path))
+        elif obj == "threads":
+            data = self._threads_xml()
         else:
             return b"E00"
         offset, length = (int(x, 16) for x in window.split(","))
         chunk = data[offset:offset + length]
         return (b"l" if offset + length >= len(data) else b"m") + escape(chunk)
+
+    def _threads_xml(self) -> bytes:
+        threads, comm = self._threads(), self.emu.kernel.comm
+        entries = []
+        for tid in self._tids():
+            name = (threads.threads[tid].name or comm).decode("utf-8", "replace")
+            name = name.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+            entries.append(f'<thread id="{tid:x}" name="{name}"/>')
+        return ("<threads>" + "".join(entries) + "</threads>").encode()
 
     def _target_xml(self) -> bytes:
         lines = ['<?xml version="1.0"?>', '<!DOCTYPE target SYSTEM "gdb-target.dtd">', "<target>",
@@ -308,7 +341,7 @@ class GdbServer:
             except (Disconnected, OSError):
                 interrupted = False
             if interrupted:
-                self._stop = b"T%02xthread:%s;" % (SIGINT, THREAD.encode())
+                self._stop = (SIGINT, b"")
                 self.emu._stops.wake(ends_run=False)
             watched = [quiet]  # until told to stop watching: nothing more is expected
 
@@ -369,7 +402,7 @@ class GdbServer:
             self._skip_pc = None
             return
         self._skip_pc = None
-        self._stop = b"T%02xthread:%s;swbreak:;" % (SIGTRAP, THREAD.encode())
+        self._stop = (SIGTRAP, b"swbreak:;")
         self.emu._stops.request("debugger")
 
     def _watched(self, name: bytes, start: int):
@@ -378,31 +411,43 @@ class GdbServer:
         the next block: gdb sees the guest a few instructions after the access, in the same block."""
         def hook(uc, access, address, size, value, _user) -> None:
             if self._stop is None:
-                self._stop = b"T%02xthread:%s;%s:%x;" % (SIGTRAP, THREAD.encode(), name, max(address, start))
+                self._stop = (SIGTRAP, b"%s:%x;" % (name, max(address, start)))
                 self.emu._stops.requests.add("debugger")
                 self.emu._stops.gate.request()
         return hook
 
     # -- registers and memory ----------------------------------------------------------------------
+    def _saved_context(self):
+        """The Unicorn context holding the `Hg`-selected thread's registers; None: the CPU's."""
+        threads = self._threads()
+        thread = threads.threads.get(self._selected) if self._selected is not None else None
+        return None if thread is None or thread is threads.current else thread.context
+
     def _read_register(self, register: GdbRegister) -> bytes:
         size = register.bits // 8
         if register.source is None:
             return b"00" * size
-        if register.bits > 64:
-            value = self.emu.uc.reg_read(self.emu.arch.registers[register.source])
-            value = value if isinstance(value, int) else 0
+        reg_id, context = self.emu.arch.registers[register.source], self._saved_context()
+        if context is not None:
+            value = context.reg_read(reg_id)
+        elif register.bits > 64:
+            value = self.emu.uc.reg_read(reg_id)
         else:
-            value = self.emu.regs.reg(register.source)
+            value = self.emu.regs.read_id(reg_id)
+        value = value if isinstance(value, int) else 0  # (x87 registers may come as tuples)
         return (value & ((1 << register.bits) - 1)).to_bytes(size, self.emu.arch.byteorder).hex().encode()
 
     def _write_register(self, register: GdbRegister, data: bytes) -> None:
         if register.source is None or len(data) != register.bits // 8:
             return
         value = int.from_bytes(data, self.emu.arch.byteorder)
-        if register.bits > 64:
-            self.emu.uc.reg_write(self.emu.arch.registers[register.source], value)
+        reg_id, context = self.emu.arch.registers[register.source], self._saved_context()
+        if context is not None:
+            context.reg_write(reg_id, value)
+        elif register.bits > 64:
+            self.emu.uc.reg_write(reg_id, value)
         else:
-            self.emu.regs.set_reg(register.source, value)
+            self.emu.regs.write_id(reg_id, value)
 
     def _write_registers(self, data: bytes) -> bytes:
         offset = 0
