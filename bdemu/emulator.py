@@ -172,6 +172,8 @@ class Emulator:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
         self._write_syscall_result(result)
+        if debugger is not None and debugger.catching:
+            debugger.syscall_stop(number, returning=True)
 
     @property
     def tid(self) -> int:
@@ -361,6 +363,9 @@ class Emulator:
         number = read(self._number_id)
         if number > 0x3FFFFFFF and self._backdoor_in_syscall is not None and self._backdoor_in_syscall():
             return
+        debugger = self.debugger
+        if debugger is not None and debugger.catching:  # gdb's `catch syscall`
+            debugger.syscall_stop(number, returning=False)
         observers = self._syscall_observers
         if observers:
             args = (tuple(read(i) for i in self._arg_ids) if self._stack_arg_slots is None
@@ -372,6 +377,8 @@ class Emulator:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
         self._write_syscall_result(result)
+        if debugger is not None and debugger.catching:
+            debugger.syscall_stop(number, returning=True)
 
     # -- processes -------------------------------------------------------------------------------
     def become_child(self) -> None:

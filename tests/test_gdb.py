@@ -167,6 +167,24 @@ def test_every_guest_thread_is_listed_with_its_own_registers(tmp_path):
     assert session.close()[0] == 137
 
 
+def test_catch_syscall_stops_at_entry_and_return():
+    session = Session(sample("x86_64", "hello"))
+    assert "QCatchSyscalls+" in session.features
+    assert session.ask("QCatchSyscalls:1;1;14") == b"OK"  # write, writev (musl's stdout)
+    entry = session.ask("c")
+    assert entry.startswith(b"T05") and b"syscall_entry:14;" in entry
+    registers = session.read_registers("little")
+    first = int.from_bytes(session.read_memory(registers["rsi"], 8), "little")  # iov[0].iov_base
+    assert registers["rdi"] == 1 and session.read_memory(first, 5) == b"Hello"
+    returned = session.ask("c")
+    assert b"syscall_return:14;" in returned
+    assert session.read_registers("little")["rax"] == len(b"Hello from bdemu!\n")
+    assert session.ask("QCatchSyscalls:0") == b"OK"
+    assert session.ask("c") == b"W00"
+    status, out, _ = session.close()
+    assert status == 0 and out.startswith(b"Hello from bdemu!")
+
+
 def test_a_fault_is_shown_before_the_guest_dies():
     session = Session(sample("x86_64", "crash"), "segv")
     assert session.ask("c")[:3] == b"T0b"  # GDB's SIGSEGV

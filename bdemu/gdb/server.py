@@ -82,6 +82,8 @@ class GdbServer:
         self._watcher: threading.Thread | None = None
         self._quiet = os.pipe()
         self._auxv = b""
+        #: Syscall numbers `catch syscall` stops at ("all": every one; empty: none).
+        self.catching: frozenset[int] | str = frozenset()
 
     # -- the run loop's side -----------------------------------------------------------------------
     @property
@@ -153,6 +155,19 @@ class GdbServer:
         except (Disconnected, OSError, GuestSignal, StopRun):
             pass
         self._close()
+
+    def syscall_stop(self, number: int, returning: bool) -> None:
+        """From the syscall trap, if `catching` has the number: stop at its entry or its return.
+        The guest is inside a hook here, so a step goes on to the next block's start."""
+        if self.conn is None or (self.catching != "all" and number not in self.catching):
+            return
+        self._quieten()
+        self._serve(self._reply(SIGTRAP, b"%s:%x;" % (b"syscall_return" if returning else b"syscall_entry", number)))
+        if self._stepping:
+            self.emu._stops.requests.add("debugger")
+            self.emu._stops.gate.request()
+        elif self.conn is not None:
+            self.resume(0)  # the watcher again
 
     def forget(self) -> None:
         """In a forked child: the client debugs the parent; drop breakpoints and sockets unsaid."""
@@ -267,7 +282,12 @@ class GdbServer:
         text = packet.decode("latin-1")
         if text.startswith("qSupported"):
             return (b"PacketSize=4000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
-                    b"qXfer:exec-file:read+;qXfer:threads:read+;swbreak+;vContSupported+")
+                    b"qXfer:exec-file:read+;qXfer:threads:read+;QCatchSyscalls+;swbreak+;vContSupported+")
+        if text.startswith("QCatchSyscalls:"):  # catch syscall: 0, 1 (all) or 1;NR;NR...
+            fields = text.split(":", 1)[1].split(";")
+            self.catching = (frozenset() if fields[0] == "0" else "all" if len(fields) == 1
+                             else frozenset(int(number, 16) for number in fields[1:]))
+            return b"OK"
         if text == "QStartNoAckMode":
             self.conn.send(b"OK")
             self.conn.acks = False
