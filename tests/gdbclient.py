@@ -54,6 +54,19 @@ class Session:
         self.send(payload)
         return self.receive()
 
+    @staticmethod
+    def unescape(data: bytes) -> bytes:
+        """Binary reply data: 0x7d escapes the next byte (xor 0x20)."""
+        out, index = bytearray(), 0
+        while index < len(data):
+            if data[index] == 0x7D:
+                out.append(data[index + 1] ^ 0x20)
+                index += 2
+            else:
+                out.append(data[index])
+                index += 1
+        return bytes(out)
+
     def _read(self, count: int) -> bytes:
         while len(self.pending) < count:
             data = self.sock.recv(4096)

@@ -185,6 +185,32 @@ def test_catch_syscall_stops_at_entry_and_return():
     assert status == 0 and out.startswith(b"Hello from bdemu!")
 
 
+def test_gdb_reads_files_as_the_guest_sees_them(tmp_path):
+    """vFile host I/O: gdb fetches the program and its libraries through the stub, inside --rootfs."""
+    rootfs = tmp_path / "root"
+    (rootfs / "bin").mkdir(parents=True)
+    shutil.copy(ROOT / sample("x86_64", "hello"), rootfs / "bin" / "hello")
+    (rootfs / "secret").write_bytes(b"inside the rootfs")
+    session = Session("--rootfs", str(rootfs), str(rootfs / "bin" / "hello"))
+    program = session.ask("qXfer:exec-file:read::0,1000")
+    assert program == b"l/bin/hello"
+    assert session.ask("vFile:setfs:0") == b"F0"
+    assert session.ask(f"vFile:open:{b'/bin/hello'.hex()},0,0") == b"F0"
+    assert session.ask("vFile:pread:0,4,0") == b"F4;\x7fELF"
+    size = (rootfs / "bin" / "hello").stat().st_size
+    stat = session.ask("vFile:fstat:0")
+    assert stat.startswith(b"F40;")
+    assert int.from_bytes(Session.unescape(stat[4:])[28:36], "big") == size  # st_size
+    assert session.ask("vFile:close:0") == b"F0"
+    assert session.ask("vFile:pread:0,4,0") == b"F-1,9"  # closed: EBADF
+    assert session.ask(f"vFile:open:{b'/../../secret'.hex()},0,0") == b"F0"  # .. stops at the rootfs's /
+    assert session.ask("vFile:pread:0,100,0") == b"F11;inside the rootfs"
+    assert session.ask(f"vFile:open:{b'/nowhere'.hex()},0,0") == b"F-1,2"
+    assert session.ask(f"vFile:open:{b'/secret'.hex()},1,0") == b"F-1,d"  # only reading
+    assert session.ask("c") == b"W00"
+    assert session.close()[0] == 0
+
+
 def test_a_fault_is_shown_before_the_guest_dies():
     session = Session(sample("x86_64", "crash"), "segv")
     assert session.ask("c")[:3] == b"T0b"  # GDB's SIGSEGV
@@ -219,18 +245,25 @@ def test_a_bad_gdb_address_is_one_line(address):
     assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("bdemu: --gdb")
 
 
-@pytest.mark.skipif(shutil.which("gdb") is None, reason="no gdb on this machine to talk to the stub")
-def test_the_real_gdb_steps_and_runs_the_guest():
-    guest = sample("x86_64", "hello")
+#: The real gdb for an ISA: gdb-multiarch for all, else the host's gdb for x86 (None: none here).
+REAL_GDB = {isa: shutil.which("gdb-multiarch") or (shutil.which("gdb") if isa in ("x86_64", "i386") else None)
+            for isa in ISAS}
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_the_real_gdb_steps_and_runs_the_guest(isa):
+    if REAL_GDB[isa] is None:
+        pytest.skip("no gdb for this ISA on this machine (the protocol client above covers the stub)")
+    guest = sample(isa, "hello")
     entry = Emulator(str(ROOT / guest)).pc
     server = subprocess.Popen([sys.executable, "-m", "bdemu", "run", "--gdb", "127.0.0.1:0", guest], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     port = server.stderr.readline().decode().rsplit(":", 1)[1].strip()
-    done = subprocess.run(["gdb", "-nx", "-q", "-batch", "-ex", f"target remote 127.0.0.1:{port}",
-                           "-ex", "info registers rip", "-ex", "stepi", "-ex", "x/2xb $pc", "-ex", "continue"],
+    done = subprocess.run([REAL_GDB[isa], "-nx", "-q", "-batch", "-ex", f"target remote 127.0.0.1:{port}",
+                           "-ex", "p/x $pc", "-ex", "stepi", "-ex", "x/2xb $pc", "-ex", "continue"],
                           capture_output=True, timeout=60)
     out, _ = server.communicate(timeout=60)
     text = done.stdout.decode()
-    assert f"rip            {entry:#x}" in text
+    assert f"$1 = {entry:#x}" in text
     assert "exited normally" in text
     assert server.returncode == 0 and b"Hello from bdemu!" in out

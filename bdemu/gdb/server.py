@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 
-from ..cpu.gdb import TARGETS, GdbRegister
+from ..cpu.gdb import TARGETS
 from ..errors import UsageError
 from ..linux.errors import GuestSignal, StopRun
+from .hostio import HostFiles
 from .packets import INTERRUPT, TICK, Connection, Disconnected, escape, unescape
+from .target import GuestView
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
@@ -64,8 +66,9 @@ class GdbServer:
 
     def __init__(self, emu: "Emulator", host: str = "127.0.0.1", port: int = 0) -> None:
         self.emu = emu
-        self.target = TARGETS[emu.arch.name]
-        self._numbered = self.target.numbered()
+        if emu.arch.name not in TARGETS:
+            raise UsageError(f"--gdb: no GDB register description for {emu.arch.name} yet")
+        self.view = GuestView(emu)
         try:
             self.listener = socket.create_server((host, port))
         except OSError as error:
@@ -77,11 +80,11 @@ class GdbServer:
         self._breakpoints: dict[tuple[str, int, int], list[int]] = {}
         self._stepping = False
         self._stop: tuple[int, bytes] | None = None  # the stop owed to the client: (signal, reply's extras)
-        self._selected: int | None = None  # the thread `Hg` chose for register access (None: the running one)
         self._skip_pc: int | None = None  # a breakpoint at the resume pc: not hit by resuming
         self._watcher: threading.Thread | None = None
         self._quiet = os.pipe()
         self._auxv = b""
+        self._files = HostFiles(emu.vfs)
         #: Syscall numbers `catch syscall` stops at ("all": every one; empty: none).
         self.catching: frozenset[int] | str = frozenset()
 
@@ -106,7 +109,7 @@ class GdbServer:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = Connection(sock, self._check_host_stop)
-        self._auxv = self._read_auxv()
+        self._auxv = self.view.read_auxv()
         self._serve(self._reply(SIGTRAP), announce=False)
 
     def resume(self, count: int) -> int:
@@ -188,7 +191,7 @@ class GdbServer:
 
     def _reply(self, signal: int, extra: bytes = b"") -> bytes:
         """A stop reply, naming the running thread (gdb selects it)."""
-        self._selected = None
+        self.view.selected = None
         return b"T%02xthread:%x;%s" % (signal, self._threads().current.tid, extra)
 
     def _check_host_stop(self) -> None:
@@ -224,26 +227,26 @@ class GdbServer:
             return self._resume(kind in (b"s", b"S"), body.split(";")[-1] if kind in (b"c", b"s") else
                                 body.partition(";")[2])
         if kind == b"g":
-            return b"".join(self._read_register(r) for r in self._numbered.values())
+            return self.view.registers()
         if kind == b"G":
-            return self._write_registers(bytes.fromhex(body))
+            return self.view.write_registers(bytes.fromhex(body))
         if kind == b"p":
-            register = self._numbered.get(int(body, 16))
-            return b"E00" if register is None else self._read_register(register)
+            register = self.view.numbered.get(int(body, 16))
+            return b"E00" if register is None else self.view.read_register(register)
         if kind == b"P":
             number, _, value = body.partition("=")
-            register = self._numbered.get(int(number, 16))
+            register = self.view.numbered.get(int(number, 16))
             if register is None:
                 return b"E00"
-            self._write_register(register, bytes.fromhex(value))
+            self.view.write_register(register, bytes.fromhex(value))
             return b"OK"
         if kind == b"m":
             address, length = (int(x, 16) for x in body.split(","))
-            return self._read_memory(address, length)
+            return self.view.read_memory(address, length)
         if kind in (b"M", b"X"):
             where, _, data = packet[1:].partition(b":")
             address = int(where.split(b",")[0], 16)
-            return self._write_memory(address, unescape(data) if kind == b"X" else bytes.fromhex(data.decode()))
+            return self.view.write_memory(address, unescape(data) if kind == b"X" else bytes.fromhex(data.decode()))
         if kind in (b"Z", b"z"):
             return self._breakpoint(kind == b"Z", body)
         if kind == b"k":
@@ -258,7 +261,7 @@ class GdbServer:
                 tid = int(body[1:], 16) if body[1:] not in ("0", "-1", "") else None
                 if tid is not None and tid not in self._threads().threads:
                     return b"E01"
-                self._selected = tid
+                self.view.selected = tid
             return b"OK"
         if kind == b"T":
             return b"OK" if int(body, 16) in self._threads().threads else b"E01"
@@ -271,6 +274,8 @@ class GdbServer:
     def _v_packet(self, body: str) -> bytes | None:
         if body == "Cont?":
             return b"vCont;c;C;s;S"
+        if body.startswith("File:"):
+            return self._files.packet(body[5:])
         if body.startswith("Cont;"):
             action = body[5:].split(";")[0].split(":")[0]
             if action[:1] in ("c", "C", "s", "S"):
@@ -281,7 +286,7 @@ class GdbServer:
     def _query(self, packet: bytes):
         text = packet.decode("latin-1")
         if text.startswith("qSupported"):
-            return (b"PacketSize=4000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
+            return (b"PacketSize=20000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                     b"qXfer:exec-file:read+;qXfer:threads:read+;QCatchSyscalls+;swbreak+;vContSupported+")
         if text.startswith("QCatchSyscalls:"):  # catch syscall: 0, 1 (all) or 1;NR;NR...
             fields = text.split(":", 1)[1].split(";")
@@ -310,7 +315,7 @@ class GdbServer:
         elif obj == "auxv":
             data = self._auxv
         elif obj == "exec-file":
-            data = os.fsencode(os.path.abspath(self.emu.path))
+            data = os.fsencode(self._program_path())
         elif obj == "threads":
             data = self._threads_xml()
         else:
@@ -318,6 +323,16 @@ class GdbServer:
         offset, length = (int(x, 16) for x in window.split(","))
         chunk = data[offset:offset + length]
         return (b"l" if offset + length >= len(data) else b"m") + escape(chunk)
+
+    def _program_path(self) -> str:
+        """The program as the guest names it, which vFile resolves (its host path if it lies
+        outside --rootfs)."""
+        host = os.path.abspath(self.emu.path)
+        guest = self.emu.vfs.guest_path_of_host(host)
+        try:
+            return guest if os.path.samefile(self.emu.vfs.host_path(guest), host) else host
+        except Exception:
+            return host
 
     def _threads_xml(self) -> bytes:
         threads, comm = self._threads(), self.emu.kernel.comm
@@ -330,8 +345,8 @@ class GdbServer:
 
     def _target_xml(self) -> bytes:
         lines = ['<?xml version="1.0"?>', '<!DOCTYPE target SYSTEM "gdb-target.dtd">', "<target>",
-                 f"<architecture>{self.target.architecture}</architecture>", "<osabi>GNU/Linux</osabi>"]
-        for name, registers in self.target.features:
+                 f"<architecture>{self.view.target.architecture}</architecture>", "<osabi>GNU/Linux</osabi>"]
+        for name, registers in self.view.target.features:
             lines.append(f'<feature name="{name}">')
             for r in registers:
                 number = "" if r.regnum is None else f' regnum="{r.regnum}"'
@@ -388,6 +403,7 @@ class GdbServer:
             except OSError:
                 pass
         self.conn = None
+        self._files.close_all()
         for fd in self._quiet:
             try:
                 os.close(fd)
@@ -435,80 +451,3 @@ class GdbServer:
                 self.emu._stops.requests.add("debugger")
                 self.emu._stops.gate.request()
         return hook
-
-    # -- registers and memory ----------------------------------------------------------------------
-    def _saved_context(self):
-        """The Unicorn context holding the `Hg`-selected thread's registers; None: the CPU's."""
-        threads = self._threads()
-        thread = threads.threads.get(self._selected) if self._selected is not None else None
-        return None if thread is None or thread is threads.current else thread.context
-
-    def _read_register(self, register: GdbRegister) -> bytes:
-        size = register.bits // 8
-        if register.source is None:
-            return b"00" * size
-        reg_id, context = self.emu.arch.registers[register.source], self._saved_context()
-        if context is not None:
-            value = context.reg_read(reg_id)
-        elif register.bits > 64:
-            value = self.emu.uc.reg_read(reg_id)
-        else:
-            value = self.emu.regs.read_id(reg_id)
-        value = value if isinstance(value, int) else 0  # (x87 registers may come as tuples)
-        return (value & ((1 << register.bits) - 1)).to_bytes(size, self.emu.arch.byteorder).hex().encode()
-
-    def _write_register(self, register: GdbRegister, data: bytes) -> None:
-        if register.source is None or len(data) != register.bits // 8:
-            return
-        value = int.from_bytes(data, self.emu.arch.byteorder)
-        reg_id, context = self.emu.arch.registers[register.source], self._saved_context()
-        if context is not None:
-            context.reg_write(reg_id, value)
-        elif register.bits > 64:
-            self.emu.uc.reg_write(reg_id, value)
-        else:
-            self.emu.regs.write_id(reg_id, value)
-
-    def _write_registers(self, data: bytes) -> bytes:
-        offset = 0
-        for register in self._numbered.values():
-            size = register.bits // 8
-            if offset + size > len(data):
-                return b"E01"
-            self._write_register(register, data[offset:offset + size])
-            offset += size
-        return b"OK"
-
-    def _read_memory(self, address: int, length: int) -> bytes:
-        length = min(length, 0x1000)
-        while length:
-            try:
-                return self.emu.read_memory(address, length).hex().encode()
-            except Exception:  # part of the range is unmapped: what lies before the next page
-                shorter = min(length, 0x1000 - (address & 0xFFF))
-                length = shorter if shorter < length else 0
-        return b"E0e"  # EFAULT
-
-    def _write_memory(self, address: int, data: bytes) -> bytes:
-        try:
-            self.emu.write_memory(address, data)
-        except Exception:
-            return b"E0e"
-        if data:
-            self.emu.uc.ctl_remove_cache(address, address + len(data))  # code patched by the client
-        return b"OK"
-
-    def _read_auxv(self) -> bytes:
-        """The auxiliary vector as the guest's start-up stack holds it (argc, argv, envp, auxv)."""
-        word, order = self.emu.arch.word_size, self.emu.arch.byteorder
-        try:
-            sp = self.emu.regs.reg(self.emu.arch.sp)
-            cursor = sp + word * (int.from_bytes(self.emu.read_memory(sp, word), order) + 2)
-            while int.from_bytes(self.emu.read_memory(cursor, word), order):  # envp
-                cursor += word
-            start = cursor = cursor + word
-            while int.from_bytes(self.emu.read_memory(cursor, word), order):  # up to AT_NULL
-                cursor += 2 * word
-            return self.emu.read_memory(start, cursor + 2 * word - start)
-        except Exception:
-            return b""
