@@ -52,10 +52,7 @@ def semtimedop(k, semid: int, address: int, count: int, timeout: int, field: int
     raw = k.read(address, 6 * count)
     deadline = None
     if timeout:
-        nanos = clock.read_timespec_ns(k, timeout, field)
-        if nanos < 0:
-            raise SyscallError(errno.EINVAL)
-        deadline = time.monotonic() + nanos / 1e9
+        deadline = time.monotonic() + clock.read_timespec_ns(k, timeout, field) / 1e9
     host_id = k.ipc.check(SEM, semid)
     operations = [struct.unpack_from(end + SEMBUF, raw, 6 * i) for i in range(count)]
     nowait = any(flags & IPC_NOWAIT for _, _, flags in operations)

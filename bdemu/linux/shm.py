@@ -119,10 +119,12 @@ def shmctl(k, shmid: int, command: int, address: int) -> int:
 
 
 def _info(k, address: int) -> int:
-    """IPC_INFO: the host's limits (`struct shminfo`, nine words); 0, the run's highest index."""
+    """IPC_INFO: the host's limits (`struct shminfo64`, nine words; a 32-bit guest sees at most
+    INT_MAX, as Linux's compat code gives it); 0, the run's highest index."""
     buffer = (ctypes.c_ulong * 9)()
     checked(LIBC.shmctl(0, IPC_INFO, buffer))
-    k.write(address, b"".join(min(value, k.arch.word_mask >> 1).to_bytes(k.word, k.byteorder) for value in buffer))
+    limit = 0x7FFFFFFF if k.word == 4 else k.arch.word_mask
+    k.write(address, b"".join(min(value, limit).to_bytes(k.word, k.byteorder) for value in buffer))
     return 0
 
 
