@@ -238,6 +238,7 @@ class Emulator:
                 result = RunResult(125, "error", message="interrupted", pc=self._safe_pc())
             self.kernel.shared_files.release_all()
             self.kernel.host_signals.close()
+            self.kernel.ipc.close()
             if self.kernel.is_child:
                 self._end_child(result)
             self.kernel.fds.close_all()

@@ -52,6 +52,7 @@ class StandInKernel:
         self.signals = SignalState()
         self.threads = ThreadTable(self)
         self.signals.threads = self.threads  # as Kernel links them: masks and pending signals are per thread
+        self.signalfds = ()  # none open: Kernel.wait_slice has none to bring up to date
 
     def host_error(self, error: OSError) -> int:
         return -error.errno

@@ -116,7 +116,9 @@ ARCH = Arch(
     tls_register="tpidruro",
     # FPEXC.EN: VFP/NEON instructions run instead of trapping as undefined.
     initial_registers={"fpexc": 0x40000000},
-    variants={"open_flags": "arm", "clone": "tls_fourth"},
+    variants={"open_flags": "arm", "clone": "tls_fourth", "shmlba": 4 * 4096},
+    # its *ctl calls are the kernel's old_*ctl: the 64-bit layouts only with IPC_64
+    syscall_aliases={"shmctl": "old_shmctl", "semctl": "old_semctl", "msgctl": "old_msgctl"},
     cpu_model=arm_const.UC_CPU_ARM_CORTEX_A15,
     sigaction_size=20,
     signal_frame=SIGNAL_FRAME,

@@ -70,7 +70,7 @@ ARCH = Arch(
     set_tls=_set_tls,
     tls_register="fs_base",
     initial_registers={"eflags": 0x202, "fpcw": 0x37F, "mxcsr": 0x1F80},
-    variants={"epoll_event": "packed", "clone": "tls_fifth"},
+    variants={"epoll_event": "packed", "clone": "tls_fifth", "ipc": "x86_64"},
     signal_frame=SIGNAL_FRAME,
     backdoor_insn=BackdoorInsn(trap=("insn", x86_const.UC_X86_INS_CPUID), leaf="rax", value="rcx",
                                results=("rax", "rbx", "rcx", "rdx"), name="CPUID"),

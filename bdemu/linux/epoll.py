@@ -79,7 +79,10 @@ def sys_epoll_wait(k, epfd, address, count, timeout):
     while True:  # in slices, so a stop request or --timeout ends a long wait
         left = None if end is None else end - time.monotonic()
         wait_ms = math.ceil(k.wait_slice(left) * 1000)
-        ready = checked(LIBC.epoll_wait(host_epoll, events, count, wait_ms))
+        ready = LIBC.epoll_wait(host_epoll, events, count, wait_ms)
+        if ready < 0 and ctypes.get_errno() == errno.EINTR:  # a host signal: the next slice looks at it
+            continue
+        checked(ready)
         if ready or (left is not None and left * 1000 <= wait_ms):
             break
     layout = _layout(k)

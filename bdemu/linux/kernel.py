@@ -19,11 +19,12 @@ from unicorn import UcError
 from ..cpu import Arch
 from . import clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401  (registers handlers)
 from . import ioctl, itimer, locks, mm, pidfd, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
-from . import sigqueue, sockmsg, statfs, timerfd, xattr  # noqa: F401  (registers handlers)
+from . import ipc, msg, sem, shm, signalfd, sigqueue, sockmsg, statfs, timerfd, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .hostsignals import HostSignals
+from .ipcns import IpcNamespace
 from .registry import HANDLERS, Handler
 from .shared import SharedFiles
 from .sockabi import SocketABI, SocketState
@@ -59,6 +60,9 @@ class Kernel:
         self.signals = signals.SignalState(signals.default_ignored(arch.signal_overrides),
                                            arch.signal_overrides, arch.sigset_size)
         self.shared_files = SharedFiles(emu.uc)
+        self.ipc = IpcNamespace()
+        #: The signalfd nodes alive (signalfd.py), kept up to date at each wait slice.
+        self.signalfds: weakref.WeakSet = weakref.WeakSet()
         self.comm = b""  # the process's name: set as the guest is loaded (Emulator._load)
         self._exec_fd: int | None = None  # see keep_for_exec
         self.threads = ThreadTable(self)
@@ -137,6 +141,11 @@ class Kernel:
         words = self.read_slots(max(s for slots in plan for s in slots) + 1, read_arg, arg_ids)
         return [words[slots[0]] if len(slots) == 1 else words[slots[0]] | words[slots[1]] << 32
                 for slots in plan]
+
+    def forked(self) -> None:
+        """In a forked child: what belongs to each process rather than to the run."""
+        self.ipc.forked()
+        signalfd.after_fork(self)
 
     # -- values -------------------------------------------------------------------------------
     def signed(self, value: int) -> int:
@@ -320,6 +329,8 @@ class Kernel:
         """
         self.emu.check_stop()
         self.signals.check_interrupt()
+        if self.signalfds:
+            signalfd.sync(self)
         return WAIT_SLICE if remaining is None else max(0.0, min(WAIT_SLICE, remaining))
 
     def wait_to_retry(self, seconds: float) -> None:

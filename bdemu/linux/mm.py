@@ -14,7 +14,7 @@ MAP_SHARED, MAP_PRIVATE, MAP_FIXED = 0x1, 0x2, 0x10
 MAP_FIXED_NOREPLACE = 0x100000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 MADV_DONTNEED = 4
-PROT_EXEC = 4
+PROT_WRITE, PROT_EXEC = 2, 4
 
 
 @syscall("ptr")
@@ -130,6 +130,9 @@ def sys_msync(k, address, length, flags):
 def sys_mprotect(k, address, length, prot):
     if address % PAGE:
         raise SyscallError(errno.EINVAL)
+    if prot & PROT_WRITE and any(getattr(r.host, "read_only", False) for r in k.emu.memory.regions
+                                 if r.start < address + length and address < r.end):
+        raise SyscallError(errno.EACCES)  # a SHM_RDONLY attachment (shm.py)
     if not k.emu.memory.protect(address, length, prot & 7):
         raise SyscallError(errno.ENOMEM)
     return 0

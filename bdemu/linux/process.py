@@ -176,6 +176,7 @@ def fork_process(k, flags: int, stack: int, parent_tid: int, child_tid: int, tls
             k.write_int(parent_tid, pid)
         return pid
     k.emu.become_child()
+    k.forked()
     k.threads.keep_only_current()
     k.signals.reset_for_fork()
     if stack:

@@ -423,7 +423,7 @@ def sys_pause(k):
     raise SyscallError(errno.EINTR)
 
 
-def _take_waited(state: SignalState, wanted: int) -> tuple[int, tuple[int, int]] | None:
+def take_waited(state: SignalState, wanted: int) -> tuple[int, tuple[int, int]] | None:
     """The lowest pending signal of the running thread in `wanted`, taken off its queue."""
     own = state.threads.current.signal_pending
     for signal in sorted(own.keys() | state.pending.keys()):
@@ -444,7 +444,7 @@ def _sigtimedwait(k, wanted_at: int, info: int, timeout: int, size: int, field: 
         state.check_alarm()
         if state.arrived:
             state.take_arrivals()
-        found = _take_waited(state, wanted)
+        found = take_waited(state, wanted)
         if found is not None:
             break
         left = None if deadline is None else deadline - time.monotonic()
