@@ -172,8 +172,6 @@ class Emulator:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
         self._write_syscall_result(result)
-        if debugger is not None and debugger.catching:
-            debugger.syscall_stop(number, returning=True)
 
     @property
     def tid(self) -> int:
