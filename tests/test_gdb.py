@@ -238,6 +238,20 @@ def test_forked_children_run_free_of_the_debugger():
     assert status == 0 and out
 
 
+def test_malformed_packets_get_error_replies_and_the_guest_still_runs():
+    session = Session(sample("x86_64", "hello"))
+    for packet in ["mzz,4", "m1", "M1,2:zz", "Pzz=00", "p9999", "G00", "Z0,nothex,1", "Z7,1000,1",
+                   "Hgzz", "Tzz", "qXfer:features:read:target.xml:zz", "qXfer:nope:read::0,10",
+                   "vFile:open:zz,0,0", "vFile:pread:99,10,0", "vCont;x", "QCatchSyscalls:1;zz",
+                   "m0,10", "M0,1:00", "\x7f\x01", "c0"[:1] + "zz"]:
+        reply = session.ask(packet)
+        assert reply == b"" or reply.startswith((b"E", b"F-1", b"OK", b"l", b"W"))
+        if reply.startswith(b"W"):
+            break
+    status, out, _ = session.close()
+    assert status == 0 and b"Hello from bdemu!" in out
+
+
 @pytest.mark.parametrize("address", ["nonsense", "127.0.0.1:99999", "256.1.1.1:1"])
 def test_a_bad_gdb_address_is_one_line(address):
     done = run_bdemu("run", "--gdb", address, sample("x86_64", "hello"))

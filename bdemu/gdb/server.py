@@ -210,7 +210,10 @@ class GdbServer:
                 packet = self.conn.receive()
                 if packet == INTERRUPT:
                     continue  # already stopped
-                answer = self._command(packet)
+                try:
+                    answer = self._command(packet)
+                except (ValueError, IndexError, KeyError, OverflowError):  # a malformed packet
+                    answer = b"E01"
                 if answer is None:  # resumed
                     return
                 if answer is not ANSWERED:
