@@ -18,7 +18,7 @@ from unicorn import UcError
 
 from ..cpu import Arch
 from . import clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401  (registers handlers)
-from . import ioctl, itimer, locks, mm, pidfd, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
+from . import chroot, ioctl, itimer, locks, mm, pidfd, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
 from . import sigqueue, sockmsg, splice, statfs, timerfd, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
@@ -52,6 +52,7 @@ class Kernel:
         self.sockets = SocketState(SocketABI.of(arch.socket_overrides), net)
         self.fds = FdTable()
         vfs.file_of = self.fds.find  # /proc/self/fd/N is the guest's fd N
+        vfs.is_guest_pid = lambda pid: pid != os.getpid() and process.is_guest_process(self, pid)
         self.byteorder = arch.byteorder
         self.word = arch.word_size
         self._sign_bit = 1 << (arch.bits - 1)
