@@ -85,9 +85,12 @@ def test_splice_family_errors_are_linuxs(tmp_path):
              (NR["vmsplice"], 3, BufferAt(256), 1, 0),  # vmsplice of a file
              (NR["vmsplice"], 5, BufferAt(256), 5000, 0),  # more than IOV_MAX vectors
              (NR["splice"], 3, 0, 77, 0, 4, 0), (NR["tee"], 4, 4, 4, SPLICE_F_NONBLOCK),  # a read end as output
-             (NR["splice"], 3, 0, 5, 0, 0, 0)]
+             (NR["splice"], 3, 0, 5, 0, 0, 0),
+             (NR["splice"], 5, 0, 6, 0, 4, 0), (NR["tee"], 5, 4, 4, 0),  # a write end as input: at once
+             (40, 6, 5, 0, 4)]  # sendfile too (it waited for the write end to turn readable)
     results, _ = _run(tmp_path, steps)
-    assert results[3:] == [-EINVAL, -ESPIPE, -EINVAL, -EINVAL, -EBADF, -EINVAL, -EBADF, -EBADF, 0], results
+    assert results[3:] == [-EINVAL, -ESPIPE, -EINVAL, -EINVAL, -EBADF, -EINVAL, -EBADF, -EBADF, 0, -EBADF, -EBADF, -EBADF], \
+        results
 
 
 def test_synthesized_files_splice_and_copy_or_fail_like_linux(tmp_path):

@@ -52,6 +52,8 @@ def _blocking(host_fd: int) -> bool:
 def _transfer(k, in_fd: int, out_fd: int, flags: int, call) -> int:
     """Run `call(host_flags)` (a splice or tee between two host fds) without blocking in the host:
     wait for data on `in_fd` and room on `out_fd` first, unless the guest asked not to block."""
+    if _access(in_fd) == os.O_WRONLY or _access(out_fd) == os.O_RDONLY:
+        raise SyscallError(errno.EBADF)  # before waiting: a write end never polls readable
     while True:
         if not flags & SPLICE_F_NONBLOCK:
             k.wait_readable(in_fd)
@@ -62,6 +64,12 @@ def _transfer(k, in_fd: int, out_fd: int, flags: int, call) -> int:
             if flags & SPLICE_F_NONBLOCK or not (_blocking(in_fd) and _blocking(out_fd)):
                 raise
         k.wait_to_retry(RETRY)
+
+
+def _access(host_fd: int) -> int:
+    """The fd's access mode (O_RDONLY, O_WRONLY, O_RDWR); an O_PATH fd has none (-1)."""
+    flags = fcntl.fcntl(host_fd, fcntl.F_GETFL)
+    return -1 if flags & os.O_PATH else flags & os.O_ACCMODE
 
 
 @syscall("fd", "fd", "ptr", "size")
@@ -78,6 +86,8 @@ def sys_sendfile(k, out_fd, in_fd, offset_address, count):
 def _sendfile(k, out_fd: int, in_fd: int, offset_address: int, count: int, offset_size: int) -> int:
     source = k.fds.get(k.signed32(in_fd))
     target = k.fds.get(k.signed32(out_fd))
+    if _access(source.host_fd) == os.O_WRONLY or _access(target.host_fd) == os.O_RDONLY:
+        raise SyscallError(errno.EBADF)  # before reading (a write end would wait for good)
     count = min(count, SENDFILE_CHUNK)  # a short count is legal; the copy passes through bdemu
     if offset_address:
         offset = int.from_bytes(k.read(offset_address, offset_size), k.byteorder)
@@ -168,7 +178,7 @@ def sys_vmsplice(k, fd, iov, count, flags):
     if not stat.S_ISFIFO(os.fstat(host_fd).st_mode):
         raise SyscallError(errno.EBADF)
     vectors = _iovecs(k, iov, count)
-    writes = fcntl.fcntl(host_fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+    writes = _access(host_fd) != os.O_RDONLY
     if not vectors:
         return 0
     if not flags & SPLICE_F_NONBLOCK:
