@@ -23,7 +23,7 @@ from elfgen import write_elf
 CANARY = b"CANARY-7d1f0e-do-not-leak\n"
 ENOTDIR = 20
 ENOENT, EACCES, EBUSY, EROFS, ELOOP, EXDEV, EADDRINUSE = 2, 13, 16, 30, 40, 18, 98
-CONNECT, SENDTO, BIND, GETSOCKNAME = 42, 44, 49, 51
+CONNECT, SENDTO, BIND, GETSOCKNAME, CHROOT = 42, 44, 49, 51, 161
 
 
 def _unix(path: str) -> tuple[bytes, int]:
@@ -148,6 +148,20 @@ TRICKS = {
                             1, ENOENT),
     "unix-sendto-through-link": (lambda w: [("socket", 1, 2, 0),
                                             (SENDTO, Result(0), "x", 1, 0, *_unix("/reldir/host.sock"))], 1, ENOENT),
+    # a chroot inside the rootfs narrows it; no `..`, link, cwd or fd left outside the new root widens it
+    "chroot-dotdot": (lambda w: [(CHROOT, "/sub"), ("chdir", "/"), ("open", "/../../outside/canary.txt", O_RDONLY, 0)],
+                      2, ENOENT),
+    "chroot-cwd-left-outside": (lambda w: [(CHROOT, "/sub/deeper"), ("chdir", "../../.."),
+                                           ("open", "outside/canary.txt", O_RDONLY, 0)], 2, ENOENT),
+    "chroot-symlink-to-dotdots": (lambda w: [(CHROOT, "/sub"), ("open", "/up/outside/canary.txt", O_RDONLY, 0)],
+                                  1, ENOENT),
+    "chroot-then-abs-link": (lambda w: [(CHROOT, "/"), (CHROOT, "/sub"), ("open", "/../abs", O_RDONLY, 0)], 2, ENOENT),
+    "chroot-dirfd-from-before": (lambda w: [("open", "/", O_DIRECTORY, 0), (CHROOT, "/sub"),
+                                            ("openat", Result(0), "../../outside/canary.txt", O_RDONLY, 0)], 2, ENOENT),
+    "chroot-proc-self-root": (lambda w: [(CHROOT, "/sub"),
+                                         ("open", "/proc/self/root/../outside/canary.txt", O_RDONLY, 0)], 1, ENOENT),
+    "chroot-to-outside": (lambda w: [(CHROOT, "/../outside"), ("open", "/canary.txt", O_RDONLY, 0)], 0, ENOENT),
+    "chroot-through-dirlink": (lambda w: [(CHROOT, "/dirlink"), ("open", "/canary.txt", O_RDONLY, 0)], 0, ENOENT),
 }
 
 
@@ -159,6 +173,7 @@ def test_escape_attempt_fails(world, trick):
     steps = steps + [("read", Result(failing), BUFFER, 4096)]
     before = _outside_state(world)
     results, output = _run(world, steps)
+    assert min(results[:failing], default=0) >= 0, (trick, results)  # the set-up worked (a chroot too)
     assert results[failing] < 0, (trick, results)
     if code is not None:
         assert results[failing] == -code, (trick, results)

@@ -183,7 +183,7 @@ def test_fuzz_subprocesses(jail, tmp_path):
 SYSCALL_PROGRAMS = int(os.environ.get("BDEMU_FUZZ_SYSCALL_PROGRAMS", "300"))
 #: Calls that would end the program early or act on this (pytest) process itself.
 NOT_FUZZED = {"fork", "vfork", "clone", "clone3", "execve", "execveat", "exit", "exit_group", "kill", "tkill",
-              "tgkill", "setsid", "setpgid", "pause", "rt_sigsuspend"}
+              "tgkill", "setsid", "setpgid", "pause", "rt_sigsuspend", "ioprio_set"}
 
 
 def _random_argument(rng: random.Random):

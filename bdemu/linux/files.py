@@ -19,7 +19,6 @@ IOV_MAX = 1024
 #: Bytes a pipe or socket that polls writable takes without blocking (one pipe buffer).
 PIPE_BUF = 4096
 MAX_IO = 1 << 28
-SENDFILE_CHUNK = 1 << 20
 
 #: Linux open(2) flag values shared by most ISAs; `Arch.variants["open_flags"]` selects others.
 GENERIC_OPEN_FLAGS = {
@@ -141,10 +140,17 @@ def _open_node(k, node, guest: str, flags: int) -> int:
         # O_PATH: fchmod/fchown on this fd cannot reach the host's `/`.
         return os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     if isinstance(node, VirtualFile):
+        if flags & 3 and node.mappable is None:
+            raise SyscallError(errno.EACCES)  # /proc/self/maps and friends are read-only (0444)
         fd = os.memfd_create("bdemu" + guest.replace("/", "-"), os.MFD_CLOEXEC)
         os.write(fd, node.content())
-        os.lseek(fd, 0, os.SEEK_SET)
-        return fd
+        if flags & 3:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return fd
+        try:  # read-only, as the guest opened it: write, splice and copy_file_range into it fail (EBADF)
+            return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(fd)
     raise SyscallError(errno.ENOENT)
 
 
@@ -203,9 +209,7 @@ def sys_read(k, fd, buf, count):
 @syscall("fd", "buf_in", "size")
 def sys_write(k, fd, buf, count):
     file = k.fds.get(k.signed32(fd))
-    if k.threads.alone:
-        return os.write(file.host_fd, k.read(buf, min(count, MAX_IO)))
-    return _write_between_threads(k, file.host_fd, k.read(buf, min(count, MAX_IO)))
+    return write_data(k, file.host_fd, k.read(buf, min(count, MAX_IO)))
 
 
 def _write_between_threads(k, host_fd: int, data: bytes) -> int:
@@ -259,11 +263,19 @@ def _iovecs(k, address: int, count: int) -> list[tuple[int, int]]:
 def sys_readv(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
     k.wait_readable(file.host_fd)  # interruptible, as in read (musl's stdio reads with readv)
+    return read_vector(k, file.host_fd, _iovecs(k, iov, count))
+
+
+def read_vector(k, host_fd: int, vectors: list[tuple[int, int]]) -> int:
+    """Read from `host_fd` into guest buffers (base, length) in turn until one is left short or
+    nothing more is there: only the first read may wait, as readv(2) is one read."""
     total = 0
-    for base, length in _iovecs(k, iov, count):
+    for base, length in vectors:
         if not length:
             continue
-        data = os.read(file.host_fd, k.io_size(base, length, MAX_IO))
+        if total and not ready_now(host_fd, select.POLLIN):
+            break
+        data = os.read(host_fd, k.io_size(base, length, MAX_IO))
         k.write(base, data)
         total += len(data)
         if len(data) < length:
@@ -271,20 +283,35 @@ def sys_readv(k, fd, iov, count):
     return total
 
 
+def ready_now(host_fd: int, events: int) -> bool:
+    """Whether `host_fd` polls ready for `events` at once (a regular file always does)."""
+    poller = select.poll()
+    poller.register(host_fd, events)
+    return bool(poller.poll(0))
+
+
 @syscall("fd", "iov", "int")
 def sys_writev(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
+    data = gather_vector(k, _iovecs(k, iov, count))
+    return write_data(k, file.host_fd, data) if data else 0
+
+
+def gather_vector(k, vectors: list[tuple[int, int]]) -> bytes:
+    """The bytes of guest buffers (base, length), at most MAX_IO in all: a short write, as Linux may."""
     pieces, total = [], 0
-    for base, length in _iovecs(k, iov, count):  # at most MAX_IO in all: a short write, as Linux may
+    for base, length in vectors:
         piece = k.read(base, min(length, MAX_IO - total))
         pieces.append(piece)
         total += len(piece)
         if total >= MAX_IO:
             break
-    data = b"".join(pieces)
-    if not data:
-        return 0
-    return os.write(file.host_fd, data) if k.threads.alone else _write_between_threads(k, file.host_fd, data)
+    return b"".join(pieces)
+
+
+def write_data(k, host_fd: int, data: bytes) -> int:
+    """os.write, or in turns while other guest threads may drain a full pipe (see sys_write)."""
+    return os.write(host_fd, data) if k.threads.alone else _write_between_threads(k, host_fd, data)
 
 
 @syscall("fd", "off", "int")
@@ -390,31 +417,6 @@ def sys_fcntl(k, fd, command, argument):
     if locks.is_record_lock(k, command):  # F_GETLK, F_SETLK(W), their OFD and *64 forms
         return locks.record_lock(k, file.host_fd, command, argument)
     raise SyscallError(errno.EINVAL)
-
-
-@syscall("fd", "fd", "ptr", "size")
-def sys_sendfile64(k, out_fd, in_fd, offset_address, count):
-    return _sendfile(k, out_fd, in_fd, offset_address, count, 8)
-
-
-@syscall("fd", "fd", "ptr", "size")
-def sys_sendfile(k, out_fd, in_fd, offset_address, count):
-    """The offset is an off_t: a long, 4 bytes on 32-bit ISAs (sendfile64 takes a loff_t)."""
-    return _sendfile(k, out_fd, in_fd, offset_address, count, k.word)
-
-
-def _sendfile(k, out_fd: int, in_fd: int, offset_address: int, count: int, offset_size: int) -> int:
-    source = k.fds.get(k.signed32(in_fd))
-    target = k.fds.get(k.signed32(out_fd))
-    count = min(count, SENDFILE_CHUNK)  # a short count is legal; the copy passes through bdemu
-    if offset_address:
-        offset = int.from_bytes(k.read(offset_address, offset_size), k.byteorder)
-        data = os.pread(source.host_fd, count, offset)
-        k.write(offset_address, (offset + len(data)).to_bytes(offset_size, k.byteorder))
-    else:
-        k.wait_readable(source.host_fd)  # a pipe or a terminal: interruptible, like read
-        data = os.read(source.host_fd, count)
-    return os.write(target.host_fd, data) if data else 0
 
 
 @syscall("fd", "off")

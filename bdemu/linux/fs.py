@@ -32,7 +32,14 @@ HOST_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/f
 #: Where the guest finds its own fds by number (see VirtualFS._fd_entry).
 FD_DIRS = ("/proc/self/fd/", "/proc/self/fdinfo/", "/dev/fd/")
 FD_DIRS_BARE = ("/proc/self/fd", "/proc/self/fdinfo", "/dev/fd")
-STDIO_LINKS = {"/dev/stdin": "/dev/fd/0", "/dev/stdout": "/dev/fd/1", "/dev/stderr": "/dev/fd/2"}
+#: bdemu's links to the guest's fds, as udev makes them: wherever a path or a link leads to them.
+DEV_LINKS = {"/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1",
+             "/dev/stderr": "/proc/self/fd/2", "/dev/fd": "/proc/self/fd"}
+#: Trees where bdemu synthesizes nodes: a link into them is resolved by bdemu, not on the host.
+SYNTHESIZED = ("/proc/", "/dev/", "/sys/")
+#: /proc/PID entries Linux lets only a process that may ptrace PID open (EACCES otherwise).
+PTRACE_GUARDED = frozenset({"fd", "fdinfo", "cwd", "root", "exe", "map_files", "maps", "smaps", "mem",
+                            "environ", "auxv", "pagemap", "stack", "syscall"})
 
 
 @dataclass
@@ -107,6 +114,16 @@ class VirtualFS:
             raise ValueError("--mount needs --rootfs")
         #: The guest's fd table (the kernel sets it): guest fd -> its OpenFile, or None.
         self.file_of: Callable[[int], object | None] = lambda fd: None
+        #: Whether a host pid is another process of this guest (the kernel sets it).
+        self.is_guest_pid: Callable[[int], bool] = lambda pid: False
+        #: The guest's root (chroot), a full path: one from the first root, --rootfs or the host's
+        #: `/`. The cwd and every fd's guest_path are full paths too; `shown` gives the guest's view.
+        self.root = "/"
+        self._root_parts: list[str] = []
+        for path, target in DEV_LINKS.items():
+            self.add_node(path, VirtualLink(lambda target=target: target))
+        self.add_node("/proc/self/root", VirtualLink(lambda: self.root))
+        self.add_node("/proc/self/cwd", VirtualLink(lambda: self.cwd))
 
     # -- virtual nodes -------------------------------------------------------------------
     def add_node(self, path: str, node: Node) -> None:
@@ -124,24 +141,61 @@ class VirtualFS:
             path, (parent, name) = parent, posixpath.split(parent)
 
     def node(self, guest_path: str) -> Node | None:
-        return self._nodes.get(guest_path)
+        return self._nodes.get(self.key(guest_path))
 
     def is_fd_dir(self, guest_path: str) -> bool:
         """/proc/self/fd (or /dev/fd, /proc/self/fdinfo): its entries are the guest's fds."""
-        return self._self_proc(guest_path.rstrip("/") or "/") in FD_DIRS_BARE
+        return self.key(guest_path.rstrip("/") or "/") in FD_DIRS_BARE
 
     def virtual_entries(self, guest_path: str) -> set[str]:
-        directory = self._nodes.get(guest_path)
+        directory = self._nodes.get(self.key(guest_path))
         return set(directory.entries) if isinstance(directory, VirtualDir) else set()
 
-    # -- resolution -------------------------------------------------------------------------
+    # -- the root and full paths --------------------------------------------------------------
     def absolute(self, path: str, base: str | None = None) -> str:
-        """The normalised absolute guest path of `path` (relative to `base` or the cwd)."""
-        if not path.startswith("/"):
-            path = posixpath.join(base or self.cwd, path)
-        normal = posixpath.normpath(path)
-        return "/" + normal.lstrip("/") if normal != "/" else "/"
+        """The normalised full path of the guest's `path`: an absolute one starts at the guest's
+        root, a relative one at `base` (a full path) or the cwd."""
+        return self._walk(self.root if path.startswith("/") else base or self.cwd, path)
 
+    def _walk(self, start: str, path: str) -> str:
+        """`path`'s components applied to the full path `start`; `..` at the root stays there."""
+        parts = [c for c in start.split("/") if c]
+        for component in path.split("/"):
+            if component == "..":
+                if parts and parts != self._root_parts:
+                    parts.pop()
+            elif component and component != ".":
+                parts.append(component)
+        return "/" + "/".join(parts)
+
+    def shown(self, full: str) -> str:
+        """A full path as the guest sees it (readlink): from its root, or whole if outside it."""
+        if self.root == "/" or not full.startswith("/"):
+            return full
+        if full == self.root:
+            return "/"
+        return full[len(self.root):] if full.startswith(self.root + "/") else full
+
+    def cwd_text(self) -> str:
+        """getcwd(2)'s answer: a cwd outside the root (a chroot without chdir) is "(unreachable)"."""
+        inside = self.root == "/" or self.cwd == self.root or self.cwd.startswith(self.root + "/")
+        return self.shown(self.cwd) if inside else "(unreachable)" + self.cwd
+
+    def key(self, full: str) -> str:
+        """The name bdemu's own nodes go by (/proc/self/..., /dev/stdin): the guest's view."""
+        return self._self_proc(self.shown(full))
+
+    def set_root(self, full: str) -> None:
+        """chroot: `full` (a full path free of links) becomes the guest's `/`."""
+        self.root = full
+        self._root_parts = [c for c in full.split("/") if c]
+
+    @property
+    def confining(self) -> bool:
+        """Whether paths resolve component by component (a rootfs, or a chroot without one)."""
+        return self.rootfs is not None or self.root != "/"
+
+    # -- resolution -------------------------------------------------------------------------
     def resolve(self, path: str, base: str | None = None, follow: bool = True) -> tuple[str, Node | None]:
         """Guest path -> (host path, virtual node or None). Raises SyscallError.
 
@@ -161,28 +215,81 @@ class VirtualFS:
     def _resolve(self, path: str, base: str | None, follow: bool) -> tuple[str, Node | None]:
         if not path:
             raise SyscallError(errno.ENOENT)
-        guest = self.absolute(path, base)
-        guest = STDIO_LINKS.get(guest) or self._self_proc(guest)
-        if guest.startswith(FD_DIRS) or guest in FD_DIRS_BARE:
-            return self._fd_entry(guest, follow)
-        node = self._nodes.get(guest)
-        if isinstance(node, VirtualLink) and follow:
-            return self._resolve(node.target(), None, True)
+        return self.resolve_full(self.absolute(path, base), follow)
+
+    def resolve_full(self, full: str, follow: bool = True, hops: int = 0) -> tuple[str, Node | None]:
+        """`resolve` for a full path (a cwd, an fd's guest_path); `hops`: links followed so far."""
+        if hops > MAX_SYMLINKS:
+            raise SyscallError(errno.ELOOP)
+        key = self.key(full)
+        node = self._nodes.get(key)
+        if isinstance(node, VirtualLink):
+            if not follow:
+                return full, node
+            return self.resolve_full(self._link_full(node), True, hops + 1)
+        if key.startswith(FD_DIRS) or key in FD_DIRS_BARE:
+            return self._fd_entry(key, follow)
+        self._check_inspectable(key)
+        name, _, rest = key[len("/proc/self/"):].partition("/")
+        below = self._nodes.get("/proc/self/" + name) if key.startswith("/proc/self/") and rest else None
+        if isinstance(below, VirtualLink):  # /proc/self/root/..., /proc/self/cwd/...
+            return self.resolve_full(self._walk(self._link_full(below), rest), follow, hops + 1)
         if isinstance(node, VirtualDir):
             # A real directory keeps its own entries; the virtual ones are listed on top of them.
-            host = guest if self.rootfs is None else self._confined(guest, follow)
-            if os.path.isdir(host):
+            host = self._confined(full, follow, hops) if self.confining else full
+            if isinstance(host, str) and os.path.isdir(host):
                 return host, None
         if node is not None:
-            return guest, node
-        if self.rootfs is None:
-            return guest, None
-        if guest in HOST_DEVICES:
-            return guest, None
-        return self._confined(guest, follow), None
+            return full, node
+        if key in HOST_DEVICES:
+            return key, None
+        if not self.confining:
+            return self._host_link(full, follow, hops)
+        found = self._confined(full, follow, hops)
+        return found if isinstance(found, tuple) else (found, None)
+
+    def _link_full(self, node: VirtualLink) -> str:
+        """The full path a virtual link names (its target is a full path, or a host-relative GUEST)."""
+        target = node.target()
+        return self._walk("/" if target.startswith("/") else self.cwd, target)
+
+    def _target(self, target: str, directory: str) -> str:
+        """The full path a link's text names: an absolute one from the root, else from `directory`."""
+        return self._walk(self.root if target.startswith("/") else directory, target)
+
+    def _host_link(self, full: str, follow: bool, hops: int) -> tuple[str, Node | None]:
+        """Without a rootfs the host follows links, except a last one into bdemu's own nodes
+        (`ln -s /dev/stdin x`: x must be the guest's fd 0, not bdemu's)."""
+        if follow and os.path.islink(full):
+            try:
+                landing = self._target(os.readlink(full), posixpath.dirname(full))
+            except OSError:
+                return full, None
+            if self._synthesized(landing):
+                return self.resolve_full(landing, True, hops + 1)
+        return full, None
+
+    def _synthesized(self, full: str) -> bool:
+        key = self.key(full)
+        return key.startswith(SYNTHESIZED) or key in self._nodes and not isinstance(self._nodes[key], VirtualDir)
+
+    def _check_inspectable(self, key: str) -> None:
+        """/proc/PID/fd (cwd, maps...) of another of the guest's processes would show that bdemu's
+        host fds and memory, not the guest's, which this process cannot know: EACCES, as for a
+        process it may not ptrace (docs/security.md)."""
+        if key.startswith("/proc/"):
+            pid, _, rest = key[len("/proc/"):].partition("/")
+            if pid.isdigit() and rest.partition("/")[0] in PTRACE_GUARDED and self.is_guest_pid(int(pid)):
+                raise SyscallError(errno.EACCES)
 
     def host_path(self, path: str, base: str | None = None, follow: bool = True) -> str:
-        host, node = self.resolve(path, base, follow)
+        return self._host_only(*self.resolve(path, base, follow))
+
+    def host_path_full(self, full: str, follow: bool = True) -> str:
+        return self._host_only(*self.resolve_full(full, follow))
+
+    @staticmethod
+    def _host_only(host: str, node: Node | None) -> str:
         if node is not None:
             raise SyscallError(errno.EACCES if isinstance(node, VirtualFile) else errno.EISDIR)
         return host
@@ -212,12 +319,11 @@ class VirtualFS:
             raise SyscallError(errno.ENOENT)
         if rest:  # below a directory fd: resolved from that directory's guest path, confined as usual
             base = file.guest_path
-            if not base.startswith("/") or base in STDIO_LINKS:  # a pipe, a socket, stdio
+            if not base.startswith("/") or base in DEV_LINKS:  # a pipe, a socket, stdio
                 raise SyscallError(errno.ENOTDIR)
-            base = self._self_proc(self.absolute(base))
-            if base.startswith(FD_DIRS) or base in FD_DIRS_BARE:  # opened through another fd link
+            if self.key(base).startswith(FD_DIRS) or self.key(base) in FD_DIRS_BARE:  # opened through an fd link
                 raise SyscallError(errno.ENOTDIR)
-            return self.resolve(posixpath.join(base, rest), follow=follow)
+            return self.resolve_full(self._walk(base, rest), follow)
         kind = "fdinfo" if folder == "/proc/self/fdinfo/" else "fd"
         return f"/proc/self/{kind}/{file.host_fd}", None
 
@@ -230,31 +336,35 @@ class VirtualFS:
         return guest
 
     def _host_of(self, components: list[str]) -> str:
-        """Host path of a guest path already free of `.`, `..` and links (mounts applied)."""
+        """Host path of a full path already free of `.`, `..` and links (mounts applied)."""
         guest = "/" + "/".join(components)
+        if self.rootfs is None:  # a chroot without --rootfs
+            return guest
         for mount in self.mounts:
             if guest == mount.guest or guest.startswith(mount.guest.rstrip("/") + "/"):
                 rest = guest[len(mount.guest):].lstrip("/")
                 return mount.host + ("/" + rest if rest else "")
         return self.rootfs + (guest if components else "")
 
-    def _confined(self, guest: str, follow_last: bool) -> str:
-        """Resolve `guest` inside the rootfs, following symlinks as the kernel would but never above it.
+    def _confined(self, guest: str, follow_last: bool, links: int = 0) -> str | tuple[str, Node | None]:
+        """Resolve the full path `guest` inside the rootfs, following symlinks as the kernel
+        would but never above it, nor above the guest's root (chroot) from inside it.
 
         Each component is checked with lstat; a link's target is read and resolved again from
         the guest's `/` (absolute) or its parent (relative), so neither `..` nor a link can
-        climb out. More than MAX_SYMLINKS links fail with ELOOP, as on Linux.
+        climb out. More than MAX_SYMLINKS links fail with ELOOP, as on Linux. A link into
+        bdemu's own nodes (`/dev/stdin`, `/proc/self/fd/N`) is resolved as that node: then
+        the answer is what `resolve_full` gives, a (path, node) pair.
         """
         resolved: list[str] = []
         pending = [c for c in guest.split("/") if c]
         pending.reverse()
-        links = 0
         while pending:
             component = pending.pop()
             if component == ".":
                 continue
             if component == "..":
-                if resolved:
+                if resolved and resolved != self._root_parts:
                     resolved.pop()
                 continue
             candidate = self._host_of(resolved + [component])
@@ -263,8 +373,11 @@ class VirtualFS:
                 if links > MAX_SYMLINKS:
                     raise SyscallError(errno.ELOOP)
                 target = os.readlink(candidate)
+                landing = self._target(target, "/" + "/".join(resolved))
+                if self._synthesized(landing):
+                    return self.resolve_full(self._walk(landing, "/".join(reversed(pending))), follow_last, links)
                 if target.startswith("/"):
-                    resolved = []
+                    resolved = list(self._root_parts)
                 pending.extend(reversed([c for c in target.split("/") if c]))
                 continue
             resolved.append(component)

@@ -8,7 +8,7 @@ import time
 
 from .errors import SyscallError
 from .files import AT_FDCWD, dir_base
-from .fs import GUEST_MODE_BITS, VirtualDir, VirtualFile, VirtualLink
+from .fs import GUEST_MODE_BITS, HOST_DEVICES, VirtualDir, VirtualFile, VirtualLink
 from .registry import syscall
 from .structs import dirent64, dirent_type, pack_stat, pack_statx
 
@@ -19,7 +19,7 @@ def _virtual_stat(node) -> os.stat_result:
     if isinstance(node, VirtualDir):
         mode, size = statmod.S_IFDIR | 0o555, 0
     elif isinstance(node, VirtualLink):
-        mode, size = statmod.S_IFLNK | 0o777, 0
+        mode, size = statmod.S_IFLNK | 0o777, len(os.fsencode(node.target()))
     elif node.mappable is not None:  # a device window (sysfs resourceN): its size, read-write
         mode, size = statmod.S_IFREG | 0o600, node.mappable.size
     else:
@@ -143,14 +143,17 @@ def sys_faccessat2(k, dirfd, path, mode, flags):
 
 def _readlink(k, dirfd: int, path_address: int, buf: int, size: int) -> int:
     path = k.read_path(path_address)
-    guest = k.vfs.absolute(path, dir_base(k, dirfd))
-    fd_prefix = "/proc/self/fd/"
-    if guest.startswith(fd_prefix) and guest[len(fd_prefix):].isdigit():
-        target = k.fds.get(int(guest[len(fd_prefix):])).guest_path
+    key = k.vfs.key(k.vfs.absolute(path, dir_base(k, dirfd)))
+    number = key.removeprefix("/proc/self/fd/").removeprefix("/dev/fd/")
+    if number != key and number.isdigit():  # the host's link would name a host path
+        file = k.fds.find(int(number))
+        if file is None:
+            raise SyscallError(errno.ENOENT)
+        target = _fd_link_text(k, file)
     else:
         host, node = k.vfs.resolve(path, dir_base(k, dirfd), follow=False)
         if isinstance(node, VirtualLink):
-            target = node.target()
+            target = k.vfs.shown(node.target())
         elif node is not None:
             raise SyscallError(errno.EINVAL)
         else:
@@ -158,6 +161,24 @@ def _readlink(k, dirfd: int, path_address: int, buf: int, size: int) -> int:
     data = os.fsencode(target)[:size]
     k.write(buf, data)
     return len(data)
+
+
+def _fd_link_text(k, file) -> str:
+    """What /proc/self/fd/N reads as: the guest path of the file; the host's name of a pipe or
+    socket (pipe:[N]); for stdio (and what was opened as /dev/fd/N) the host's path if the guest
+    can see it."""
+    if file.guest_path.startswith("/") and not file.guest_path.startswith("/dev/fd/"):
+        return k.vfs.shown(file.guest_path)
+    try:
+        real = os.readlink(f"/proc/self/fd/{file.host_fd}")
+    except OSError:
+        return file.guest_path
+    if not real.startswith("/"):
+        return real
+    guest = k.vfs.guest_path_of_host(real)
+    if file.guest_path.startswith("/") and (k.vfs.rootfs is None or guest != real or real in HOST_DEVICES):
+        return k.vfs.shown(guest)
+    return file.guest_path
 
 
 @syscall("path", "buf_out", "size")
@@ -172,7 +193,7 @@ def sys_readlinkat(k, dirfd, path, buf, size):
 
 @syscall("buf_out", "size")
 def sys_getcwd(k, buf, size):
-    data = os.fsencode(k.vfs.cwd) + b"\0"
+    data = os.fsencode(k.vfs.cwd_text()) + b"\0"
     if len(data) > size:
         raise SyscallError(errno.ERANGE)
     k.write(buf, data)
@@ -180,7 +201,8 @@ def sys_getcwd(k, buf, size):
 
 
 def change_directory(k, guest: str) -> int:
-    host, node = k.vfs.resolve(guest)
+    """chdir to the full path `guest`."""
+    host, node = k.vfs.resolve_full(guest)
     if node is None and not os.path.isdir(host):
         raise SyscallError(errno.ENOTDIR if os.path.exists(host) else errno.ENOENT)
     if node is not None and not isinstance(node, VirtualDir):

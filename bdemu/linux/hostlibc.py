@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
+import os
 
 from .errors import SyscallError
 
@@ -15,3 +17,23 @@ def checked(result: int) -> int:
     if result < 0:
         raise SyscallError(ctypes.get_errno() or errno.EINVAL)
     return result
+
+
+@functools.cache
+def host_syscall_number(name: str) -> int | None:
+    """The host's number for syscall `name`, for the few that neither os nor libc wraps (ioprio_get):
+    from the table of the ISA bdemu itself runs on; None on a host ISA bdemu has no table for."""
+    from ..cpu import NAMES, by_name
+    for isa in NAMES:
+        arch = by_name(isa)
+        if arch.uname_machine == os.uname().machine and arch.bits == 8 * ctypes.sizeof(ctypes.c_void_p):
+            return next((number for number, known in arch.syscall_numbers.items() if known == name), None)
+    return None
+
+
+def host_syscall(name: str, *args: int) -> int:
+    """Syscall `name` on the host (SyscallError with its errno on failure; ENOSYS if unknown)."""
+    number = host_syscall_number(name)
+    if number is None:
+        raise SyscallError(errno.ENOSYS)
+    return checked(LIBC.syscall(number, *args))

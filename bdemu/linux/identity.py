@@ -9,7 +9,7 @@ import resource
 import struct
 
 from .errors import SyscallError
-from .hostlibc import LIBC
+from .hostlibc import LIBC, host_syscall
 from .process import is_guest_process
 from .registry import syscall
 from .structs import utsname
@@ -245,3 +245,39 @@ def sys_capget(k, header, data):
 def sys_personality(k, persona):
     """Always PER_LINUX (0); 0xffffffff only asks. Setting another one is accepted and ignored."""
     return 0
+
+
+IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
+
+
+def _ioprio_target(k, which: int, who: int) -> int:
+    """The host pid an I/O priority call acts on: a process of this guest. A process group or user
+    (who 0, or the guest's own) means the calling process alone: the host's group or user would
+    reach processes outside the guest."""
+    who = k.signed32(who)
+    if which == IOPRIO_WHO_PROCESS:
+        if who and not is_guest_process(k, who):
+            raise SyscallError(errno.ESRCH)
+        return who
+    if which == IOPRIO_WHO_PGRP:
+        if who not in (0, os.getpgrp()):
+            raise SyscallError(errno.ESRCH)
+        return 0
+    if which == IOPRIO_WHO_USER:
+        if who not in (0, os.getuid()):
+            raise SyscallError(errno.ESRCH)
+        return 0
+    raise SyscallError(errno.EINVAL)
+
+
+@syscall("int", "int")
+def sys_ioprio_get(k, which, who):
+    """The host's answer for the guest's process (bdemu is that process), e.g. 0: no class set."""
+    return host_syscall("ioprio_get", IOPRIO_WHO_PROCESS, _ioprio_target(k, which, who))
+
+
+@syscall("int", "int", "hex")
+def sys_ioprio_set(k, which, who, priority):
+    """Sets the priority of bdemu's process, which is the guest's; the host checks the class and
+    level (EINVAL) and the right to the real-time class (EPERM)."""
+    return host_syscall("ioprio_set", IOPRIO_WHO_PROCESS, _ioprio_target(k, which, who), priority & 0xFFFFFFFF)

@@ -18,8 +18,8 @@ from unicorn import UcError
 
 from ..cpu import Arch
 from . import clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401  (registers handlers)
-from . import ioctl, itimer, locks, mm, pidfd, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
-from . import ipc, msg, sem, shm, signalfd, sigqueue, sockmsg, statfs, timerfd, xattr  # noqa: F401  (registers handlers)
+from . import chroot, ioctl, itimer, locks, mm, pidfd, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
+from . import ipc, msg, sem, shm, signalfd, sigqueue, sockmsg, splice, statfs, timerfd, xattr  # noqa: F401  (registers handlers)
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
@@ -53,6 +53,7 @@ class Kernel:
         self.sockets = SocketState(SocketABI.of(arch.socket_overrides), net)
         self.fds = FdTable()
         vfs.file_of = self.fds.find  # /proc/self/fd/N is the guest's fd N
+        vfs.is_guest_pid = lambda pid: pid != os.getpid() and process.is_guest_process(self, pid)
         self.byteorder = arch.byteorder
         self.word = arch.word_size
         self._sign_bit = 1 << (arch.bits - 1)
@@ -343,16 +344,23 @@ class Kernel:
 
     def wait_readable(self, host_fd: int) -> None:
         """Block (interruptibly) until a read of a blocking `host_fd` would not block."""
+        self._wait_ready(host_fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+
+    def wait_writable(self, host_fd: int) -> None:
+        """Block (interruptibly) until a blocking `host_fd` takes a write (a pipe: one buffer)."""
+        self._wait_ready(host_fd, select.POLLOUT | select.POLLERR | select.POLLHUP)
+
+    def _wait_ready(self, host_fd: int, events: int) -> None:
         try:
             if not os.get_blocking(host_fd):
                 return
         except OSError:
             return
         if not self.threads.alone:
-            self.threads.wait(((host_fd, select.POLLIN | select.POLLERR | select.POLLHUP),))
+            self.threads.wait(((host_fd, events),))
             return
         poller = select.poll()
-        poller.register(host_fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        poller.register(host_fd, events)
         while not poller.poll(self.wait_slice() * 1000):
             pass
 

@@ -53,7 +53,7 @@ def do_mmap(k, address: int, length: int, prot: int, flags: int, fd: int, offset
     mappable = getattr(file.node, "mappable", None) if file is not None else None
     if mappable is not None:
         return mappable.map_into(k.emu, address, size, prot, offset)
-    name = file.guest_path if file is not None else ""
+    name = k.vfs.shown(file.guest_path) if file is not None else ""
     host = None
     if flags & MAP_SHARED and (anonymous or access == os.O_RDWR):
         host = host_mapping(size, None if anonymous else file.host_fd, offset)

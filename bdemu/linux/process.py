@@ -238,7 +238,7 @@ def sys_execveat(k, dirfd, path, argv, envp, flags):
         guest = f"/dev/fd/{k.signed32(dirfd)}"
     else:
         guest = k.vfs.absolute(os.fsdecode(name), dir_base(k, dirfd))
-        if flags & AT_SYMLINK_NOFOLLOW and os.path.islink(k.vfs.host_path(guest, follow=False)):
+        if flags & AT_SYMLINK_NOFOLLOW and os.path.islink(k.vfs.host_path_full(guest, follow=False)):
             raise SyscallError(errno.ELOOP)
     return _execve(k, guest, argv, envp)
 
@@ -246,7 +246,7 @@ def sys_execveat(k, dirfd, path, argv, envp, flags):
 def _execve(k, guest: str, argv: int, envp: int) -> int:
     arguments = k.read_string_array(argv)
     environment = k.read_string_array(envp)
-    host = k.vfs.host_path(guest)
+    host = k.vfs.host_path_full(guest)
     if not os.path.exists(host):
         raise SyscallError(errno.ENOENT)
     if os.path.isdir(host) or not os.access(host, os.X_OK):
