@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Callable
 from unicorn import UcError
 
 from ..cpu import Arch
-from . import clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401  (registers handlers)
-from . import chroot, ioctl, itimer, locks, mm, pidfd, poll, process, signals, sigdelivery, sockets  # noqa: F401  (registers handlers)
-from . import ipc, msg, sem, shm, signalfd, sigqueue, sockmsg, splice, statfs, timerfd, xattr  # noqa: F401  (registers handlers)
+# Importing a module registers its handlers.
+from . import chroot, clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401
+from . import ioctl, ipc, itimer, locks, mm, msg, pidfd, poll, process, sem, shm, signals  # noqa: F401
+from . import sigdelivery, signalfd, sigqueue, sockets, sockmsg, splice, statfs, timerfd, xattr  # noqa: F401
 from .errors import SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
