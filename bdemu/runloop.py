@@ -124,6 +124,8 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
             return _signal_result(emu, killed.signal, killed.detail)
         except ExecRequest as request:
             emu._exec(request)
+            if debugger is not None:
+                debugger.exec_done()
             continue
         except StopRun:  # a blocking syscall or the wait for a parked thread: stopped or timed out
             if not stops.host_signal:

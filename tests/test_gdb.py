@@ -211,6 +211,35 @@ def test_gdb_reads_files_as_the_guest_sees_them(tmp_path):
     assert session.close()[0] == 0
 
 
+EXEC_HELLO = """
+    lea rdi, [rip + path]
+    push 0
+    push rdi
+    mov rsi, rsp
+    xor edx, edx
+    mov eax, 59
+    syscall
+    mov edi, 1
+    mov eax, 60
+    syscall
+path:
+    .asciz "samples/bin/x86_64/hello"
+"""
+
+
+def test_an_exec_is_reported_to_a_client_that_asks(tmp_path):
+    session = Session(write_elf(tmp_path, "x86_64", EXEC_HELLO))
+    assert "exec-events+" in session.ask("qSupported:exec-events+").decode()
+    reply = session.ask("c")
+    assert reply.startswith(b"T05") and f"exec:{(ROOT / sample('x86_64', 'hello')).as_posix().encode().hex()};" \
+        .encode() in reply
+    assert session.read_registers("little")["rip"] == Emulator(str(ROOT / sample("x86_64", "hello"))).pc
+    assert session.ask("qXfer:exec-file:read::0,1000") == b"l" + str(ROOT / sample("x86_64", "hello")).encode()
+    assert session.ask("c") == b"W00"
+    status, out, _ = session.close()
+    assert status == 0 and b"Hello from bdemu!" in out
+
+
 def test_a_fault_is_shown_before_the_guest_dies():
     session = Session(sample("x86_64", "crash"), "segv")
     assert session.ask("c")[:3] == b"T0b"  # GDB's SIGSEGV

@@ -84,6 +84,7 @@ class GdbServer:
         self._watcher: threading.Thread | None = None
         self._quiet = os.pipe()
         self._auxv = b""
+        self._exec_events = False  # the client wants exec stops (qSupported exec-events+)
         self._files = HostFiles(emu.vfs)
         #: Syscall numbers `catch syscall` stops at ("all": every one; empty: none).
         self.catching: frozenset[int] | str = frozenset()
@@ -116,6 +117,12 @@ class GdbServer:
         """Just before `emu_start`: the instruction count to give it (1 for a step)."""
         if self.conn is None:
             return count
+        if self._stop is not None:  # owed since the last emu_start (an exec)
+            self._quieten()
+            stop, self._stop = self._stop, None
+            self._serve(self._reply(*stop))
+            if self.conn is None:
+                return count
         pc = self.emu.pc
         self._skip_pc = pc if ("0", pc, 1) in self._breakpoints or ("1", pc, 1) in self._breakpoints else None
         if self._stepping:
@@ -124,6 +131,17 @@ class GdbServer:
             self._watcher = threading.Thread(target=self._watch, name="bdemu-gdb-interrupts", daemon=True)
             self._watcher.start()
         return count
+
+    def exec_done(self) -> None:
+        """The guest replaced its program (execve): breakpoints meant the old one; a client that
+        takes exec events is told at the next safe point (`resume`) and reloads symbols."""
+        for handles in self._breakpoints.values():
+            for handle in handles:
+                self.emu.uc.hook_del(handle)
+        self._breakpoints.clear()
+        self._auxv = self.view.read_auxv()
+        if self.conn is not None and self._exec_events:
+            self._stop = (SIGTRAP, b"exec:%s;" % os.fsencode(self._program_path()).hex().encode())
 
     def stopped(self) -> bool:
         """After `emu_start` returned: serve the client if the guest stopped for it (then True)."""
@@ -289,8 +307,10 @@ class GdbServer:
     def _query(self, packet: bytes):
         text = packet.decode("latin-1")
         if text.startswith("qSupported"):
+            self._exec_events = "exec-events+" in text
             return (b"PacketSize=20000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
-                    b"qXfer:exec-file:read+;qXfer:threads:read+;QCatchSyscalls+;swbreak+;vContSupported+")
+                    b"qXfer:exec-file:read+;qXfer:threads:read+;QCatchSyscalls+;swbreak+;vContSupported+"
+                    + (b";exec-events+" if self._exec_events else b""))
         if text.startswith("QCatchSyscalls:"):  # catch syscall: 0, 1 (all) or 1;NR;NR...
             fields = text.split(":", 1)[1].split(";")
             self.catching = (frozenset() if fields[0] == "0" else "all" if len(fields) == 1
@@ -328,14 +348,15 @@ class GdbServer:
         return (b"l" if offset + length >= len(data) else b"m") + escape(chunk)
 
     def _program_path(self) -> str:
-        """The program as the guest names it, which vFile resolves (its host path if it lies
-        outside --rootfs)."""
-        host = os.path.abspath(self.emu.path)
-        guest = self.emu.vfs.guest_path_of_host(host)
+        """The running program as the guest names it (/proc/self/exe), which vFile resolves; its
+        host path if that name does not lead to it (a program outside --rootfs)."""
+        guest = self.emu.kernel.exe_guest_path
         try:
-            return guest if os.path.samefile(self.emu.vfs.host_path(guest), host) else host
+            if guest and os.path.isfile(self.emu.vfs.host_path(guest)):
+                return guest
         except Exception:
-            return host
+            pass
+        return os.path.abspath(self.emu.path)
 
     def _threads_xml(self) -> bytes:
         threads, comm = self._threads(), self.emu.kernel.comm
