@@ -15,10 +15,10 @@ from conftest import ROOT
 class Session:
     """One `bdemu run --gdb` process and a client connected to it."""
 
-    def __init__(self, *args: str, acks: bool = True) -> None:
+    def __init__(self, *args: str, acks: bool = True, stdin=subprocess.DEVNULL) -> None:
         environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
         self.process = subprocess.Popen([sys.executable, "-P", "-m", "bdemu", "run", "--gdb", "127.0.0.1:0", *args],
-                                        cwd=ROOT, env=environment, stdin=subprocess.DEVNULL,
+                                        cwd=ROOT, env=environment, stdin=stdin,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = self.process.stderr.readline().decode()
         found = re.search(r"waiting for a connection on 127\.0\.0\.1:(\d+)", line)

@@ -240,6 +240,34 @@ def test_an_exec_is_reported_to_a_client_that_asks(tmp_path):
     assert status == 0 and b"Hello from bdemu!" in out
 
 
+READ_STDIN_THEN_EXIT = """
+    sub rsp, 64
+    xor edi, edi
+    mov rsi, rsp
+    mov edx, 64
+    xor eax, eax
+    syscall
+    mov rdi, rax
+    mov eax, 60
+    syscall
+"""
+
+
+def test_an_interrupt_stops_a_guest_blocked_in_a_syscall_which_then_runs_again(tmp_path):
+    session = Session(write_elf(tmp_path, "x86_64", READ_STDIN_THEN_EXIT), stdin=subprocess.PIPE)
+    session.send("c")
+    time.sleep(0.5)  # blocked in read(0, ...)
+    session.sock.sendall(b"\x03")
+    assert session.receive()[:3] == b"T02"
+    registers = session.read_registers("little")
+    assert session.read_memory(registers["rip"], 2) == b"\x0f\x05"  # back on the syscall instruction
+    assert registers["rax"] == 0 and registers["rdx"] == 64  # read's number and arguments, as they were
+    session.process.stdin.write(b"seven!\n")
+    session.process.stdin.flush()
+    assert session.ask("c") == b"W07"  # the read ran again and got the 7 bytes
+    assert session.close()[0] == 7
+
+
 def test_a_fault_is_shown_before_the_guest_dies():
     session = Session(sample("x86_64", "crash"), "segv")
     assert session.ask("c")[:3] == b"T0b"  # GDB's SIGSEGV

@@ -85,6 +85,7 @@ class GdbServer:
         self._quiet = os.pipe()
         self._auxv = b""
         self._exec_events = False  # the client wants exec stops (qSupported exec-events+)
+        self._rewind: dict[str, int] | None = None  # a syscall to run again (restart_syscall)
         self._files = HostFiles(emu.vfs)
         #: Syscall numbers `catch syscall` stops at ("all": every one; empty: none).
         self.catching: frozenset[int] | str = frozenset()
@@ -132,6 +133,17 @@ class GdbServer:
             self._watcher.start()
         return count
 
+    @property
+    def interrupted(self) -> bool:
+        """The client asked to stop (Ctrl-C) and the guest has not stopped yet."""
+        return self._stop is not None and self._stop[0] == SIGINT
+
+    def restart_syscall(self, saved: dict[str, int]) -> None:
+        """From the syscall trap: the blocking syscall gave way to the client's stop (DebuggerStop);
+        once the engine has stopped past it, `stopped` puts the guest back on its instruction."""
+        self._rewind = saved
+        self.emu._stops.request("debugger")
+
     def exec_done(self) -> None:
         """The guest replaced its program (execve): breakpoints meant the old one; a client that
         takes exec events is told at the next safe point (`resume`) and reloads symbols."""
@@ -148,6 +160,10 @@ class GdbServer:
         if self.conn is None:
             return False
         self._quieten()
+        if self._rewind is not None:
+            from ..linux.sigdelivery import rewind_to_syscall
+            saved, self._rewind = self._rewind, None
+            rewind_to_syscall(self.emu.kernel, saved)
         if self._stepping:
             self._stepping = False
             self._stop = self._stop or (SIGTRAP, b"")

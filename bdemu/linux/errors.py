@@ -31,6 +31,11 @@ class GuestSignal(Exception):
         self.fault = fault
 
 
+class DebuggerStop(Exception):
+    """A blocking syscall gives way to a debugger's stop (gdb's Ctrl-C): it runs again, from its
+    instruction, when the debugger resumes the guest (as a ptrace stop restarts it on Linux)."""
+
+
 class StopRun(Exception):
     """A blocking syscall noticed a host stop request or the --timeout deadline: end the run."""
 

@@ -21,7 +21,7 @@ from ..cpu import Arch
 from . import chroot, clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401
 from . import ioctl, ipc, itimer, locks, mm, msg, pidfd, poll, process, sem, shm, signals  # noqa: F401
 from . import sigdelivery, signalfd, sigqueue, sockets, sockmsg, splice, statfs, timerfd, xattr  # noqa: F401
-from .errors import SyscallError, WouldBlock
+from .errors import DebuggerStop, SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .hostsignals import HostSignals
@@ -267,6 +267,9 @@ class Kernel:
             return function(self, *[read_arg(i) for i in arg_ids[:count]])
         except signals.Interrupted:
             return sigdelivery.note_interrupted(self, self.name_of(number))
+        except DebuggerStop:
+            self.emu.debugger.restart_syscall(sigdelivery.restart_point(self, self.name_of(number))[1])
+            return -errno.EINTR  # (written, then undone by the rewind)
         except SyscallError as error:
             return -error.code
         except OSError as error:
@@ -331,6 +334,9 @@ class Kernel:
         """
         self.emu.check_stop()
         self.signals.check_interrupt()
+        debugger = self.emu.debugger
+        if debugger is not None and debugger.interrupted and self.threads.alone:
+            raise DebuggerStop()
         if self.signalfds:
             signalfd.sync(self)
         return WAIT_SLICE if remaining is None else max(0.0, min(WAIT_SLICE, remaining))

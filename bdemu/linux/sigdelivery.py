@@ -84,8 +84,14 @@ def _restart(k, flags: int) -> None:
     interrupted, k.signals.interrupted = k.signals.interrupted, None
     if interrupted is None or interrupted[0] is not k.threads.current or not flags & SA_RESTART:
         return
+    rewind_to_syscall(k, interrupted[1])
+
+
+def rewind_to_syscall(k, saved: dict[str, int]) -> None:
+    """After a syscall that gave way (emu_start returned past its instruction): put back the
+    registers its result overwrote (`restart_point`) and the pc on the instruction, to run it again."""
     emu, abi = k.emu, k.arch.syscall
-    for name, value in interrupted[1].items():
+    for name, value in saved.items():
         emu.regs.set_reg(name, value)
     size = abi.insn_size if isinstance(abi.insn_size, int) else abi.insn_size(emu.regs)
     emu.regs.set_reg(k.arch.pc, emu.regs.reg(k.arch.pc) - size)
