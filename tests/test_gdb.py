@@ -327,9 +327,11 @@ def test_the_real_gdb_steps_and_runs_the_guest(isa):
         pytest.skip("no gdb for this ISA on this machine (the protocol client above covers the stub)")
     guest = sample(isa, "hello")
     entry = Emulator(str(ROOT / guest)).pc
-    server = subprocess.Popen([sys.executable, "-m", "bdemu", "run", "--gdb", "127.0.0.1:0", guest], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    port = server.stderr.readline().decode().rsplit(":", 1)[1].strip()
+    server = subprocess.Popen([sys.executable, "-P", "-m", "bdemu", "run", "--gdb", "127.0.0.1:0", guest], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # -P: the installed bdemu
+    line = server.stderr.readline().decode()
+    assert "waiting for a connection on 127.0.0.1:" in line, line
+    port = line.rsplit(":", 1)[1].strip()
     done = subprocess.run([REAL_GDB[isa], "-nx", "-q", "-batch", "-ex", f"target remote 127.0.0.1:{port}",
                            "-ex", "p/x $pc", "-ex", "stepi", "-ex", "x/2xb $pc", "-ex", "continue"],
                           capture_output=True, timeout=60)
