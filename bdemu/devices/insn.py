@@ -9,7 +9,7 @@ the CPU's undefined-instruction exception, which arrives through the
 emulator's interrupt hook that exists anyway (32-bit ARM: Unicorn's
 invalid-instruction hook), so no per-instruction hook is installed. Any other
 undefined instruction still ends in SIGILL. MIPS uses `syscall` with a code
-(see bdemu/cpu/mipsel.py): Unicorn reports no pc for its other exceptions.
+(see bdemu/cpu/mips.py): Unicorn reports no pc for its other exceptions.
 """
 from __future__ import annotations
 
