@@ -646,3 +646,4 @@ def test_arm_clone3_thread_and_join(tmp_path):
     """)
     result = _run(guest)
     assert (result.exit_code, result.reason) == (192, "exit"), result.message  # sp = stack + 64
+

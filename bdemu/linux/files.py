@@ -189,9 +189,9 @@ def sys_close_range(k, first, last, flags):
 
 @syscall("fd", "buf_out", "size")
 def sys_read(k, fd, buf, count):
-    host_fd = k.fds.get(k.signed32(fd)).host_fd
-    k.wait_readable(host_fd)
-    data = os.read(host_fd, k.io_size(buf, count, MAX_IO))
+    file = k.fds.get(k.signed32(fd))
+    k.wait_readable(file.host_fd)
+    data = file.swapped(os.read(file.host_fd, k.io_size(buf, count, MAX_IO)), k.byteorder)
     k.write(buf, data)
     return len(data)
 
@@ -199,9 +199,8 @@ def sys_read(k, fd, buf, count):
 @syscall("fd", "buf_in", "size")
 def sys_write(k, fd, buf, count):
     file = k.fds.get(k.signed32(fd))
-    if k.threads.alone:
-        return os.write(file.host_fd, k.read(buf, min(count, MAX_IO)))
-    return _write_between_threads(k, file.host_fd, k.read(buf, min(count, MAX_IO)))
+    data = file.swapped(k.read(buf, min(count, MAX_IO)), k.byteorder)
+    return os.write(file.host_fd, data) if k.threads.alone else _write_between_threads(k, file.host_fd, data)
 
 
 def _write_between_threads(k, host_fd: int, data: bytes) -> int:
@@ -259,7 +258,7 @@ def sys_readv(k, fd, iov, count):
     for base, length in _iovecs(k, iov, count):
         if not length:
             continue
-        data = os.read(file.host_fd, k.io_size(base, length, MAX_IO))
+        data = file.swapped(os.read(file.host_fd, k.io_size(base, length, MAX_IO)), k.byteorder)
         k.write(base, data)
         total += len(data)
         if len(data) < length:
@@ -277,7 +276,7 @@ def sys_writev(k, fd, iov, count):
         total += len(piece)
         if total >= MAX_IO:
             break
-    data = b"".join(pieces)
+    data = file.swapped(b"".join(pieces), k.byteorder)
     if not data:
         return 0
     return os.write(file.host_fd, data) if k.threads.alone else _write_between_threads(k, file.host_fd, data)
@@ -320,7 +319,7 @@ def sys_dup2(k, old, new):
     source = k.fds.get(old)
     if old == new:
         return new
-    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, False, source.node))
+    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, False, source.node, records=source.records))
     return new
 
 
@@ -331,7 +330,8 @@ def sys_dup3(k, old, new, flags):
         raise SyscallError(errno.EINVAL)
     source = k.fds.get(old)
     cloexec = bool(flags & open_flags(k)["O_CLOEXEC"])
-    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, cloexec, source.node))
+    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, cloexec, source.node,
+                              records=source.records))
     return new
 
 
