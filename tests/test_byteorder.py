@@ -2,6 +2,14 @@
 data in its own byte order, each test run on both MIPS byte orders with keystone-assembled guests."""
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+
 import pytest
 
 from bdemu import Emulator
@@ -119,3 +127,38 @@ def test_inotify_event_fields_in_guest_byte_order(isa, tmp_path):
     """)
     result = _run(guest, cwd=str(tmp_path))
     assert (result.exit_code, result.reason) == (7, "exit"), result.message
+
+
+@pytest.mark.parametrize("isa", MIPS)
+def test_terminal_window_size_in_guest_byte_order(isa, tmp_path):
+    """TIOCGWINSZ's struct winsize (four unsigned shorts) on a terminal of 40 rows and 100
+    columns: the guest reads ws_row = 40 and ws_col = 100 as halfwords. Exit status: rows + 100 *
+    (columns == 100)."""
+    numbers = _numbers(isa)
+    guest = write_elf(tmp_path, isa, f"""
+        addiu $sp, $sp, -32
+        move $a0, $zero
+        lui $a1, 0x4008
+        ori $a1, $a1, 0x7468
+        move $a2, $sp
+        addiu $v0, $zero, {numbers['ioctl']}
+        syscall
+        lhu $s0, 0($sp)
+        lhu $t0, 2($sp)
+        xori $t0, $t0, 100
+        sltiu $t0, $t0, 1
+        addiu $t1, $zero, 100
+        mul $t0, $t0, $t1
+        addu $a0, $s0, $t0
+        addiu $v0, $zero, {numbers['exit_group']}
+        syscall
+    """)
+    controller, terminal = pty.openpty()
+    try:
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("@4H", 40, 100, 0, 0))
+        done = subprocess.run([sys.executable, "-P", "-m", "bdemu", "run", guest], stdin=terminal,
+                              capture_output=True, timeout=60, env={**os.environ})
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert done.returncode == 140, done.stderr

@@ -17,7 +17,6 @@ import errno
 import os
 import socket
 import stat
-import sys
 from dataclasses import dataclass, field
 
 from .errors import SyscallError
@@ -109,13 +108,6 @@ def option_kind(k, level: int, option: int) -> tuple[int, int, str]:
     kind = "timeval" if name in TIMEVAL_OLD else "timeval64" if name in TIMEVAL_NEW else (
         "raw" if name in RAW_OPTIONS else "ints" if name in INT_STRUCT_OPTIONS else "int")
     return socket.SOL_SOCKET, host, kind
-
-
-def swap_ints(k, raw: bytes) -> bytes:
-    """4-byte ints between the guest's byte order and the host's (the same bytes when they agree)."""
-    if k.byteorder == sys.byteorder:
-        return raw
-    return b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw) - 3, 4)) + raw[len(raw) & ~3:]
 
 
 # -- sockaddr -----------------------------------------------------------------------------------

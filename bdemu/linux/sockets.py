@@ -17,6 +17,7 @@ import os
 import select
 import socket
 import struct
+import sys
 import time
 
 from .errors import SyscallError
@@ -32,7 +33,6 @@ from .sockabi import (
     guest_address,
     option_kind,
     read_sockaddr,
-    swap_ints,
     unix_bind_target,
     unix_connect_target,
     write_sockaddr,
@@ -266,7 +266,12 @@ def _raw_name(k, host: int, address: int, length: int, host_call) -> int:
     size = ctypes.c_uint32(128)
     if host_call(host, buffer, ctypes.byref(size)) < 0:
         raise SyscallError(ctypes.get_errno() or errno.EINVAL)
-    write_sockaddr(k, address, length, buffer.raw[:size.value])
+    raw = bytearray(buffer.raw[:size.value])
+    family = int.from_bytes(raw[:2], sys.byteorder)  # the host's sockaddr: host byte order
+    raw[:2] = family.to_bytes(2, k.byteorder)
+    if family == socket.AF_NETLINK:
+        raw[4:12] = k.swap_ints(bytes(raw[4:12]))  # nl_pid, nl_groups
+    write_sockaddr(k, address, length, bytes(raw))
     return 0
 
 
@@ -409,7 +414,7 @@ def sys_setsockopt(k, fd, level, option, value, length):
             seconds, micros = (int.from_bytes(raw[i:i + size], k.byteorder, signed=True) for i in (0, size))
             sock.setsockopt(host_level, host_option, struct.pack("ll", seconds, micros))
         elif kind == "ints" or kind == "level" and len(raw) == 4:
-            sock.setsockopt(host_level, host_option, swap_ints(k, raw))
+            sock.setsockopt(host_level, host_option, k.swap_ints(raw))
         else:
             sock.setsockopt(host_level, host_option, raw)
     return 0
@@ -436,7 +441,7 @@ def sys_getsockopt(k, fd, level, option, value, length_address):
         else:
             data = sock.getsockopt(host_level, host_option, max(room, 1))
             if kind == "ints" or kind == "level" and len(data) == 4:
-                data = swap_ints(k, data)
+                data = k.swap_ints(data)
     k.write(value, data[:room])
     k.write_int(length_address, min(room, len(data)))
     return 0
