@@ -26,9 +26,11 @@ ISAS = {
     "i386": ("x86-linux-musl", []),
     "arm": ("arm-linux-musleabihf", []),
     "riscv64": ("riscv64-linux-musl", []),
-    # zig provides musl for mipsel only as musleabi (soft-float, MIPS32r2). -fPIC: musl's
-    # assembly entry points (sigsetjmp) derive $gp from $t9, which only PIC callers set.
+    # zig provides musl for MIPS32 as musleabi (soft-float, MIPS32r2), as firmware usually is.
+    # -fPIC: musl's assembly entry points (sigsetjmp) derive $gp from $t9, which only PIC
+    # callers set.
     "mipsel": ("mipsel-linux-musleabi", ["-fPIC"]),
+    "mips": ("mips-linux-musleabi", ["-fPIC"]),
 }
 
 CFLAGS = [

@@ -4,7 +4,7 @@
     python samples/make_expected.py [--isa NAME ...] [--case NAME ...] [--check]
 
 x86_64 and i386 run natively; the others under qemu-user (qemu-aarch64,
-qemu-arm, qemu-riscv64, qemu-mipsel).  Each case runs with:
+qemu-arm, qemu-riscv64, qemu-mipsel, qemu-mips).  Each case runs with:
   - cwd = the repository root and GUEST = "samples/bin/<isa>/<sample>"
     (relative), which is also the guest's argv[0], so `hello` prints it;
   - environment {"PATH": "/usr/bin:/bin"} plus the case's "env";
@@ -40,11 +40,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 EXPECTED = ROOT / "tests" / "expected"
-ISAS = ["x86_64", "i386", "aarch64", "arm", "riscv64", "mipsel"]
+ISAS = ["x86_64", "i386", "aarch64", "arm", "riscv64", "mipsel", "mips"]
 RUNNER = {
     "x86_64": [], "i386": [],
     "aarch64": ["qemu-aarch64"], "arm": ["qemu-arm"],
-    "riscv64": ["qemu-riscv64"], "mipsel": ["qemu-mipsel"],
+    "riscv64": ["qemu-riscv64"], "mipsel": ["qemu-mipsel"], "mips": ["qemu-mips"],
 }
 BASE_ENV = {"PATH": "/usr/bin:/bin"}
 TIMEOUT = 300
@@ -61,7 +61,7 @@ QEMU_NOISE = re.compile(r"^qemu: uncaught target signal [^\n]*\n", re.M)
 
 
 def guest_signal(isa, host_sig):
-    if isa == "mipsel":
+    if isa in ("mips", "mipsel"):
         name = signal.Signals(host_sig).name
         return MIPS_SIGNALS.get(name, host_sig)
     return host_sig

@@ -21,7 +21,7 @@ SOURCES = {
     "aarch64": ("any-linux-any/asm-generic/unistd.h", 0, 64),
     "riscv64": ("any-linux-any/asm-generic/unistd.h", 0, 64),
     "arm": ("arm-linux-any/asm/unistd-eabi.h", 0, 32),
-    "mipsel": ("mips-linux-any/asm/unistd_o32.h", 0, 32),
+    "mips": ("mips-linux-any/asm/unistd_o32.h", 0, 32),  # o32: mips and mipsel share it
 }
 # Per-ISA extras the generic header hides behind #ifdefs or arch headers.
 EXTRAS = {

@@ -21,7 +21,7 @@ def assemble(isa: str, source: str, thumb: bool = False) -> bytes:
 
 
 def make_elf(isa: str, source: str, thumb: bool = False) -> bytes:
-    """A little-endian ET_EXEC of the ISA's class whose code (at BASE+0x1000) is `source`.
+    """An ET_EXEC of the ISA's class and byte order whose code (at BASE+0x1000) is `source`.
 
     `thumb` assembles ARM Thumb code and sets bit 0 of the entry point, as a linker does.
     """
@@ -33,14 +33,15 @@ def elf_with_code(isa: str, code: bytes, thumb: bool = False) -> bytes:
     arch = by_name(isa)
     entry = BASE + 0x1000 + int(thumb)
     size = 0x1000 + len(code)
+    end, data = ("<", 1) if arch.byteorder == "little" else (">", 2)
     if arch.bits == 64:
-        header = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, bytes(7), 2,
+        header = struct.pack(end + "4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, data, 1, 0, 0, bytes(7), 2,
                              arch.elf_machine, 1, entry, 64, 0, 0, 64, 56, 1, 0, 0, 0)
-        segment = struct.pack("<IIQQQQQQ", 1, 5, 0, BASE, BASE, size, size, 0x1000)
+        segment = struct.pack(end + "IIQQQQQQ", 1, 5, 0, BASE, BASE, size, size, 0x1000)
     else:
-        header = struct.pack("<4sBBBBB7sHHIIIIIHHHHHH", b"\x7fELF", 1, 1, 1, 0, 0, bytes(7), 2,
+        header = struct.pack(end + "4sBBBBB7sHHIIIIIHHHHHH", b"\x7fELF", 1, data, 1, 0, 0, bytes(7), 2,
                              arch.elf_machine, 1, entry, 52, 0, 0, 52, 32, 1, 0, 0, 0)
-        segment = struct.pack("<IIIIIIII", 1, 0, BASE, BASE, size, size, 5, 0x1000)
+        segment = struct.pack(end + "IIIIIIII", 1, 0, BASE, BASE, size, size, 5, 0x1000)
     return (header + segment).ljust(0x1000, b"\0") + code
 
 

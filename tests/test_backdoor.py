@@ -9,6 +9,7 @@ import re
 import pytest
 
 from bdemu import Emulator, Plugin
+from bdemu.cpu import by_name
 from bdemu.errors import UsageError
 
 from conftest import ISAS, ROOT, run_bdemu, sample
@@ -31,18 +32,19 @@ class PingPong(Plugin):
     def on_backdoor(self, emu, cmd, data):
         self.cmds.append(cmd)
         self.window_len = len(data)
+        order = emu.arch.byteorder  # the guest reads its uint64_t answers in its own byte order
         if cmd == 0xD0E:
             data[1] = data[0] ^ data[len(data) - 1]
         elif cmd == 0xCAFE:
-            data[8:16] = (int.from_bytes(data[0:8], "little") + 1).to_bytes(8, "little")
+            data[8:16] = (int.from_bytes(data[0:8], order) + 1).to_bytes(8, order)
         elif cmd == 0xA11A5:
             data[2] = 0x42
         elif 1 <= cmd <= 100000:
             pattern = bytes(data[0:64])
             if pattern != bytes((cmd * 7 + i) & 0xFF for i in range(64)):
                 self.bad_patterns += 1
-            data[64:72] = ((cmd * 1000003 + sum(pattern)) & (2**64 - 1)).to_bytes(8, "little")
-            data[72:80] = (~cmd & (2**64 - 1)).to_bytes(8, "little")
+            data[64:72] = ((cmd * 1000003 + sum(pattern)) & (2**64 - 1)).to_bytes(8, order)
+            data[72:80] = (~cmd & (2**64 - 1)).to_bytes(8, order)
 
     def on_backdoor_i8(self, emu, i8):
         return i8 + 1
@@ -75,14 +77,16 @@ def test_pingpong_1000_calls(isa, name):
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_control_reads_fold_modulo_8(isa):
-    """Reads of 1/2/4/8 bytes at offset o return DATA_SIZE's bytes from o % 8 on, wrapping."""
+    """Reads of 1/2/4/8 bytes at offset o return DATA_SIZE's bytes from o % 8 on, wrapping, in the
+    guest's byte order."""
     result, _ = run(isa, "backdoor_regs", backdoor_pages=3)
     out = result.stdout.decode()
-    size = (3 * 4096).to_bytes(8, "little") * 2
+    order = by_name(isa).byteorder
+    size = (3 * 4096).to_bytes(8, order) * 2
 
     def value(offset, n):
         o = offset % 8
-        return int.from_bytes(size[o:o + n], "little")
+        return int.from_bytes(size[o:o + n], order)
     for o in range(8):
         expected = f"read o={o}: {value(o, 1):02x} {value(o, 2):04x} {value(o, 4):08x} {value(o, 8):016x}"
         assert expected in out, out
@@ -93,12 +97,15 @@ def test_control_reads_fold_modulo_8(isa):
 @pytest.mark.parametrize("isa", ISAS)
 def test_command_writes_of_every_shape(isa):
     """8-byte, 2x4-byte, 8x1-byte and 4x2-byte command writes call once each, after the write that
-    ends on an 8-byte boundary; so do writes at page offsets 0, 16 and 4088."""
+    ends on an 8-byte boundary; so do writes at page offsets 0, 16 and 4088. CMD is its 8 bytes
+    read in the guest's byte order (little endian: 0x3333333322222222 for the two halves)."""
     result, plugin = run(isa, "backdoor_regs")
     assert result.exit_code == 0
-    assert plugin.cmds == [0x1111111111111111, 0x3333333322222222, 0x4746454443424140,
-                           0x5555555555555555, 0x6666666666666666, 0x7777777777777777,
-                           0x8883888288818880, 0x9999999988818880]
+    order = by_name(isa).byteorder
+    halves = b"".join((0x8880 + i).to_bytes(2, order) for i in range(4))
+    stored = [bytes([0x11] * 8), bytes([0x22] * 4 + [0x33] * 4), bytes(range(0x40, 0x48)), bytes([0x55] * 8),
+              bytes([0x66] * 8), bytes([0x77] * 8), halves, halves[:4] + bytes([0x99] * 4)]
+    assert plugin.cmds == [int.from_bytes(cmd, order) for cmd in stored]
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -239,7 +246,8 @@ def test_seed_guest_user_mode_path(isa, tmp_path):
     out, err = proc.stdout.decode(), proc.stderr.decode()
     assert proc.returncode == 0, err
     assert "sending cmd: 0xcafe data: 0xbabe" in out and "reply: 0x0" in out  # nobody answers
-    assert re.search(r"backdoor: mmio cmd=0xcafe data=beba000000000000\S* pc=0x", err), err
+    data = (0xBABE).to_bytes(8, by_name(isa).byteorder).hex()  # the guest's uint64_t
+    assert re.search(rf"backdoor: mmio cmd=0xcafe data={data}\S* pc=0x", err), err
     assert "backdoor: 2 calls (mmio=1 i8=1 i8_v32=0)" in err
 
 

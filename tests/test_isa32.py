@@ -74,11 +74,12 @@ PWRITE64 = {
         movw r7, #{exit_group}
         svc #0
     """,
-    # o32: a3 is padding, the offset is the 5th and 6th argument words at sp+16 and sp+20.
+    # o32: a3 is padding, the offset is the 5th and 6th argument words at sp+16 and sp+20, in
+    # memory order (the low word first on mipsel, the high word first on mips).
     "mipsel": """
         addiu $sp, $sp, -32
-        lui $t0, 0x0074
-        ori $t0, $t0, 0x756f
+        lui $t0, {path_high}
+        ori $t0, $t0, {path_low}
         sw $t0, 24($sp)
         lui $t0, 0x5a5a
         ori $t0, $t0, 0x5a5a
@@ -93,9 +94,9 @@ PWRITE64 = {
         addiu $a1, $sp, 28
         addiu $a2, $zero, 4
         addiu $a3, $zero, 0xee
-        addiu $t0, $zero, 3
+        addiu $t0, $zero, {offset_first}
         sw $t0, 16($sp)
-        addiu $t0, $zero, 1
+        addiu $t0, $zero, {offset_second}
         sw $t0, 20($sp)
         addiu $v0, $zero, {pwrite64}
         syscall
@@ -106,10 +107,22 @@ PWRITE64 = {
 }
 
 
+PWRITE64["mips"] = PWRITE64["mipsel"]
+MIPS = ["mipsel", "mips"]
+
+
+def _memory_words(isa: str) -> dict[str, int]:
+    """The path "out" as one word, and OFFSET's words in memory order, as the ISA stores them."""
+    order = by_name(isa).byteorder
+    path = int.from_bytes(b"out\0", order)
+    first, second = (OFFSET & 0xFFFFFFFF, OFFSET >> 32)[::1 if order == "little" else -1]
+    return {"path_high": path >> 16, "path_low": path & 0xFFFF, "offset_first": first, "offset_second": second}
+
+
 @pytest.mark.parametrize("isa", sorted(PWRITE64))
 def test_64bit_argument_in_register_pair(isa, tmp_path):
     """pwrite64's offset arrives whole: both halves, the ABI's pair alignment, MIPS stack words."""
-    guest = write_elf(tmp_path, isa, PWRITE64[isa].format(**_numbers(isa)))
+    guest = write_elf(tmp_path, isa, PWRITE64[isa].format(**_numbers(isa), **_memory_words(isa)))
     result = _run(guest, cwd=str(tmp_path))
     assert (result.exit_code, result.reason) == (4, "exit"), result.message
     out = tmp_path / "out"
@@ -119,10 +132,11 @@ def test_64bit_argument_in_register_pair(isa, tmp_path):
         assert handle.read(5) == b"\0ZZZZ"
 
 
-def test_mips_error_flag_and_errno(tmp_path):
+@pytest.mark.parametrize("isa", MIPS)
+def test_mips_error_flag_and_errno(isa, tmp_path):
     """MIPS: a failing syscall sets a3 = 1 and v0 = the MIPS errno (ENOSYS 89); success clears a3."""
-    numbers = _numbers("mipsel")
-    guest = write_elf(tmp_path, "mipsel", f"""
+    numbers = _numbers(isa)
+    guest = write_elf(tmp_path, isa, f"""
         addiu $a3, $zero, 0
         addiu $v0, $zero, 4999
         syscall
@@ -264,11 +278,12 @@ def test_arm_other_undefined_instruction_is_sigill(tmp_path):
     assert plugin.calls == []
 
 
-def test_mips_backdoor_instruction(tmp_path):
+@pytest.mark.parametrize("isa", MIPS)
+def test_mips_backdoor_instruction(isa, tmp_path):
     """`syscall 0xbd01` with v0 = leaf, a0 = v32: v0 = the answer; a plain `syscall` with the same
     v0 stays a syscall (ENOSYS), as on Linux."""
-    exit_group = _numbers("mipsel")["exit_group"]
-    guest = write_elf(tmp_path, "mipsel", f"""
+    exit_group = _numbers(isa)["exit_group"]
+    guest = write_elf(tmp_path, isa, f"""
         lui $v0, 0x4000
         ori $v0, $v0, 0x1105
         addiu $a0, $zero, 0x30
@@ -507,12 +522,13 @@ def test_i386_clone_settls_installs_user_desc_per_thread(tmp_path, capfd, valid)
         assert (result.exit_code, result.reason, len(warnings)) == (11 + 11 + 11, "exit", 1), result.message
 
 
-def test_mips_thread_futex_timeout_is_mips_errno(tmp_path):
+@pytest.mark.parametrize("isa", MIPS)
+def test_mips_thread_futex_timeout_is_mips_errno(isa, tmp_path):
     """MIPS clone takes tls fourth (a3) and the child tid pointer from the stack; a thread's futex
     wait that times out while another thread waits resumes with a3 = 1 and v0 = MIPS ETIMEDOUT (145);
     the child starts with CLONE_SETTLS's value in UserLocal (rdhwr $29)."""
-    numbers = _numbers("mipsel")
-    guest = write_elf(tmp_path, "mipsel", f"""
+    numbers = _numbers(isa)
+    guest = write_elf(tmp_path, isa, f"""
         addiu $sp, $sp, -256
         move $s0, $sp
         sw $zero, 64($s0)
@@ -630,3 +646,4 @@ def test_arm_clone3_thread_and_join(tmp_path):
     """)
     result = _run(guest)
     assert (result.exit_code, result.reason) == (192, "exit"), result.message  # sp = stack + 64
+

@@ -41,15 +41,21 @@ def traced_and_exact(isa: str, tmp_path, name: str = "hello") -> tuple[list[str]
 
 
 def executable_ranges(path) -> list[tuple[int, int]]:
-    """PT_LOAD segments with PF_X, read straight from the ELF64 program headers."""
+    """PT_LOAD segments with PF_X, read straight from the ELF program headers (either class and
+    byte order)."""
     data = (ROOT / path).read_bytes()
-    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1
-    phoff, = struct.unpack_from("<Q", data, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    assert data[:4] == b"\x7fELF" and data[4] in (1, 2) and data[5] in (1, 2)
+    end, wide = "<" if data[5] == 1 else ">", data[4] == 2
+    phoff, = struct.unpack_from(end + ("Q" if wide else "I"), data, 0x20 if wide else 0x1C)
+    phentsize, phnum = struct.unpack_from(end + "HH", data, 0x36 if wide else 0x2A)
     ranges = []
     for i in range(phnum):
-        p_type, p_flags, _off, vaddr, _paddr, _filesz, memsz, _align = struct.unpack_from(
-            "<IIQQQQQQ", data, phoff + i * phentsize)
+        if wide:
+            p_type, p_flags, _off, vaddr, _paddr, _filesz, memsz, _align = struct.unpack_from(
+                end + "IIQQQQQQ", data, phoff + i * phentsize)
+        else:
+            p_type, _off, vaddr, _paddr, _filesz, memsz, p_flags, _align = struct.unpack_from(
+                end + "IIIIIIII", data, phoff + i * phentsize)
         if p_type == 1 and p_flags & 1:
             ranges.append((vaddr, vaddr + memsz))
     return ranges
@@ -75,7 +81,7 @@ def read_drcov(path) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, i
     return modules, [struct.unpack_from("<IHH", rest, 8 * i) for i in range(blocks_count)]
 
 
-@pytest.mark.parametrize("isa", ["x86_64", "aarch64", "riscv64"])
+@pytest.mark.parametrize("isa", ["x86_64", "aarch64", "riscv64", "mips"])
 def test_trace_counts_every_instruction_exactly(isa, tmp_path):
     lines, exact = traced_and_exact(isa, tmp_path)
     assert len(lines) == exact
@@ -106,7 +112,7 @@ def test_trace_options_bytes_limit_range_regs(tmp_path):
     assert len(regs.splitlines()) == 20 and "rdi=0x" in regs  # `mov rdi, rsp` is the second insn
 
 
-@pytest.mark.parametrize("isa", ["x86_64", "aarch64", "riscv64"])
+@pytest.mark.parametrize("isa", ["x86_64", "aarch64", "riscv64", "mips"])
 def test_insncount_agrees_with_trace(isa, tmp_path):
     done = run_bdemu("run", "-p", "insncount", "-p", "trace", sample(isa, "hello"))
     text = done.stderr.decode().splitlines()

@@ -16,6 +16,7 @@ from conftest import ISAS, ROOT, run_bdemu, sample
 from elfgen import BASE, write_elf
 
 WITH_FRAME = [name for name in ISAS if by_name(name).signal_frame is not None]
+MIPS = ["mipsel", "mips"]
 
 
 def test_signals_case_covers_every_isa_with_a_frame():
@@ -57,7 +58,7 @@ handler:
     sltiu $t1, $t1, 1
     sll $t1, $t1, 3
     or $t0, $t0, $t1
-    lw $t2, 168($a2)
+    lw $t2, {s0_slot}($a2)
     xori $t1, $t2, 0x1234
     sltiu $t1, $t1, 1
     sll $t1, $t1, 4
@@ -71,7 +72,7 @@ handler:
     sltiu $t1, $t1, 1
     sll $t1, $t1, 6
     or $t0, $t0, $t1
-    sw $t0, 176($a2)
+    sw $t0, {s1_slot}($a2)
     jr $ra
     nop
 main:
@@ -104,12 +105,16 @@ main:
 """
 
 
-def test_mips_handler_gets_the_o32_frame(tmp_path):
+@pytest.mark.parametrize("isa_name", MIPS)
+def test_mips_handler_gets_the_o32_frame(isa_name, tmp_path):
     """MIPS o32: t9 = the handler (PIC code derives gp from it), a0 = SIGUSR1 (16), siginfo
-    with si_code before si_errno, sc_regs as 64-bit slots, ra = the rt_sigreturn trampoline,
-    sp = the frame (siginfo 24 bytes in); the handler's edit of sc_regs[17] survives."""
-    numbers = by_name("mipsel").syscall_by_name
-    guest = write_elf(tmp_path, "mipsel", MIPS_HANDLER_PROBE.format(handler=BASE + 0x1008, **numbers))
+    with si_code before si_errno, sc_regs as 64-bit slots (a register in the slot's low half: its
+    second word on big endian), ra = the rt_sigreturn trampoline, sp = the frame (siginfo 24
+    bytes in); the handler's edit of sc_regs[17] survives."""
+    numbers = by_name(isa_name).syscall_by_name
+    low = 4 if by_name(isa_name).byteorder == "big" else 0
+    guest = write_elf(tmp_path, isa_name, MIPS_HANDLER_PROBE.format(
+        handler=BASE + 0x1008, s0_slot=24 + 16 + 8 * 16 + low, s1_slot=24 + 16 + 8 * 17 + low, **numbers))
     done = run_bdemu("run", "--timeout", "20", guest)
     assert done.returncode == 0x7F, done.stderr.decode()
 
@@ -141,7 +146,7 @@ def test_host_sigusr1_runs_the_guest_handler(isa_name, mode):
     assert (out, status) == (b"handled: usr1=1 term=0\n", 3), err.decode()
 
 
-@pytest.mark.parametrize("isa_name", ["x86_64", "mipsel"])
+@pytest.mark.parametrize("isa_name", ["x86_64", *MIPS])
 def test_host_signal_blocked_by_the_guest_stays_pending(isa_name):
     """A host SIGUSR1 the guest blocks shows in sigpending and runs the handler once unblocked."""
     out, err, status = _run_and_signal(isa_name, "blocked", signal.SIGUSR1)
@@ -149,14 +154,14 @@ def test_host_signal_blocked_by_the_guest_stays_pending(isa_name):
     assert status == 3
 
 
-@pytest.mark.parametrize("isa_name", ["x86_64", "mipsel"])
+@pytest.mark.parametrize("isa_name", ["x86_64", *MIPS])
 def test_host_sigterm_goes_to_a_guest_handler(isa_name):
     """With a guest SIGTERM handler, SIGTERM is the guest's, not a stop of the run (143)."""
     out, err, status = _run_and_signal(isa_name, "wait", signal.SIGTERM)
     assert (out, status) == (b"handled: usr1=0 term=1\n", 3), err.decode()
 
 
-@pytest.mark.parametrize("isa_name", ["x86_64", "mipsel"])
+@pytest.mark.parametrize("isa_name", ["x86_64", *MIPS])
 def test_host_signals_without_guest_handler_take_their_default_action(isa_name):
     """No handler: SIGUSR1 kills the guest (128 + the guest's number: 16 on MIPS) with a
     one-line report; SIGTERM still stops the run with 143."""
@@ -233,9 +238,11 @@ MIPS_SIGSET_PROBE = """
 """
 
 
-def test_mips_sigprocmask_uses_the_16_byte_sigset(tmp_path):
-    numbers = by_name("mipsel").syscall_by_name
-    guest = write_elf(tmp_path, "mipsel", MIPS_SIGSET_PROBE.format(**numbers))
+@pytest.mark.parametrize("isa_name", MIPS)
+def test_mips_sigprocmask_uses_the_16_byte_sigset(isa_name, tmp_path):
+    """The sigset is an array of four 32-bit words, each in the guest's byte order."""
+    numbers = by_name(isa_name).syscall_by_name
+    guest = write_elf(tmp_path, isa_name, MIPS_SIGSET_PROBE.format(**numbers))
     done = run_bdemu("run", "--timeout", "20", guest)
     assert done.returncode == 0b111, done.stderr.decode()
 

@@ -42,8 +42,8 @@ MEM_BUFFER = ctypes.cast(_lib.bd_mem_buffer, ctypes.c_void_p).value
 BLOCK_NOP = ctypes.cast(_lib.bd_block_nop, ctypes.c_void_p).value
 
 #: One memory access as the C hook stores it.
-MEM_DTYPE = np.dtype([("pc", "<u8"), ("address", "<u8"), ("value", "<u8"),
-                      ("size", "<u4"), ("write", "<u4")])
+MEM_DTYPE = np.dtype([("pc", "=u8"), ("address", "=u8"), ("value", "=u8"),
+                      ("size", "=u4"), ("write", "=u4")])
 
 
 class _BlockBuffer(ctypes.Structure):
@@ -173,7 +173,7 @@ class MemStream:
 #: The columns of the trace stream's memory accesses (`write`: 1 for a write, 0 for a read).
 MEM_COLUMNS = {"seq": np.uint64, "pc": np.uint64, "address": np.uint64, "value": np.uint64,
                "size": np.uint8, "write": np.uint8}
-_SLOT_DTYPE = np.dtype([("pc", "<u8"), ("size", "<u4"), ("id1", "<u4")])
+_SLOT_DTYPE = np.dtype([("pc", "=u8"), ("size", "=u4"), ("id1", "=u4")])
 TRACE_BLOCK = ctypes.cast(_lib.bd_trace_block, ctypes.c_void_p).value
 TRACE_MEM = ctypes.cast(_lib.bd_trace_mem, ctypes.c_void_p).value
 NO_BLOCK = (1 << 64) - 1  # `last_pc` when the next block cannot repeat the last entry

@@ -12,6 +12,7 @@ _MODULES: dict[tuple[int, int, str], str] = {
     (3, 32, "little"): "i386",
     (40, 32, "little"): "arm",
     (8, 32, "little"): "mipsel",
+    (8, 32, "big"): "mips",
     (243, 64, "little"): "riscv64",
 }
 

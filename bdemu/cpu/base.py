@@ -133,6 +133,10 @@ class SignalFrame:
     #: A register that also gets the handler's address (MIPS PIC code expects it in t9).
     handler_register: str | None = None
 
+    def stack_offset(self, name: str, word: int) -> int:
+        """Where field `name` ("sp", "flags" or "size") of `stack_t` lies: one word-sized slot each."""
+        return self.stack_fields.index(name) * word
+
 
 @dataclass(frozen=True)
 class Arch:

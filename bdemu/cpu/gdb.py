@@ -119,4 +119,5 @@ MIPS32 = GdbTarget("mips", (
 #: Arch.name -> its target.
 TARGETS: dict[str, GdbTarget] = {
     "x86_64": X86_64, "i386": I386, "aarch64": AARCH64, "arm": ARM, "riscv64": RISCV64, "mipsel": MIPS32,
+    "mips": MIPS32,
 }

@@ -9,7 +9,7 @@ the CPU's undefined-instruction exception, which arrives through the
 emulator's interrupt hook that exists anyway (32-bit ARM: Unicorn's
 invalid-instruction hook), so no per-instruction hook is installed. Any other
 undefined instruction still ends in SIGILL. MIPS uses `syscall` with a code
-(see bdemu/cpu/mipsel.py): Unicorn reports no pc for its other exceptions.
+(see bdemu/cpu/mips.py): Unicorn reports no pc for its other exceptions.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 SIGNATURE_LEAF = 0x40000000
 BASE_LEAF = 0x40001000
 SIGNATURE = b"bdemu-bdoor1"
-_SIGNATURE_REGS = tuple(int.from_bytes(SIGNATURE[i:i + 4], "little") for i in (0, 4, 8))
 
 
 class InvalidBackdoorRequest(RunStopped):
@@ -41,6 +40,8 @@ class InstructionInterface:
         regs = emu.regs
         self._pc_id = regs.id_of(emu.arch.pc)
         self._encodings = (spec.encoding, *spec.other_encodings)
+        #: The signature's three words as the guest stores them to memory to read the string.
+        self._signature = tuple(int.from_bytes(SIGNATURE[i:i + 4], emu.arch.byteorder) for i in (0, 4, 8))
         self._mode_bits = emu.arch.pc_mode_bits
         # leaf, v32, pc in one batch read
         self._inputs = regs.batch_reader([spec.leaf, spec.value, emu.arch.pc])
@@ -118,7 +119,7 @@ class InstructionInterface:
                 values[1] = values[2] = values[3] = 0
         elif leaf == SIGNATURE_LEAF:
             values[0] = BASE_LEAF
-            values[1], values[2], values[3] = _SIGNATURE_REGS
+            values[1], values[2], values[3] = self._signature
         else:
             what = f"type {kind}" if leaf & 0xFFFFF000 == BASE_LEAF else f"not {BASE_LEAF:#x} | type << 8 | i8"
             raise InvalidBackdoorRequest(

@@ -19,7 +19,7 @@ EFD_SEMAPHORE = 1
 def _eventfd(k, initial: int, flags: int) -> int:
     cloexec, host_flags = new_fd_flags(k, flags, EFD_SEMAPHORE)  # EFD_CLOEXEC/NONBLOCK are O_*'s
     host_fd = os.eventfd(initial & 0xFFFFFFFF, host_flags | (os.EFD_SEMAPHORE if flags & EFD_SEMAPHORE else 0))
-    return k.fds.install(OpenFile(host_fd, "anon_inode:[eventfd]", cloexec))
+    return k.fds.install(OpenFile(host_fd, "anon_inode:[eventfd]", cloexec, records="u64"))
 
 
 @syscall("uint", "hex")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from dataclasses import dataclass, field
 
 from .errors import SyscallError
@@ -25,6 +26,24 @@ class OpenFile:
     node: object | None = None
     dir_entries: list | None = field(default=None, repr=False)
     dir_position: int = 0
+    #: Binary records the host kernel reads and writes on this fd in the host's byte order:
+    #: "u64" (eventfd and timerfd counters), "inotify" (struct inotify_event); None: plain bytes.
+    records: str | None = None
+
+    def swapped(self, data: bytes, byteorder: str) -> bytes:
+        """`data` read from (or to be written to) the host fd, in the other byte order when the
+        guest's is not the host's: a big-endian guest reads its eventfd counter as it wrote it."""
+        if self.records is None or byteorder == sys.byteorder:
+            return data
+        if self.records == "u64":
+            return b"".join(data[i:i + 8][::-1] for i in range(0, len(data), 8))
+        out, at = bytearray(data), 0
+        while at + 16 <= len(data):  # wd, mask, cookie, len (host order), then len bytes of name
+            length = int.from_bytes(data[at + 12:at + 16], sys.byteorder)
+            for word in range(at, at + 16, 4):
+                out[word:word + 4] = data[word:word + 4][::-1]
+            at += 16 + length
+        return bytes(out)
 
 
 class FdTable:
@@ -76,7 +95,7 @@ class FdTable:
 
     def duplicate(self, fd: int, minimum: int = 0, cloexec: bool = False) -> int:
         source = self.get(fd)
-        copy = OpenFile(os.dup(source.host_fd), source.guest_path, cloexec, source.node)
+        copy = OpenFile(os.dup(source.host_fd), source.guest_path, cloexec, source.node, records=source.records)
         return self.install(copy, minimum)
 
     def close_on_exec(self) -> None:

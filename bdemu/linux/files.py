@@ -201,7 +201,7 @@ def sys_read(k, fd, buf, count):
         k.write(buf, data := reader(k, count))
         return len(data)
     k.wait_readable(file.host_fd)
-    data = os.read(file.host_fd, k.io_size(buf, count, MAX_IO))
+    data = file.swapped(os.read(file.host_fd, k.io_size(buf, count, MAX_IO)), k.byteorder)
     k.write(buf, data)
     return len(data)
 
@@ -209,7 +209,7 @@ def sys_read(k, fd, buf, count):
 @syscall("fd", "buf_in", "size")
 def sys_write(k, fd, buf, count):
     file = k.fds.get(k.signed32(fd))
-    return write_data(k, file.host_fd, k.read(buf, min(count, MAX_IO)))
+    return write_data(k, file.host_fd, file.swapped(k.read(buf, min(count, MAX_IO)), k.byteorder))
 
 
 def _write_between_threads(k, host_fd: int, data: bytes) -> int:
@@ -263,19 +263,20 @@ def _iovecs(k, address: int, count: int) -> list[tuple[int, int]]:
 def sys_readv(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
     k.wait_readable(file.host_fd)  # interruptible, as in read (musl's stdio reads with readv)
-    return read_vector(k, file.host_fd, _iovecs(k, iov, count))
+    return read_vector(k, file.host_fd, _iovecs(k, iov, count), file.swapped)
 
 
-def read_vector(k, host_fd: int, vectors: list[tuple[int, int]]) -> int:
+def read_vector(k, host_fd: int, vectors: list[tuple[int, int]], swapped=lambda data, _order: data) -> int:
     """Read from `host_fd` into guest buffers (base, length) in turn until one is left short or
-    nothing more is there: only the first read may wait, as readv(2) is one read."""
+    nothing more is there: only the first read may wait, as readv(2) is one read. `swapped` puts
+    what the host fd gives in the guest's byte order (OpenFile.swapped)."""
     total = 0
     for base, length in vectors:
         if not length:
             continue
         if total and not ready_now(host_fd, select.POLLIN):
             break
-        data = os.read(host_fd, k.io_size(base, length, MAX_IO))
+        data = swapped(os.read(host_fd, k.io_size(base, length, MAX_IO)), k.byteorder)
         k.write(base, data)
         total += len(data)
         if len(data) < length:
@@ -293,7 +294,7 @@ def ready_now(host_fd: int, events: int) -> bool:
 @syscall("fd", "iov", "int")
 def sys_writev(k, fd, iov, count):
     file = k.fds.get(k.signed32(fd))
-    data = gather_vector(k, _iovecs(k, iov, count))
+    data = file.swapped(gather_vector(k, _iovecs(k, iov, count)), k.byteorder)
     return write_data(k, file.host_fd, data) if data else 0
 
 
@@ -351,7 +352,7 @@ def sys_dup2(k, old, new):
     source = k.fds.get(old)
     if old == new:
         return new
-    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, False, source.node))
+    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, False, source.node, records=source.records))
     return new
 
 
@@ -362,7 +363,8 @@ def sys_dup3(k, old, new, flags):
         raise SyscallError(errno.EINVAL)
     source = k.fds.get(old)
     cloexec = bool(flags & open_flags(k)["O_CLOEXEC"])
-    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, cloexec, source.node))
+    k.fds.place(new, OpenFile(os.dup(source.host_fd), source.guest_path, cloexec, source.node,
+                              records=source.records))
     return new
 
 

@@ -3,7 +3,8 @@
 A watch is added on the host path the guest's path resolves to (inside
 `--rootfs`), so the host kernel reports the events, and read, poll and epoll
 work on the fd unchanged (`tail -f` waits on it). `struct inotify_event` has
-only 32-bit fields, the same on every ISA. The virtual files (/proc/self/maps,
+the same layout on every ISA; its 32-bit fields are turned into the guest's
+byte order as they are read (OpenFile.records). The virtual files (/proc/self/maps,
 the device's sysfs nodes) cannot be watched.
 """
 from __future__ import annotations
@@ -22,7 +23,8 @@ IN_DONT_FOLLOW = 0x02000000
 @syscall("oflags")
 def sys_inotify_init1(k, flags):
     cloexec, host_flags = new_fd_flags(k, flags)
-    return k.fds.install(OpenFile(checked(LIBC.inotify_init1(host_flags)), "anon_inode:inotify", cloexec))
+    return k.fds.install(OpenFile(checked(LIBC.inotify_init1(host_flags)), "anon_inode:inotify", cloexec,
+                                     records="inotify"))
 
 
 @syscall()

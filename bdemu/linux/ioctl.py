@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import fcntl as host_fcntl
 import os
+import struct
 import sys
 import termios
 
@@ -54,14 +55,17 @@ def sys_ioctl(k, fd, request, argument):
         raise SyscallError(errno.ENOTTY)
     if name in ("TCGETS", *_TERMIOS_SETS) and k.arch.variants.get("termios"):
         raise SyscallError(errno.EINVAL)  # an ISA whose struct termios bdemu does not translate
-    if name == "TCGETS":
-        k.write(argument, host_fcntl.ioctl(file.host_fd, termios.TCGETS, bytes(KERNEL_TERMIOS))[:KERNEL_TERMIOS])
+    if name == "TCGETS":  # four tcflag_t words, then c_line and c_cc bytes
+        termios_bytes = host_fcntl.ioctl(file.host_fd, termios.TCGETS, bytes(KERNEL_TERMIOS))[:KERNEL_TERMIOS]
+        k.write(argument, k.swap_ints(termios_bytes[:16]) + termios_bytes[16:])
         return 0
     if name in _TERMIOS_SETS:
-        host_fcntl.ioctl(file.host_fd, _TERMIOS_SETS[name], k.read(argument, KERNEL_TERMIOS))
+        termios_bytes = k.read(argument, KERNEL_TERMIOS)
+        host_fcntl.ioctl(file.host_fd, _TERMIOS_SETS[name], k.swap_ints(termios_bytes[:16]) + termios_bytes[16:])
         return 0
-    if name == "TIOCGWINSZ":
-        k.write(argument, host_fcntl.ioctl(file.host_fd, termios.TIOCGWINSZ, bytes(8)))
+    if name == "TIOCGWINSZ":  # four unsigned shorts
+        size = struct.unpack("@4H", host_fcntl.ioctl(file.host_fd, termios.TIOCGWINSZ, bytes(8)))
+        k.write(argument, b"".join(value.to_bytes(2, k.byteorder) for value in size))
         return 0
     if name == "TIOCGPGRP":
         k.write_int(argument, os.tcgetpgrp(file.host_fd))

@@ -204,6 +204,23 @@ class Kernel:
     def write_int(self, address: int, value: int, size: int = 4) -> None:
         self.write(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, self.byteorder))
 
+    def swap_ints(self, raw: bytes) -> bytes:
+        """4-byte ints between the guest's byte order and the host's (host structs the guest sees)."""
+        if self.byteorder == sys.byteorder:
+            return raw
+        return b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw) - 3, 4)) + raw[len(raw) & ~3:]
+
+    def bitmap(self, raw: bytes) -> int:
+        """A kernel bitmap (sigset_t, fd_set) is an array of longs, bit n in long n / bits-per-long:
+        on a big-endian 32-bit ISA a 64-bit sigset is not one 64-bit integer."""
+        word, order = self.word, self.byteorder
+        return sum(int.from_bytes(raw[i:i + word], order) << (8 * i) for i in range(0, len(raw), word))
+
+    def bitmap_bytes(self, value: int, size: int) -> bytes:
+        """`size` bytes of the array of longs holding `value` (see `bitmap`)."""
+        word, mask = self.word, self._full - 1
+        return b"".join(((value >> (8 * i)) & mask).to_bytes(word, self.byteorder) for i in range(0, size, word))
+
     def keep_for_exec(self, host_fd: int) -> str:
         """A host path of the file behind `host_fd` that stays valid while execve closes the
         guest's close-on-exec fds and loads it (fexecve of a memfd): a private duplicate, kept

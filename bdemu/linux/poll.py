@@ -100,7 +100,7 @@ def _select(k, count: int, sets: tuple[int, int, int], timeout_ms: int | None) -
     if not 0 <= count <= 1024:
         raise SyscallError(errno.EINVAL)
     size = (count + 8 * k.word - 1) // (8 * k.word) * k.word
-    bits = [_long_array_bits(k, k.read(a, size)) if a else 0 for a in sets]
+    bits = [k.bitmap(k.read(a, size)) if a else 0 for a in sets]
     masks = (POLLIN, POLLOUT, POLLPRI)
     requests = []
     for fd in range(count):
@@ -118,21 +118,8 @@ def _select(k, count: int, sets: tuple[int, int, int], timeout_ms: int | None) -
                 ready[index] |= 1 << fd
     for address, value in zip(sets, ready):
         if address:
-            k.write(address, _bits_to_longs(k, value, size))
+            k.write(address, k.bitmap_bytes(value, size))
     return sum(bin(value).count("1") for value in ready)
-
-
-def _long_array_bits(k, raw: bytes) -> int:
-    """An fd_set is an array of longs: fd n is bit n % bits-per-long of long n / bits-per-long."""
-    value = 0
-    for index in range(0, len(raw), k.word):
-        value |= int.from_bytes(raw[index:index + k.word], k.byteorder) << (8 * index)
-    return value
-
-
-def _bits_to_longs(k, value: int, size: int) -> bytes:
-    mask = (1 << (8 * k.word)) - 1
-    return b"".join(((value >> (8 * i)) & mask).to_bytes(k.word, k.byteorder) for i in range(0, size, k.word))
 
 
 @syscall("int", "ptr", "ptr", "ptr", "ptr", names=("_newselect",))

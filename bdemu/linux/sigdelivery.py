@@ -131,10 +131,9 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     _restart(k, flags)
     sp = emu.reg(k.arch.sp)
     if flags & SA_ONSTACK and state.altstack:
-        slot = {name: index * k.word for index, name in enumerate(layout.stack_fields)}
-        base = _field(state.altstack, slot["sp"], k.word, k.byteorder)
-        stack_flags = _field(state.altstack, slot["flags"], 4, k.byteorder)
-        size = _field(state.altstack, slot["size"], k.word, k.byteorder)
+        base = _field(state.altstack, layout.stack_offset("sp", k.word), k.word, k.byteorder)
+        stack_flags = _field(state.altstack, layout.stack_offset("flags", k.word), 4, k.byteorder)
+        size = _field(state.altstack, layout.stack_offset("size", k.word), k.word, k.byteorder)
         if not stack_flags & 2 and not base <= sp < base + size:  # not SS_DISABLE, not on it already
             sp = base + size
     frame = ((sp - layout.red_zone - layout.size) & ~15) - layout.entry_misalign
@@ -146,7 +145,7 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
     saved_mask = state.mask if state.suspended_mask is None else state.suspended_mask
     state.suspended_mask = None
     size = state.sigset_size
-    context[ucontext + layout.sigmask:ucontext + layout.sigmask + size] = saved_mask.to_bytes(size, end)
+    context[ucontext + layout.sigmask:ucontext + layout.sigmask + size] = k.bitmap_bytes(saved_mask, size)
     mcontext = ucontext + layout.mcontext
     for name, offset in layout.mcontext_registers:
         at = mcontext + offset
@@ -164,7 +163,7 @@ def _enter_handler(k, signal: int, code: int, address: int) -> None:
                                                 + emu.reg(k.arch.pc).to_bytes(k.word, end))
     k.write(frame, bytes(context))
     state.frames[frame] = (emu.uc.context_save(), bytes(context))
-    state.mask |= _field(record, layout.sigaction_mask, size, k.byteorder)
+    state.mask |= k.bitmap(record[layout.sigaction_mask:layout.sigaction_mask + size])
     if not flags & SA_NODEFER:
         state.mask |= bit(signal)
     handler = state.handlers[signal]
@@ -203,4 +202,4 @@ def _sigreturn(k, sp_offset: int) -> None:
         if value != _field(written, mcontext + offset, k.word, k.byteorder):
             emu.set_reg(name, value)
     mask_at = layout.ucontext + layout.sigmask
-    state.mask = _field(context, mask_at, state.sigset_size, k.byteorder)
+    state.mask = k.bitmap(context[mask_at:mask_at + state.sigset_size])

@@ -304,10 +304,10 @@ class SignalState:
         self.timers.clear()
 
     def read_set(self, k, address: int) -> int:
-        return int.from_bytes(k.read(address, self.sigset_size), k.byteorder)
+        return k.bitmap(k.read(address, self.sigset_size))
 
     def write_set(self, k, address: int, value: int) -> None:
-        k.write(address, value.to_bytes(self.sigset_size, k.byteorder))
+        k.write(address, k.bitmap_bytes(value, self.sigset_size))
 
 
 @syscall("signal", "ptr", "ptr", "size")
@@ -362,15 +362,16 @@ def sys_rt_sigpending(k, pending, size):
     state = k.signals
     if size > state.sigset_size:
         raise SyscallError(errno.EINVAL)
-    k.write(pending, (state.pending_set() & state.mask).to_bytes(state.sigset_size, k.byteorder)[:size])
+    k.write(pending, k.bitmap_bytes(state.pending_set() & state.mask, state.sigset_size)[:size])
     return 0
 
 
 @syscall("ptr", "ptr")
 def sys_sigaltstack(k, new, old):
     size = 3 * k.word if k.word == 4 else 24
-    if old:
-        k.write(old, k.signals.altstack or (2).to_bytes(4, k.byteorder).rjust(size, b"\0")[:size])
+    if old:  # none set: only ss_flags = SS_DISABLE (2)
+        at = k.arch.signal_frame.stack_offset("flags", k.word) if k.arch.signal_frame else k.word
+        k.write(old, k.signals.altstack or bytes(at) + (2).to_bytes(4, k.byteorder) + bytes(size - at - 4))
     if new:
         k.signals.altstack = k.read(new, size)
     return 0

@@ -2,7 +2,8 @@
 
 Most numbers are the same on every Linux ISA; `Arch.socket_overrides` names
 the ones an ISA changes (MIPS swaps SOCK_STREAM and SOCK_DGRAM and numbers
-SOL_SOCKET and SO_* its own way). A sockaddr is read from guest memory into
+SOL_SOCKET and SO_* its own way). Option values that are C ints are turned
+into the host's byte order (a big-endian guest on a little-endian host). A sockaddr is read from guest memory into
 the address form Python's `socket` module takes, and written back from it.
 AF_UNIX paths are guest paths: they are resolved like file paths (inside
 `--rootfs`), and the host call names the resolved file through a directory
@@ -39,7 +40,11 @@ SOCKET_TYPES = ("SOCK_STREAM", "SOCK_DGRAM", "SOCK_RAW", "SOCK_RDM", "SOCK_SEQPA
 #: How a SOL_SOCKET option's value is laid out: a C int unless named here.
 TIMEVAL_OLD = ("SO_RCVTIMEO_OLD", "SO_SNDTIMEO_OLD")  # struct timeval of two longs
 TIMEVAL_NEW = ("SO_RCVTIMEO_NEW", "SO_SNDTIMEO_NEW")  # two 64-bit fields
-RAW_OPTIONS = ("SO_LINGER", "SO_PEERCRED", "SO_BINDTODEVICE")  # same bytes on every ISA
+INT_STRUCT_OPTIONS = ("SO_LINGER", "SO_PEERCRED")  # structs of C ints (linger, ucred)
+RAW_OPTIONS = ("SO_BINDTODEVICE",)  # a name: the same bytes on every ISA
+#: Options of other levels (IPPROTO_*) whose 4-byte value is no C int but an IPv4 address, in
+#: network order; every other 4-byte value there is an int in the guest's byte order.
+ADDRESS_OPTIONS = frozenset({(socket.IPPROTO_IP, socket.IP_MULTICAST_IF)})
 
 
 def _host_option(name: str) -> int:
@@ -85,6 +90,24 @@ class SocketState:
     net: bool = False
     #: The sun_path bdemu gave the host when binding -> the one the guest gave (getsockname).
     unix_names: dict[bytes, bytes] = field(default_factory=dict)
+
+
+def option_kind(k, level: int, option: int) -> tuple[int, int, str]:
+    """(host level, host option, value kind) of a guest option; SOL_SOCKET ones are translated,
+    other levels (IPPROTO_TCP, IPPROTO_IP...) use the same numbers on every ISA. Kinds: "int",
+    "timeval", "timeval64", "ints" (a struct of ints), "raw", and "level" (another level's
+    option: an int when 4 bytes long, else bytes passed unchanged)."""
+    level, option = k.signed32(level), k.signed32(option)
+    abi = k.sockets.abi
+    if level != abi.sol_socket:
+        return level, option, "raw" if (level, option) in ADDRESS_OPTIONS else "level"
+    known = abi.options.get(option)
+    if known is None:
+        raise SyscallError(errno.ENOPROTOOPT)
+    name, host = known
+    kind = "timeval" if name in TIMEVAL_OLD else "timeval64" if name in TIMEVAL_NEW else (
+        "raw" if name in RAW_OPTIONS else "ints" if name in INT_STRUCT_OPTIONS else "int")
+    return socket.SOL_SOCKET, host, kind
 
 
 # -- sockaddr -----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import os
 import select
 import socket
 import struct
+import sys
 import time
 
 from .errors import SyscallError
@@ -29,10 +30,8 @@ from .sockabi import (
     AF_INET6,
     AF_UNIX,
     AF_UNSPEC,
-    RAW_OPTIONS,
-    TIMEVAL_NEW,
-    TIMEVAL_OLD,
     guest_address,
+    option_kind,
     read_sockaddr,
     unix_bind_target,
     unix_connect_target,
@@ -267,7 +266,12 @@ def _raw_name(k, host: int, address: int, length: int, host_call) -> int:
     size = ctypes.c_uint32(128)
     if host_call(host, buffer, ctypes.byref(size)) < 0:
         raise SyscallError(ctypes.get_errno() or errno.EINVAL)
-    write_sockaddr(k, address, length, buffer.raw[:size.value])
+    raw = bytearray(buffer.raw[:size.value])
+    family = int.from_bytes(raw[:2], sys.byteorder)  # the host's sockaddr: host byte order
+    raw[:2] = family.to_bytes(2, k.byteorder)
+    if family == socket.AF_NETLINK:
+        raw[4:12] = k.swap_ints(bytes(raw[4:12]))  # nl_pid, nl_groups
+    write_sockaddr(k, address, length, bytes(raw))
     return 0
 
 
@@ -398,7 +402,7 @@ def sys_setsockopt(k, fd, level, option, value, length):
         raise SyscallError(errno.EINVAL)
     raw = k.read(value, min(length, 4096))
     with host_socket(k, fd) as sock:
-        host_level, host_option, kind = _option(k, level, option)
+        host_level, host_option, kind = option_kind(k, level, option)
         if kind == "int":
             if len(raw) < 4:
                 raise SyscallError(errno.EINVAL)
@@ -409,6 +413,8 @@ def sys_setsockopt(k, fd, level, option, value, length):
                 raise SyscallError(errno.EINVAL)
             seconds, micros = (int.from_bytes(raw[i:i + size], k.byteorder, signed=True) for i in (0, size))
             sock.setsockopt(host_level, host_option, struct.pack("ll", seconds, micros))
+        elif kind == "ints" or kind == "level" and len(raw) == 4:
+            sock.setsockopt(host_level, host_option, k.swap_ints(raw))
         else:
             sock.setsockopt(host_level, host_option, raw)
     return 0
@@ -420,7 +426,7 @@ def sys_getsockopt(k, fd, level, option, value, length_address):
     if room < 0:
         raise SyscallError(errno.EINVAL)
     with host_socket(k, fd) as sock:
-        host_level, host_option, kind = _option(k, level, option)
+        host_level, host_option, kind = option_kind(k, level, option)
         if kind == "int":
             result = sock.getsockopt(host_level, host_option)
             if host_level == socket.SOL_SOCKET and host_option == socket.SO_TYPE:
@@ -434,25 +440,11 @@ def sys_getsockopt(k, fd, level, option, value, length_address):
             data = seconds.to_bytes(size, k.byteorder, signed=True) + micros.to_bytes(size, k.byteorder, signed=True)
         else:
             data = sock.getsockopt(host_level, host_option, max(room, 1))
+            if kind == "ints" or kind == "level" and len(data) == 4:
+                data = k.swap_ints(data)
     k.write(value, data[:room])
     k.write_int(length_address, min(room, len(data)))
     return 0
-
-
-def _option(k, level: int, option: int) -> tuple[int, int, str]:
-    """(host level, host option, value kind) of a guest option; SOL_SOCKET ones are translated,
-    other levels (IPPROTO_TCP, IPPROTO_IP...) use the same numbers on every ISA."""
-    level, option = k.signed32(level), k.signed32(option)
-    abi = k.sockets.abi
-    if level != abi.sol_socket:
-        return level, option, "raw"
-    known = abi.options.get(option)
-    if known is None:
-        raise SyscallError(errno.ENOPROTOOPT)
-    name, host = known
-    kind = "timeval" if name in TIMEVAL_OLD else "timeval64" if name in TIMEVAL_NEW else (
-        "raw" if name in RAW_OPTIONS else "int")
-    return socket.SOL_SOCKET, host, kind
 
 
 def _guest_errno(k, code: int) -> int:

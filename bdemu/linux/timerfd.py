@@ -38,7 +38,7 @@ def sys_timerfd_create(k, clock_id, flags):
     if clock_id not in CLOCKS:
         raise SyscallError(errno.EINVAL)
     host_fd = checked(LIBC.timerfd_create(clock_id, host_flags))
-    return k.fds.install(OpenFile(host_fd, "anon_inode:[timerfd]", cloexec))
+    return k.fds.install(OpenFile(host_fd, "anon_inode:[timerfd]", cloexec, records="u64"))
 
 
 def _spec(k, address: int, size: int) -> _Itimerspec:
