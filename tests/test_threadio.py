@@ -28,6 +28,7 @@ class StandInEmulator:
     def __init__(self) -> None:
         self.pc = 0
         self.stop_at: float | None = None  # check_stop raises StopRun from then on
+        self.debugger = None  # no gdb client
 
     def request_reschedule(self) -> None:
         pass
