@@ -106,6 +106,12 @@ class Emulator:
         except KeyError:
             raise UsageError(f"unknown register {name!r} for {self.arch.name}") from None
 
+    def set_pc(self, address: int) -> None:
+        """Move the pc, staying in the CPU's instruction set: Unicorn takes ARM's Thumb state from
+        bit 0 of a pc write, so an even address alone would switch a Thumb guest to ARM code."""
+        mode_bits = self.arch.pc_mode_bits
+        self.regs.set_reg(self.arch.pc, address | (mode_bits(self.regs) if mode_bits is not None else 0))
+
     def read_memory(self, address: int, size: int) -> bytes:
         return bytes(self.uc.mem_read(address, size))
 

@@ -268,6 +268,35 @@ def test_an_interrupt_stops_a_guest_blocked_in_a_syscall_which_then_runs_again(t
     assert session.close()[0] == 7
 
 
+THUMB_READ_STDIN_THEN_EXIT = """
+    sub sp, #64
+    movs r0, #0
+    mov r1, sp
+    movs r2, #64
+    movs r7, #3
+    svc #0
+    movs r7, #1
+    svc #0
+"""
+
+
+def test_a_thumb_guest_interrupted_in_a_syscall_resumes_in_thumb(tmp_path):
+    """The syscall instruction is run again in the state it was in: Unicorn takes Thumb state
+    from bit 0 of a pc write, so moving the pc back to a Thumb `svc` must keep that bit."""
+    session = Session(write_elf(tmp_path, "arm", THUMB_READ_STDIN_THEN_EXIT, thumb=True), stdin=subprocess.PIPE)
+    session.send("c")
+    time.sleep(0.5)  # blocked in read(0, ...)
+    session.sock.sendall(b"\x03")
+    assert session.receive()[:3] == b"T02"
+    registers = session.read_registers("little")
+    assert registers["cpsr"] & 0x20  # CPSR.T
+    assert session.read_memory(registers["pc"], 2) == b"\x00\xdf"  # svc #0
+    session.process.stdin.write(b"seven!\n")
+    session.process.stdin.flush()
+    assert session.ask("c") == b"W07"
+    assert session.close()[0] == 7
+
+
 def test_a_fault_is_shown_before_the_guest_dies():
     session = Session(sample("x86_64", "crash"), "segv")
     assert session.ask("c")[:3] == b"T0b"  # GDB's SIGSEGV
