@@ -11,7 +11,7 @@ import pytest
 
 from bdemu import Emulator
 from conftest import ISAS, ROOT, run_bdemu, sample
-from elfgen import write_elf
+from elfgen import BASE, assemble, write_elf
 from gdbclient import Session
 
 
@@ -295,6 +295,59 @@ def test_a_thumb_guest_interrupted_in_a_syscall_resumes_in_thumb(tmp_path):
     session.process.stdin.flush()
     assert session.ask("c") == b"W07"
     assert session.close()[0] == 7
+
+
+HANDLER_EXITS_9 = """
+    mov edi, 9
+    mov eax, 60
+    syscall
+"""
+#: SIGUSR1's handler (HANDLER_EXITS_9) is installed, then the guest sends itself SIGUSR1.
+SIGNAL_TO_A_HANDLER = f"""
+    jmp start
+handler:
+    {HANDLER_EXITS_9}
+restorer:
+    mov eax, 15
+    syscall
+start:
+    lea rax, [rip + handler]
+    mov [rsp - 32], rax
+    mov qword ptr [rsp - 24], 0x04000000
+    lea rax, [rip + restorer]
+    mov [rsp - 16], rax
+    mov qword ptr [rsp - 8], 0
+    mov edi, 10
+    lea rsi, [rsp - 32]
+    xor edx, edx
+    mov r10d, 8
+    mov eax, 13
+    syscall
+    mov eax, 39
+    syscall
+    mov edi, eax
+    mov esi, 10
+    mov eax, 62
+    syscall
+    mov edi, 3
+    mov eax, 60
+    syscall
+"""
+
+
+def test_a_breakpoint_on_a_signal_handlers_first_instruction_is_hit(tmp_path):
+    """Entering the handler moves the pc onto the breakpoint: only the instruction the client
+    resumed from is run past its breakpoint, not one the guest jumped to meanwhile."""
+    guest = write_elf(tmp_path, "x86_64", SIGNAL_TO_A_HANDLER)
+    code = (tmp_path / "snippet").read_bytes()[0x1000:]
+    handler = BASE + 0x1000 + code.index(assemble("x86_64", HANDLER_EXITS_9))
+    session = Session(guest)
+    assert session.ask(f"Z0,{handler:x},1") == b"OK"
+    reply = session.ask("c")
+    assert reply.startswith(b"T05") and b"swbreak" in reply
+    assert session.read_registers("little")["rip"] == handler
+    assert session.ask("c") == b"W09"
+    assert session.close()[0] == 9
 
 
 def test_a_fault_is_shown_before_the_guest_dies():

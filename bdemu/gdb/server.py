@@ -81,6 +81,7 @@ class GdbServer:
         self._stepping = False
         self._stop: tuple[int, bytes] | None = None  # the stop owed to the client: (signal, reply's extras)
         self._skip_pc: int | None = None  # a breakpoint at the resume pc: not hit by resuming
+        self._resumed_at: tuple[int, int] | None = None  # (thread, pc) the client resumed from
         self._watcher: threading.Thread | None = None
         self._quiet = os.pipe()
         self._auxv = b""
@@ -124,8 +125,8 @@ class GdbServer:
             self._serve(self._reply(*stop))
             if self.conn is None:
                 return count
-        pc = self.emu.pc
-        self._skip_pc = pc if ("0", pc, 1) in self._breakpoints or ("1", pc, 1) in self._breakpoints else None
+        here, resumed_at, self._resumed_at = self._here(), self._resumed_at, None
+        self._skip_pc = here[1] if here == resumed_at else None
         if self._stepping:
             return 1
         if self._watcher is None:
@@ -223,6 +224,11 @@ class GdbServer:
         threads = self._threads()
         return [threads.current.tid] + [tid for tid in threads.threads if tid != threads.current.tid]
 
+    def _here(self) -> tuple[int, int]:
+        """(running thread, pc): where the client last saw the guest, if it has not moved since
+        (a signal handler entered, another thread switched in)."""
+        return self._threads().current.tid, self.emu.pc
+
     def _reply(self, signal: int, extra: bytes = b"") -> bytes:
         """A stop reply, naming the running thread (gdb selects it)."""
         self.view.selected = None
@@ -249,6 +255,7 @@ class GdbServer:
                 except (ValueError, IndexError, KeyError, OverflowError):  # a malformed packet
                     answer = b"E01"
                 if answer is None:  # resumed
+                    self._resumed_at = self._here() if self.conn is not None else None
                     return
                 if answer is not ANSWERED:
                     self.conn.send(answer)
