@@ -297,6 +297,24 @@ def test_a_thumb_guest_interrupted_in_a_syscall_resumes_in_thumb(tmp_path):
     assert session.close()[0] == 7
 
 
+THUMB_EXIT_1_OR_2 = """
+    movs r0, #1
+    movs r0, #2
+    movs r7, #1
+    svc #0
+"""
+
+
+def test_the_client_moves_the_pc_of_a_thumb_guest_which_stays_in_thumb(tmp_path):
+    """gdb's `set $pc` and `jump` write the pc alone (a `P` packet), with bit 0 clear."""
+    session = Session(write_elf(tmp_path, "arm", THUMB_EXIT_1_OR_2, thumb=True))
+    pc = session.read_registers("little")["pc"]
+    assert session.ask(f"P{session.regnum('pc'):x}={(pc + 2).to_bytes(4, 'little').hex()}") == b"OK"
+    assert session.read_registers("little")["cpsr"] & 0x20  # CPSR.T
+    assert session.ask("c") == b"W02"
+    assert session.close()[0] == 2
+
+
 HANDLER_EXITS_9 = """
     mov edi, 9
     mov eax, 60

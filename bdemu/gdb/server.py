@@ -405,7 +405,7 @@ class GdbServer:
     # -- resuming ----------------------------------------------------------------------------------
     def _resume(self, step: bool, address: str) -> None:
         if address:
-            self.emu.set_reg(self.emu.arch.pc, int(address, 16))
+            self.emu.set_pc(int(address, 16))
         self._stepping = step
         return None
 
