@@ -354,8 +354,8 @@ start:
 
 
 def test_a_breakpoint_on_a_signal_handlers_first_instruction_is_hit(tmp_path):
-    """Entering the handler moves the pc onto the breakpoint: only the instruction the client
-    resumed from is run past its breakpoint, not one the guest jumped to meanwhile."""
+    """Entering the handler moves the pc onto the breakpoint between two emu_starts: it is hit
+    like any other, not taken for the instruction the client resumed from."""
     guest = write_elf(tmp_path, "x86_64", SIGNAL_TO_A_HANDLER)
     code = (tmp_path / "snippet").read_bytes()[0x1000:]
     handler = BASE + 0x1000 + code.index(assemble("x86_64", HANDLER_EXITS_9))
@@ -364,8 +364,42 @@ def test_a_breakpoint_on_a_signal_handlers_first_instruction_is_hit(tmp_path):
     reply = session.ask("c")
     assert reply.startswith(b"T05") and b"swbreak" in reply
     assert session.read_registers("little")["rip"] == handler
+    assert session.ask(f"z0,{handler:x},1") == b"OK"
     assert session.ask("c") == b"W09"
     assert session.close()[0] == 9
+
+
+LOOP_FIVE_TIMES = """
+    mov ecx, 5
+    xor edi, edi
+loop:
+    add edi, 2
+    dec ecx
+    jnz loop
+    mov eax, 60
+    syscall
+"""
+
+
+def test_a_breakpoint_in_a_loop_is_hit_every_time_and_stops_a_resume_onto_it(tmp_path):
+    """Like a trap instruction, a breakpoint stops even the first instruction of a resume:
+    resuming onto one (gdb's `jump`) stops there at once; gdb's step-over (remove it, step,
+    insert it, continue) runs its instruction once. Five turns: five hits, exit(10)."""
+    session = Session(write_elf(tmp_path, "x86_64", LOOP_FIVE_TIMES))
+    loop = session.read_registers("little")["rip"] + len(assemble("x86_64", "mov ecx, 5; xor edi, edi"))
+    assert session.ask(f"Z0,{loop:x},1") == b"OK"
+    hits = 0
+    while (reply := session.ask("c")).startswith(b"T05"):
+        hits += 1
+        registers = session.read_registers("little")
+        assert registers["rip"] == loop and registers["rdi"] == 2 * (hits - 1)
+        assert session.ask("c").startswith(b"T05")  # resumed onto the breakpoint: not run
+        assert session.read_registers("little")["rdi"] == 2 * (hits - 1)
+        assert session.ask(f"z0,{loop:x},1") == b"OK"
+        assert session.ask("s").startswith(b"T05")
+        assert session.ask(f"Z0,{loop:x},1") == b"OK"
+    assert (hits, reply) == (5, b"W0a")
+    assert session.close()[0] == 10
 
 
 def test_a_fault_is_shown_before_the_guest_dies():

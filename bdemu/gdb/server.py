@@ -80,8 +80,6 @@ class GdbServer:
         self._breakpoints: dict[tuple[str, int, int], list[int]] = {}
         self._stepping = False
         self._stop: tuple[int, bytes] | None = None  # the stop owed to the client: (signal, reply's extras)
-        self._skip_pc: int | None = None  # a breakpoint at the resume pc: not hit by resuming
-        self._resumed_at: tuple[int, int] | None = None  # (thread, pc) the client resumed from
         self._watcher: threading.Thread | None = None
         self._quiet = os.pipe()
         self._auxv = b""
@@ -125,8 +123,6 @@ class GdbServer:
             self._serve(self._reply(*stop))
             if self.conn is None:
                 return count
-        here, resumed_at, self._resumed_at = self._here(), self._resumed_at, None
-        self._skip_pc = here[1] if here == resumed_at else None
         if self._stepping:
             return 1
         if self._watcher is None:
@@ -224,11 +220,6 @@ class GdbServer:
         threads = self._threads()
         return [threads.current.tid] + [tid for tid in threads.threads if tid != threads.current.tid]
 
-    def _here(self) -> tuple[int, int]:
-        """(running thread, pc): where the client last saw the guest, if it has not moved since
-        (a signal handler entered, another thread switched in)."""
-        return self._threads().current.tid, self.emu.pc
-
     def _reply(self, signal: int, extra: bytes = b"") -> bytes:
         """A stop reply, naming the running thread (gdb selects it)."""
         self.view.selected = None
@@ -255,7 +246,6 @@ class GdbServer:
                 except (ValueError, IndexError, KeyError, OverflowError):  # a malformed packet
                     answer = b"E01"
                 if answer is None:  # resumed
-                    self._resumed_at = self._here() if self.conn is not None else None
                     return
                 if answer is not ANSWERED:
                     self.conn.send(answer)
@@ -481,10 +471,9 @@ class GdbServer:
         return b"OK"
 
     def _hit(self, uc, address: int, size: int, _user) -> None:
-        if address == self._skip_pc:  # resuming at this breakpoint
-            self._skip_pc = None
-            return
-        self._skip_pc = None
+        """A breakpoint's code hook: stop before its instruction runs, even the first one of a
+        resume (as a trap instruction would). gdb itself steps a resumed thread past a breakpoint
+        at its stop pc (it removes it, steps, inserts it again); `jump` onto one stops there."""
         self._stop = (SIGTRAP, b"swbreak:;")
         self.emu._stops.request("debugger")
 
