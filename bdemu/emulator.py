@@ -178,6 +178,8 @@ class Emulator:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
         self._write_syscall_result(result)
+        if number is not None and self.debugger is not None and self.debugger.catching:
+            self.debugger.syscall_returned(number)
 
     @property
     def tid(self) -> int:
@@ -378,11 +380,13 @@ class Emulator:
             for method in observers:
                 self.hooks.guarded(method, "on_syscall", self, number, args)
         result = self._guest_errno(self.kernel.dispatch(number, read, self._arg_ids))
-        if self._syscall_return_observers and not self.kernel.threads.defer_return(number):
+        catching = debugger is not None and debugger.catching
+        returns_now = not ((self._syscall_return_observers or catching) and self.kernel.threads.defer_return(number))
+        if returns_now:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
         self._write_syscall_result(result)
-        if debugger is not None and debugger.catching:
+        if catching and returns_now:
             debugger.syscall_stop(number, returning=True)
 
     # -- processes -------------------------------------------------------------------------------

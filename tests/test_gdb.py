@@ -124,6 +124,34 @@ def test_an_interrupt_stops_a_running_guest_and_kill_ends_it():
     assert status == 137 and b"killed by the debugger" in err
 
 
+A_ONE_BLOCK_LOOP = """
+loop:
+    add rax, 1
+    add rbx, 2
+    add rcx, 3
+    jmp loop
+"""
+
+
+def test_a_step_after_an_interrupt_runs_one_instruction(tmp_path):
+    """The interrupted run counted no instructions, and Unicorn adds its counting hook back for
+    a step without retranslating the blocks translated meanwhile: they are flushed first."""
+    session = Session(write_elf(tmp_path, "x86_64", A_ONE_BLOCK_LOOP))
+    loop = session.read_registers("little")["rip"]
+    session.send("c")
+    time.sleep(0.3)
+    session.sock.sendall(b"\x03")
+    assert session.receive()[:3] == b"T02"
+    before = session.read_registers("little")
+    assert before["rip"] == loop  # the stop gate stops at a block's start
+    assert session.ask("s")[:3] == b"T05"
+    after = session.read_registers("little")
+    assert after["rip"] == loop + len(assemble("x86_64", "add rax, 1"))
+    assert (after["rax"], after["rbx"]) == (before["rax"] + 1, before["rbx"])
+    session.send("k")
+    assert session.close()[0] == 137
+
+
 TWO_SPINNING_THREADS = """
     mov edi, 0x50f00
     lea rsi, [rsp - 4096]
@@ -183,6 +211,96 @@ def test_catch_syscall_stops_at_entry_and_return():
     assert session.ask("c") == b"W00"
     status, out, _ = session.close()
     assert status == 0 and out.startswith(b"Hello from bdemu!")
+
+
+ARM_GETPID_THEN_EXIT_5 = """
+    mov r7, #20
+    svc #0
+    mov r0, #5
+    mov r7, #1
+    svc #0
+"""
+
+
+def test_a_step_from_a_syscall_stop_runs_an_instruction_where_the_syscall_ends_its_block(tmp_path):
+    """ARM's svc is an interrupt, the last instruction of its block: the stop gate's "next
+    block" is the very next instruction, which a step must still run."""
+    session = Session(write_elf(tmp_path, "arm", ARM_GETPID_THEN_EXIT_5))
+    entry = session.read_registers("little")["pc"]
+    assert session.ask("QCatchSyscalls:1;14") == b"OK"
+    assert b"syscall_entry:14;" in session.ask("c")
+    assert b"syscall_return:14;" in session.ask("c")
+    assert session.read_registers("little")["pc"] == entry + 8
+    assert session.ask("s")[:3] == b"T05"
+    registers = session.read_registers("little")
+    assert (registers["pc"], registers["r0"]) == (entry + 12, 5)
+    assert session.ask("QCatchSyscalls:0") == b"OK"
+    assert session.ask("c") == b"W05"
+    assert session.close()[0] == 5
+
+
+#: The main thread reads a pipe that a second thread writes "1234567" to after a nanosleep
+#: (then spins): the read waits, the guest exits with its result.
+READ_WHAT_A_THREAD_WRITES = """
+    lea rdi, [rsp - 64]
+    mov eax, 22
+    syscall
+    mov r12d, dword ptr [rsp - 64]
+    mov r13d, dword ptr [rsp - 60]
+    mov edi, 0x50f00
+    lea rsi, [rsp - 4096]
+    xor edx, edx
+    xor r10d, r10d
+    xor r8d, r8d
+    mov eax, 56
+    syscall
+    test rax, rax
+    jz child
+    mov edi, r12d
+    lea rsi, [rsp - 256]
+    mov edx, 64
+    xor eax, eax
+    syscall
+    nop
+    mov rdi, rax
+    mov eax, 231
+    syscall
+child:
+    push 200000000
+    push 0
+    mov rdi, rsp
+    xor esi, esi
+    mov eax, 35
+    syscall
+    mov edi, r13d
+    lea rsi, [rip + message]
+    mov edx, 7
+    mov eax, 1
+    syscall
+spin:
+    jmp spin
+message:
+    .ascii "1234567"
+"""
+
+
+def test_a_waiting_syscall_stops_at_its_real_return_and_a_step_from_there_runs(tmp_path):
+    """A read that waits for another thread returns when its data came, with its result (not
+    the placeholder its thread parks with); the time the client takes there is not the time
+    slice's, so a step from that stop runs an instruction."""
+    session = Session(write_elf(tmp_path, "x86_64", READ_WHAT_A_THREAD_WRITES))
+    main = int(session.ask("qC")[2:], 16)
+    assert session.ask("QCatchSyscalls:1;0") == b"OK"
+    assert session.ask("c") == f"T05thread:{main:x};syscall_entry:0;".encode()
+    assert session.ask("c") == f"T05thread:{main:x};syscall_return:0;".encode()
+    registers = session.read_registers("little")
+    assert registers["rax"] == 7 and session.read_memory(registers["rip"], 1) == b"\x90"  # the nop
+    time.sleep(0.1)  # longer than a time slice
+    assert session.ask("s").startswith(f"T05thread:{main:x};".encode())
+    assert session.read_registers("little")["rip"] == registers["rip"] + 1
+    assert session.ask("QCatchSyscalls:0") == b"OK"
+    assert session.ask("c") == b"W07"
+    assert session.close()[0] == 7
 
 
 def test_gdb_reads_files_as_the_guest_sees_them(tmp_path):

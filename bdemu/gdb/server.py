@@ -85,6 +85,11 @@ class GdbServer:
         self._auxv = b""
         self._exec_events = False  # the client wants exec stops (qSupported exec-events+)
         self._rewind: dict[str, int] | None = None  # a syscall to run again (restart_syscall)
+        self._step_from: tuple[int, int] | None = None  # (thread, pc) of a step out of a syscall stop
+        #: The last emu_start counted instructions. Unicorn drops its counting hook for an uncounted
+        #: run and adds it back for a counted one without retranslating: blocks translated in
+        #: between would not count, and a step would run a whole block.
+        self._counted = False
         self._files = HostFiles(emu.vfs)
         #: Syscall numbers `catch syscall` stops at ("all": every one; empty: none).
         self.catching: frozenset[int] | str = frozenset()
@@ -113,18 +118,30 @@ class GdbServer:
         self._auxv = self.view.read_auxv()
         self._serve(self._reply(SIGTRAP), announce=False)
 
+    def serve_pending(self) -> bool:
+        """At a safe point before `emu_start`: wait for the client if none came yet, or tell it of
+        a stop owed since the last `emu_start` (an exec, a waiting syscall's return). True if the
+        client was served: time has passed, so the run loop measures slices and timers anew."""
+        if self.listening:
+            self.start()
+            return True
+        if self.conn is None or self._stop is None:
+            return False
+        self._quieten()
+        stop, self._stop = self._stop, None
+        self._serve(self._reply(*stop))
+        return True
+
     def resume(self, count: int) -> int:
         """Just before `emu_start`: the instruction count to give it (1 for a step)."""
         if self.conn is None:
             return count
-        if self._stop is not None:  # owed since the last emu_start (an exec)
-            self._quieten()
-            stop, self._stop = self._stop, None
-            self._serve(self._reply(*stop))
-            if self.conn is None:
-                return count
         if self._stepping:
+            if not self._counted:  # see `_counted`
+                self.emu.uc.ctl_flush_tb()
+                self._counted = True
             return 1
+        self._counted = bool(count)
         if self._watcher is None:
             self._watcher = threading.Thread(target=self._watch, name="bdemu-gdb-interrupts", daemon=True)
             self._watcher.start()
@@ -162,6 +179,9 @@ class GdbServer:
             saved, self._rewind = self._rewind, None
             rewind_to_syscall(self.emu.kernel, saved)
         if self._stepping:
+            step_from, self._step_from = self._step_from, None
+            if self._stop is None and step_from == self._position():
+                return False  # the syscall ended its block, nothing ran yet: step one instruction
             self._stepping = False
             self._stop = self._stop or (SIGTRAP, b"")
         if self._stop is None:
@@ -192,16 +212,24 @@ class GdbServer:
 
     def syscall_stop(self, number: int, returning: bool) -> None:
         """From the syscall trap, if `catching` has the number: stop at its entry or its return.
-        The guest is inside a hook here, so a step goes on to the next block's start."""
+        The guest is inside a hook here, so a step goes on to the next block's start (and one
+        instruction further where the syscall ended its block: a step runs something)."""
         if self.conn is None or (self.catching != "all" and number not in self.catching):
             return
         self._quieten()
         self._serve(self._reply(SIGTRAP, b"%s:%x;" % (b"syscall_return" if returning else b"syscall_entry", number)))
         if self._stepping:
+            self._step_from = self._position()
             self.emu._stops.requests.add("debugger")
             self.emu._stops.gate.request()
         elif self.conn is not None:
             self.resume(0)  # the watcher again
+
+    def syscall_returned(self, number: int) -> None:
+        """A waiting syscall's real return (its thread runs again, between two `emu_start`s): the
+        client is told at the next safe point (`resume`)."""
+        if self.conn is not None and (self.catching == "all" or number in self.catching):
+            self._stop = (SIGTRAP, b"syscall_return:%x;" % number)
 
     def forget(self) -> None:
         """In a forked child: the client debugs the parent; drop breakpoints and sockets unsaid."""
@@ -219,6 +247,9 @@ class GdbServer:
         """The guest's threads, the running one first."""
         threads = self._threads()
         return [threads.current.tid] + [tid for tid in threads.threads if tid != threads.current.tid]
+
+    def _position(self) -> tuple[int, int]:
+        return self._threads().current.tid, self.emu.pc
 
     def _reply(self, signal: int, extra: bytes = b"") -> bytes:
         """A stop reply, naming the running thread (gdb selects it)."""
