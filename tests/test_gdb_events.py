@@ -11,7 +11,9 @@ from elfgen import BASE, assemble, write_elf
 from gdbclient import Session
 
 
-TWO_SPINNING_THREADS = """
+#: clone() a thread (CLONE_VM | CLONE_THREAD ...) onto a stack 4 KiB below this one; the new
+#: thread goes on at the snippet's `child` label.
+START_A_THREAD = """
     mov edi, 0x50f00
     lea rsi, [rsp - 4096]
     xor edx, edx
@@ -21,6 +23,9 @@ TWO_SPINNING_THREADS = """
     syscall
     test rax, rax
     jz child
+"""
+
+TWO_SPINNING_THREADS = START_A_THREAD + """
     mov r12, 0x2222
 parent:
     jmp parent
@@ -106,15 +111,7 @@ READ_WHAT_A_THREAD_WRITES = """
     syscall
     mov r12d, dword ptr [rsp - 64]
     mov r13d, dword ptr [rsp - 60]
-    mov edi, 0x50f00
-    lea rsi, [rsp - 4096]
-    xor edx, edx
-    xor r10d, r10d
-    xor r8d, r8d
-    mov eax, 56
-    syscall
-    test rax, rax
-    jz child
+""" + START_A_THREAD + """
     mov edi, r12d
     lea rsi, [rsp - 256]
     mov edx, 64
