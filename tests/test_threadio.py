@@ -28,6 +28,7 @@ class StandInEmulator:
     def __init__(self) -> None:
         self.pc = 0
         self.stop_at: float | None = None  # check_stop raises StopRun from then on
+        self.debugger = None  # no GDB stub (wait_slice asks whether it wants the guest stopped)
 
     def request_reschedule(self) -> None:
         pass
