@@ -106,6 +106,12 @@ class Emulator:
         except KeyError:
             raise UsageError(f"unknown register {name!r} for {self.arch.name}") from None
 
+    def set_pc(self, address: int) -> None:
+        """Move the pc, staying in the CPU's instruction set: Unicorn takes ARM's Thumb state from
+        bit 0 of a pc write, so an even address alone would switch a Thumb guest to ARM code."""
+        mode_bits = self.arch.pc_mode_bits
+        self.regs.set_reg(self.arch.pc, address | (mode_bits(self.regs) if mode_bits is not None else 0))
+
     def read_memory(self, address: int, size: int) -> bytes:
         return bytes(self.uc.mem_read(address, size))
 
@@ -172,6 +178,8 @@ class Emulator:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
         self._write_syscall_result(result)
+        if number is not None and self.debugger is not None and self.debugger.catching:
+            self.debugger.syscall_returned(number)
 
     @property
     def tid(self) -> int:
@@ -372,11 +380,13 @@ class Emulator:
             for method in observers:
                 self.hooks.guarded(method, "on_syscall", self, number, args)
         result = self._guest_errno(self.kernel.dispatch(number, read, self._arg_ids))
-        if self._syscall_return_observers and not self.kernel.threads.defer_return(number):
+        catching = debugger is not None and debugger.catching
+        returns_now = not ((self._syscall_return_observers or catching) and self.kernel.threads.defer_return(number))
+        if returns_now:
             for method in self._syscall_return_observers:
                 self.hooks.guarded(method, "on_syscall_return", self, number, result)
         self._write_syscall_result(result)
-        if debugger is not None and debugger.catching:
+        if catching and returns_now:
             debugger.syscall_stop(number, returning=True)
 
     # -- processes -------------------------------------------------------------------------------

@@ -108,8 +108,8 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
                 continue
             count = max_insns or unlimited_count
             if debugger is not None:
-                if debugger.conn is None and debugger.listening:  # before the first instruction
-                    debugger.start()
+                if debugger.serve_pending():  # the client's turn: slices and timers start after it
+                    continue
                 count = debugger.resume(count)
             _emu_start(emu, _resume_pc(emu), until, timeout_us, count)
             if debugger is not None and debugger.stopped():  # a breakpoint, a step, an interrupt

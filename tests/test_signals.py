@@ -354,3 +354,74 @@ def test_sigqueue_queues_real_time_instances_with_their_values(tmp_path):
     for at, value in ((1024, 111), (2048, 222)):
         signo, _errno, code = struct.unpack_from("<iii", buffer, at)
         assert (signo, code, struct.unpack_from("<q", buffer, at + 24)[0]) == (34, -1, value)
+
+
+#: Thumb: a SIGALRM handler (SA_RESTART, at CODE + 2) writes its signal number into a pipe
+#: whose read the signal interrupted; the restarted read gets it: exit(1 + 14).
+THUMB_RESTARTED_READ = """
+    b start
+handler:
+    push {r0, lr}
+    mov r0, r8
+    mov r1, sp
+    movs r2, #1
+    movs r7, #4
+    svc #0
+    pop {r0, pc}
+restorer:
+    movs r7, #173
+    svc #0
+start:
+    sub sp, #64
+    mov r0, sp
+    movs r7, #42
+    svc #0
+    ldr r0, [sp, #4]
+    mov r8, r0
+    movw r0, #0x1003
+    movt r0, #0x40
+    str r0, [sp, #16]
+    movs r0, #0x14
+    lsls r0, r0, #24
+    str r0, [sp, #20]
+    movw r0, #0x1011
+    movt r0, #0x40
+    str r0, [sp, #24]
+    movs r0, #0
+    str r0, [sp, #28]
+    str r0, [sp, #32]
+    str r0, [sp, #40]
+    str r0, [sp, #44]
+    str r0, [sp, #48]
+    movw r0, #50000
+    str r0, [sp, #52]
+    movs r0, #14
+    add r1, sp, #16
+    movs r2, #0
+    movs r3, #8
+    movs r7, #174
+    svc #0
+    movs r0, #0
+    add r1, sp, #40
+    movs r2, #0
+    movs r7, #104
+    svc #0
+    ldr r0, [sp]
+    add r1, sp, #8
+    movs r2, #1
+    movs r7, #3
+    svc #0
+    ldrb r1, [sp, #8]
+    adds r0, r0, r1
+    movs r7, #1
+    svc #0
+"""
+
+
+def test_a_restarted_syscall_in_thumb_code_runs_again_in_thumb(tmp_path):
+    """SA_RESTART returns into the 2-byte Thumb `svc`, in Thumb state (Unicorn reads the state
+    from bit 0 of a pc write: moving the pc back must keep it)."""
+    from bdemu import Emulator
+    assert BASE + 0x1000 == 0x401000  # the handler and restorer addresses above
+    result = Emulator(write_elf(tmp_path, "arm", THUMB_RESTARTED_READ, thumb=True)).run(timeout=20)
+    assert (result.reason, result.exit_code) == ("exit", 15), result.message

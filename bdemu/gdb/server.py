@@ -24,11 +24,10 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
-
 from ..cpu.gdb import TARGETS
 from ..errors import UsageError
 from ..linux.errors import GuestSignal, StopRun
+from .breakpoints import Breakpoints
 from .hostio import HostFiles
 from .packets import INTERRUPT, TICK, Connection, Disconnected, escape, unescape
 from .target import GuestView
@@ -42,9 +41,6 @@ GDB_SIGNALS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 10, 8: 8, 9: 9, 10: 30, 11
                15: 15, 17: 20, 18: 19, 19: 17, 20: 18, 21: 21, 22: 22, 23: 16, 24: 24, 25: 25, 26: 26, 27: 27,
                28: 28, 29: 23, 30: 32, 31: 12}
 SIGTRAP, SIGINT = 5, 2
-#: Z packet kind -> (the Unicorn hooks of that watchpoint, the stop reply's name for it).
-WATCH_KINDS = {"2": ((UC_HOOK_MEM_WRITE,), b"watch"), "3": ((UC_HOOK_MEM_READ,), b"rwatch"),
-               "4": ((UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE), b"awatch")}
 #: A command that sent its own reply.
 ANSWERED = object()
 
@@ -62,7 +58,9 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 class GdbServer:
-    """The stub of one emulator. The run loop calls `start`, `resume`, `stopped` and `finish`."""
+    """The stub of one emulator. The run loop calls `serve_pending` and `resume` before each
+    `emu_start`, `stopped` after it, `exec_done` after an execve and `finish` at the end; the
+    syscall trap calls `syscall_stop` and `syscall_returned` while `catching` is set."""
 
     def __init__(self, emu: "Emulator", host: str = "127.0.0.1", port: int = 0) -> None:
         self.emu = emu
@@ -76,16 +74,19 @@ class GdbServer:
         #: (host, port) the stub listens on (port 0 picks a free one).
         self.address: tuple[str, int] = self.listener.getsockname()[:2]
         self.conn: Connection | None = None
-        #: (Z kind, address, length) -> its Unicorn hooks
-        self._breakpoints: dict[tuple[str, int, int], list[int]] = {}
+        self._breakpoints = Breakpoints(emu.uc, self._hit, self._watched)
         self._stepping = False
         self._stop: tuple[int, bytes] | None = None  # the stop owed to the client: (signal, reply's extras)
-        self._skip_pc: int | None = None  # a breakpoint at the resume pc: not hit by resuming
         self._watcher: threading.Thread | None = None
         self._quiet = os.pipe()
         self._auxv = b""
         self._exec_events = False  # the client wants exec stops (qSupported exec-events+)
         self._rewind: dict[str, int] | None = None  # a syscall to run again (restart_syscall)
+        self._step_from: tuple[int, int] | None = None  # (thread, pc) of a step out of a syscall stop
+        #: The last emu_start counted instructions. Unicorn drops its counting hook for an uncounted
+        #: run and adds it back for a counted one without retranslating: blocks translated in
+        #: between would not count, and a step would run a whole block.
+        self._counted = False
         self._files = HostFiles(emu.vfs)
         #: Syscall numbers `catch syscall` stops at ("all": every one; empty: none).
         self.catching: frozenset[int] | str = frozenset()
@@ -96,7 +97,7 @@ class GdbServer:
         """No client came yet."""
         return self.listener.fileno() != -1 and self.conn is None
 
-    def start(self) -> None:
+    def _accept(self) -> None:
         """Wait for the client, then serve it until it resumes the guest (stopped at its entry)."""
         print(f"bdemu: gdb: waiting for a connection on {self.address[0]}:{self.address[1]}",
               file=sys.stderr, flush=True)
@@ -114,20 +115,30 @@ class GdbServer:
         self._auxv = self.view.read_auxv()
         self._serve(self._reply(SIGTRAP), announce=False)
 
+    def serve_pending(self) -> bool:
+        """At a safe point before `emu_start`: wait for the client if none came yet, or tell it of
+        a stop owed since the last `emu_start` (an exec, a waiting syscall's return). True if the
+        client was served: time has passed, so the run loop measures slices and timers anew."""
+        if self.listening:
+            self._accept()
+            return True
+        if self.conn is None or self._stop is None:
+            return False
+        self._quieten()
+        stop, self._stop = self._stop, None
+        self._serve(self._reply(*stop))
+        return True
+
     def resume(self, count: int) -> int:
         """Just before `emu_start`: the instruction count to give it (1 for a step)."""
         if self.conn is None:
             return count
-        if self._stop is not None:  # owed since the last emu_start (an exec)
-            self._quieten()
-            stop, self._stop = self._stop, None
-            self._serve(self._reply(*stop))
-            if self.conn is None:
-                return count
-        pc = self.emu.pc
-        self._skip_pc = pc if ("0", pc, 1) in self._breakpoints or ("1", pc, 1) in self._breakpoints else None
         if self._stepping:
+            if not self._counted:  # see `_counted`
+                self.emu.uc.ctl_flush_tb()
+                self._counted = True
             return 1
+        self._counted = bool(count)
         if self._watcher is None:
             self._watcher = threading.Thread(target=self._watch, name="bdemu-gdb-interrupts", daemon=True)
             self._watcher.start()
@@ -146,10 +157,7 @@ class GdbServer:
 
     def exec_done(self) -> None:
         """The guest replaced its program (execve): breakpoints meant the old one; a client that
-        takes exec events is told at the next safe point (`resume`) and reloads symbols."""
-        for handles in self._breakpoints.values():
-            for handle in handles:
-                self.emu.uc.hook_del(handle)
+        takes exec events is told at the next safe point (`serve_pending`) and reloads symbols."""
         self._breakpoints.clear()
         self._auxv = self.view.read_auxv()
         if self.conn is not None and self._exec_events:
@@ -165,6 +173,9 @@ class GdbServer:
             saved, self._rewind = self._rewind, None
             rewind_to_syscall(self.emu.kernel, saved)
         if self._stepping:
+            step_from, self._step_from = self._step_from, None
+            if self._stop is None and step_from == self._position():
+                return False  # the syscall ended its block, nothing ran yet: step one instruction
             self._stepping = False
             self._stop = self._stop or (SIGTRAP, b"")
         if self._stop is None:
@@ -195,22 +206,26 @@ class GdbServer:
 
     def syscall_stop(self, number: int, returning: bool) -> None:
         """From the syscall trap, if `catching` has the number: stop at its entry or its return.
-        The guest is inside a hook here, so a step goes on to the next block's start."""
+        The guest is inside a hook here, so a step goes on to the next block's start (and one
+        instruction further where the syscall ended its block: a step runs something)."""
         if self.conn is None or (self.catching != "all" and number not in self.catching):
             return
         self._quieten()
         self._serve(self._reply(SIGTRAP, b"%s:%x;" % (b"syscall_return" if returning else b"syscall_entry", number)))
         if self._stepping:
-            self.emu._stops.requests.add("debugger")
-            self.emu._stops.gate.request()
+            self._step_from = self._position()
+            self._stop_at_next_block()
         elif self.conn is not None:
             self.resume(0)  # the watcher again
 
+    def syscall_returned(self, number: int) -> None:
+        """A waiting syscall's real return (its thread runs again, between two `emu_start`s): the
+        client is told at the next safe point (`serve_pending`)."""
+        if self.conn is not None and (self.catching == "all" or number in self.catching):
+            self._stop = (SIGTRAP, b"syscall_return:%x;" % number)
+
     def forget(self) -> None:
         """In a forked child: the client debugs the parent; drop breakpoints and sockets unsaid."""
-        for handles in self._breakpoints.values():
-            for handle in handles:
-                self.emu.uc.hook_del(handle)
         self._breakpoints.clear()
         self._watcher = None
         self._close()
@@ -222,6 +237,9 @@ class GdbServer:
         """The guest's threads, the running one first."""
         threads = self._threads()
         return [threads.current.tid] + [tid for tid in threads.threads if tid != threads.current.tid]
+
+    def _position(self) -> tuple[int, int]:
+        return self._threads().current.tid, self.emu.pc
 
     def _reply(self, signal: int, extra: bytes = b"") -> bytes:
         """A stop reply, naming the running thread (gdb selects it)."""
@@ -285,7 +303,7 @@ class GdbServer:
             address = int(where.split(b",")[0], 16)
             return self.view.write_memory(address, unescape(data) if kind == b"X" else bytes.fromhex(data.decode()))
         if kind in (b"Z", b"z"):
-            return self._breakpoint(kind == b"Z", body)
+            return self._breakpoints.packet(kind == b"Z", body)
         if kind == b"k":
             self._close()
             raise GuestSignal(9, "killed by the debugger")
@@ -398,7 +416,7 @@ class GdbServer:
     # -- resuming ----------------------------------------------------------------------------------
     def _resume(self, step: bool, address: str) -> None:
         if address:
-            self.emu.set_reg(self.emu.arch.pc, int(address, 16))
+            self.emu.set_pc(int(address, 16))
         self._stepping = step
         return None
 
@@ -428,9 +446,6 @@ class GdbServer:
 
     def _detach(self) -> None:
         """The client left (or detached): breakpoints go, the guest runs on undebugged."""
-        for handles in self._breakpoints.values():
-            for handle in handles:
-                self.emu.uc.hook_del(handle)
         self._breakpoints.clear()
         self._stepping = False
         self._close()
@@ -452,42 +467,22 @@ class GdbServer:
         self._quiet = (-1, -1)
 
     # -- breakpoints -------------------------------------------------------------------------------
-    def _breakpoint(self, insert: bool, body: str) -> bytes:
-        kind, address, length = body.split(",", 2)
-        address, length = int(address, 16), int(length.split(";")[0], 16)
-        if kind in ("0", "1"):
-            key = (kind, address, 1)
-            hooks = [(UC_HOOK_CODE, self._hit)]
-        elif kind in WATCH_KINDS and length:
-            key = (kind, address, length)
-            hooks = [(hook, self._watched(WATCH_KINDS[kind][1], address)) for hook in WATCH_KINDS[kind][0]]
-        else:
-            return b""
-        if insert and key not in self._breakpoints:
-            self._breakpoints[key] = [self.emu.uc.hook_add(hook, callback, begin=address, end=address + length - 1)
-                                      for hook, callback in hooks]
-        elif not insert and key in self._breakpoints:
-            for handle in self._breakpoints.pop(key):
-                self.emu.uc.hook_del(handle)
-        if kind in ("0", "1"):
-            self.emu.uc.ctl_remove_cache(address, address + 1)  # translated code gets (or loses) the hook
-        return b"OK"
-
-    def _hit(self, uc, address: int, size: int, _user) -> None:
-        if address == self._skip_pc:  # resuming at this breakpoint
-            self._skip_pc = None
-            return
-        self._skip_pc = None
+    def _hit(self) -> None:
+        """A breakpoint: stop before its instruction runs, even the first one of a resume (as a
+        trap instruction would). gdb itself steps a resumed thread past a breakpoint at its stop
+        pc (it removes it, steps, inserts it again); `jump` onto one stops there."""
         self._stop = (SIGTRAP, b"swbreak:;")
         self.emu._stops.request("debugger")
 
-    def _watched(self, name: bytes, start: int):
-        """A watchpoint's memory hook. Stopping inside the access would leave the pc on an
-        instruction whose store already happened (run again on resume), so the stop gate stops at
-        the next block: gdb sees the guest a few instructions after the access, in the same block."""
-        def hook(uc, access, address, size, value, _user) -> None:
-            if self._stop is None:
-                self._stop = (SIGTRAP, b"%s:%x;" % (name, max(address, start)))
-                self.emu._stops.requests.add("debugger")
-                self.emu._stops.gate.request()
-        return hook
+    def _watched(self, extra: bytes) -> None:
+        """A watchpoint's access. Stopping inside it would leave the pc on an instruction whose
+        store already happened (run again on resume), so the guest stops at the next block: gdb
+        sees it a few instructions after the access, in the same block."""
+        if self._stop is None:
+            self._stop = (SIGTRAP, extra)
+            self._stop_at_next_block()
+
+    def _stop_at_next_block(self) -> None:
+        """From inside a hook: stop the engine before the next block, through the stop gate."""
+        self.emu._stops.requests.add("debugger")
+        self.emu._stops.gate.request()

@@ -48,9 +48,14 @@ class GuestView:
         if register.source is None or len(data) != register.bits // 8:
             return
         value = int.from_bytes(data, self.emu.arch.byteorder)
-        reg_id, context = self.emu.arch.registers[register.source], self.saved_context()
+        arch, context = self.emu.arch, self.saved_context()
+        reg_id = arch.registers[register.source]
         if context is not None:
+            if register.source == arch.pc and arch.pc_mode_bits is not None:  # as Emulator.set_pc
+                value |= arch.pc_mode_bits(_SavedRegisters(context, arch.registers))
             context.reg_write(reg_id, value)
+        elif register.source == arch.pc:
+            self.emu.set_pc(value)
         elif register.bits > 64:
             self.emu.uc.reg_write(reg_id, value)
         else:
@@ -99,3 +104,13 @@ class GuestView:
             return self.emu.read_memory(start, cursor + 2 * word - start)
         except Exception:
             return b""
+
+
+class _SavedRegisters:
+    """A waiting thread's saved context read by register name, as `Arch.pc_mode_bits` reads."""
+
+    def __init__(self, context, registers: dict[str, int]) -> None:
+        self.context, self.registers = context, registers
+
+    def reg(self, name: str) -> int:
+        return self.context.reg_read(self.registers[name])

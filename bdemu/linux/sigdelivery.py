@@ -94,7 +94,7 @@ def rewind_to_syscall(k, saved: dict[str, int]) -> None:
     for name, value in saved.items():
         emu.regs.set_reg(name, value)
     size = abi.insn_size if isinstance(abi.insn_size, int) else abi.insn_size(emu.regs)
-    emu.regs.set_reg(k.arch.pc, emu.regs.reg(k.arch.pc) - size)
+    emu.set_pc(emu.regs.reg(k.arch.pc) - size)
 
 
 def deliver_pending(k) -> None:
