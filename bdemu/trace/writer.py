@@ -104,9 +104,9 @@ class TraceWriter:
 
     def _open(self) -> None:
         import duckdb
-        # One thread: a trace's statements are many small inserts, which DuckDB's parallel pipelines
-        # only slow down (~40% more per insert, measured), and the guest needs the other core.
-        self.con = duckdb.connect(config={"threads": 1})
+        # DuckDB's own thread count: one thread makes small inserts ~40% cheaper, but a --mem
+        # recording's big inserts and checkpoint then cost 1.2x bare more (bench/record.py).
+        self.con = duckdb.connect()
         statements = [ddl(table, columns) for table, columns in self._tables.items()]
         statements += [f'CREATE VIEW "{view}" AS {query}' for view, query in self._views.items()]
         template = schema_template(statements)
