@@ -15,11 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bdemu import Emulator, Plugin
-from bdemu._native import BLOCK_COUNT, BlockCounter
+from bdemu._native import BLOCK_BUFFER, BLOCK_COUNT, BlockCounter, BlockStream
 from conftest import ROOT, sample
 
 _HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 count_block = _HOOK(BLOCK_COUNT)
+buffer_block = _HOOK(BLOCK_BUFFER)
 
 
 def counted(stream: list[tuple[int, int]], capacity: int) -> dict[tuple[int, int], int]:
@@ -77,3 +78,24 @@ def test_guest_counts_equal_the_ordered_stream():
     assert emu.run(capture_output=True).exit_code == 0
     assert plugin.counts == dict(plugin.stream) and max(plugin.counts.values()) >= 2000
     assert np.int64(sum(plugin.counts.values())) == sum(plugin.stream.values())
+
+
+def test_batches_a_plugin_keeps_stay_as_delivered():
+    """Batches are views of the C buffer: one kept by the sink must not be overwritten by later blocks."""
+    kept, seen = [], []
+
+    def sink(pcs, sizes):
+        seen.append(pcs.tolist())
+        if len(seen) % 2:  # keep every other batch (a view of it), look at the rest only
+            kept.append((len(seen) - 1, pcs[1:], sizes))
+
+    stream = BlockStream(None, sink, capacity=8)
+    state = ctypes.addressof(stream.state)
+    blocks = [(0x1000 + 16 * i, 1 + i % 7) for i in range(50)]
+    for pc, size in blocks:
+        buffer_block(None, pc, size, state)
+    stream.drain()
+    assert sum(seen, []) == [pc for pc, _ in blocks]
+    for index, pcs, sizes in kept:
+        assert pcs.tolist() == seen[index][1:]
+        assert sizes.tolist() == [size for _, size in blocks[8 * index:8 * index + len(sizes)]]

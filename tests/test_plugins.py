@@ -181,6 +181,27 @@ def test_memtrace_matches_python_memory_hooks():
     assert plugin.python and mask(plugin.python) == mask(plugin.batched)
 
 
+def test_memory_batches_a_plugin_keeps_stay_as_delivered():
+    """Batches are views of the C buffer (no copy): ones a plugin keeps must not change afterwards."""
+    class Keep(Plugin):
+        def __init__(self):
+            self.python, self.kept = [], []
+
+        def on_mem_write(self, emu, address, size, value):
+            self.python.append((address, size))
+
+        def on_mem_batch(self, emu, accesses):
+            self.kept.append(accesses)
+
+    path = str(ROOT / sample("x86_64", "compute"))
+    emu = Emulator(path, argv=[path, "10"], env={})
+    plugin = emu.add_plugin(Keep())
+    emu.run(capture_output=True)
+    assert len(plugin.kept) > 4  # several buffers' worth
+    writes = [batch[batch["write"] == 1] for batch in plugin.kept]
+    assert [(int(r["address"]), int(r["size"])) for batch in writes for r in batch] == plugin.python
+
+
 def test_two_plugins_each_receive_every_event():
     class Both(Plugin):
         def __init__(self):

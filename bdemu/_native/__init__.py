@@ -25,6 +25,7 @@ while draining is stored the way the Unicorn binding stores hook exceptions
 from __future__ import annotations
 
 import ctypes
+import sys
 from typing import Callable
 
 import numpy as np
@@ -100,21 +101,35 @@ def _guarded(uc, drain: Callable[[], None]) -> Callable[[int], None]:
 
 
 class BlockStream:
-    """The ordered stream of executed blocks, delivered as (pcs, sizes) batches to `sink`."""
+    """The ordered stream of executed blocks, delivered as (pcs, sizes) batches to `sink`.
+
+    A batch is a view of the buffer the C hook fills, not a copy (copying cost
+    more than the hook itself). If the sink keeps a reference to it, the C hook
+    gets fresh arrays for the next batch, so what a plugin kept never changes.
+    """
 
     def __init__(self, uc, sink: Callable[[np.ndarray, np.ndarray], None], capacity: int = 1 << 16):
-        self.pcs = np.zeros(capacity, np.uint64)
-        self.sizes = np.zeros(capacity, np.uint32)
         self._sink = sink
         self._callback = FLUSH(_guarded(uc, self.drain))
-        self.state = _BlockBuffer(_ptr(self.pcs, _u64p), _ptr(self.sizes, _u32p), 0, capacity,
-                                  self._callback)
+        self.state = _BlockBuffer(None, None, 0, capacity, self._callback)
+        self._use_new_buffers()
+
+    def _use_new_buffers(self) -> None:
+        capacity = self.state.cap
+        self.pcs = np.zeros(capacity, np.uint64)
+        self.sizes = np.zeros(capacity, np.uint32)
+        self.state.pcs, self.state.sizes = _ptr(self.pcs, _u64p), _ptr(self.sizes, _u32p)
+        self._unshared = (sys.getrefcount(self.pcs), sys.getrefcount(self.sizes))
 
     def drain(self) -> None:
         n = self.state.n
         if n:
             self.state.n = 0
-            self._sink(self.pcs[:n].copy(), self.sizes[:n].copy())
+            try:
+                self._sink(self.pcs[:n], self.sizes[:n])
+            finally:
+                if (sys.getrefcount(self.pcs), sys.getrefcount(self.sizes)) != self._unshared:
+                    self._use_new_buffers()  # the sink kept (a view of) this batch
 
 
 class BlockCounter:
@@ -158,16 +173,26 @@ class MemStream:
 
     def __init__(self, uc, sink: Callable[[np.ndarray], None], reg_read: int, pc_reg: int,
                  capacity: int = 1 << 16):
-        self.records = np.zeros(capacity, MEM_DTYPE)
         self._sink = sink
         self._callback = FLUSH(_guarded(uc, self.drain))
-        self.state = _MemBuffer(self.records.ctypes.data, 0, capacity, self._callback, reg_read, pc_reg)
+        self.state = _MemBuffer(None, 0, capacity, self._callback, reg_read, pc_reg)
+        self._use_new_buffer()
+
+    def _use_new_buffer(self) -> None:
+        self.records = np.zeros(self.state.cap, MEM_DTYPE)
+        self.state.records = self.records.ctypes.data
+        self._unshared = sys.getrefcount(self.records)
 
     def drain(self) -> None:
+        """Like `BlockStream.drain`: the batch is a view, and a kept one is never written again."""
         n = self.state.n
         if n:
             self.state.n = 0
-            self._sink(self.records[:n].copy())
+            try:
+                self._sink(self.records[:n])
+            finally:
+                if sys.getrefcount(self.records) != self._unshared:
+                    self._use_new_buffer()
 
 
 #: The columns of the trace stream's memory accesses (`write`: 1 for a write, 0 for a read).
