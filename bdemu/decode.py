@@ -8,7 +8,7 @@ keeps its first decoding.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 
 class Insn(NamedTuple):
@@ -20,32 +20,39 @@ class Insn(NamedTuple):
 
 
 class BlockDecoder:
-    def __init__(self, arch, uc) -> None:
+    """`mode_of(address, size)`: the Capstone mode block (address, size) ran in, for ISAs with
+    two instruction sets (see `bdemu.cpu.base.CodeModes`); None: the ISA's one mode."""
+
+    def __init__(self, arch, uc, mode_of: Callable[[int, int], int | None] | None = None) -> None:
         self._arch = arch
         self._uc = uc
-        self._cache: dict[tuple[int, int], tuple[Insn, ...]] = {}
-        self._cs = None
+        self._mode_of = mode_of
+        self._cache: dict[tuple[int, int, int | None], tuple[Insn, ...]] = {}
+        self._cs: dict[int, object] = {}
 
-    def _capstone(self):
-        if self._cs is None:
+    def _capstone(self, mode: int | None):
+        mode = self._arch.cs_mode if mode is None else mode
+        cs = self._cs.get(mode)
+        if cs is None:
             import capstone
-            self._cs = capstone.Cs(self._arch.cs_arch, self._arch.cs_mode)
-        return self._cs
+            cs = self._cs[mode] = capstone.Cs(self._arch.cs_arch, mode)
+        return cs
 
     def block(self, address: int, size: int) -> tuple[Insn, ...]:
-        key = (address, size)
+        mode = self._mode_of(address, size) if self._mode_of is not None else None
+        key = (address, size, mode)
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = self._decode(address, size)
+            found = self._cache[key] = self._decode(address, size, mode)
         return found
 
-    def _decode(self, address: int, size: int) -> tuple[Insn, ...]:
+    def _decode(self, address: int, size: int, mode: int | None) -> tuple[Insn, ...]:
         try:
             code = bytes(self._uc.mem_read(address, size))
         except Exception:
             return ()
         insns, offset = [], 0
-        for addr, length, mnemonic, op_str in self._capstone().disasm_lite(code, address):
+        for addr, length, mnemonic, op_str in self._capstone(mode).disasm_lite(code, address):
             insns.append(Insn(addr, length, code[offset:offset + length], mnemonic, op_str))
             offset += length
         if offset < size:  # bytes Capstone cannot decode: keep the count honest, one per remaining unit

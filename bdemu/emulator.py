@@ -140,8 +140,20 @@ class Emulator:
         decoder = self.__dict__.get("_decoder")
         if decoder is None:
             from .decode import BlockDecoder
-            decoder = self._decoder = BlockDecoder(self.arch, self.uc)
+            modes = self.arch.code_modes
+            decoder = self._decoder = BlockDecoder(self.arch, self.uc, self._block_mode if modes else None)
         return decoder.block(address, size)
+
+    def _block_mode(self, address: int, size: int) -> int:
+        """The Capstone mode of a block (ARM or Thumb): as it first ran if a native block table saw
+        it (hookinstall.py keeps one for ISAs with code modes), else the CPU's mode now (right
+        inside a block or instruction hook)."""
+        modes = self.arch.code_modes
+        table = self.__dict__.get("_mode_table")
+        value = table.mode_of(address, size) if table is not None else None
+        if value is None:
+            value = self.reg(modes.register)
+        return modes.cs_mode(value)
 
     def syscall_name(self, number: int) -> str:
         """The syscall's name on this ISA (`syscall_<n>` if unknown)."""

@@ -67,6 +67,7 @@ def install_plugin_hooks(emu: "Emulator") -> list[InstalledHook]:
     bus, uc, handles = emu.hooks, emu.uc, []
     emu._native_hooks = []
     emu._native_drains = []
+    emu._mode_table = None
 
     def fan_out(hook: str):
         methods = bus.methods(hook)
@@ -116,10 +117,17 @@ def _install_native(emu: "Emulator", fan_out) -> None:
         emu._native_hooks.append(native_hook(uc, UC_HOOK_BLOCK, _native.BLOCK_BUFFER, stream))
         emu._native_drains.append(stream.drain)
     counts = wants["on_block_counts"]
-    if counts is not None:
-        counter = _native.BlockCounter(uc)
+    # Plugins given blocks may decode them (emu.disassemble): on ISAs with two instruction sets
+    # the block table also notes which one each block ran in.
+    modes = emu.arch.code_modes if counts is not None or batch is not None else None
+    if counts is not None or modes is not None:
+        mode_reg = emu.arch.registers[modes.register] if modes is not None else None
+        counter = _native.BlockCounter(uc, mode_reg=mode_reg)
         emu._native_hooks.append(native_hook(uc, UC_HOOK_BLOCK, _native.BLOCK_COUNT, counter))
-        emu._native_drains.append(lambda: counts(*counter.snapshot()))
+        if modes is not None:
+            emu._mode_table = counter
+        if counts is not None:
+            emu._native_drains.append(lambda: counts(*counter.snapshot()))
     memory = wants["on_mem_batch"]
     if memory is not None:
         pc_reg = emu.arch.registers[emu.arch.pc]
@@ -163,3 +171,4 @@ def remove_plugin_hooks(emu: "Emulator") -> None:
     emu._plugin_hooks = []
     emu._native_hooks = []
     emu._native_drains = []
+    emu._mode_table = None

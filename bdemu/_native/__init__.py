@@ -55,7 +55,8 @@ class _BlockBuffer(ctypes.Structure):
 class _BlockTable(ctypes.Structure):
     _fields_ = [("pcs", _u64p), ("sizes", _u32p), ("counts", _u64p), ("mask", ctypes.c_uint64),
                 ("used", ctypes.c_uint64), ("grow", FLUSH), ("last_pc", ctypes.c_uint64),
-                ("last_slot", ctypes.c_uint64), ("last_size", ctypes.c_uint32)]
+                ("last_slot", ctypes.c_uint64), ("last_size", ctypes.c_uint32),
+                ("reg_read", ctypes.c_void_p), ("mode_reg", ctypes.c_int64), ("modes", _u64p)]
 
 
 class _MemBuffer(ctypes.Structure):
@@ -65,6 +66,8 @@ class _MemBuffer(ctypes.Structure):
 
 _lib.bd_table_rehash.argtypes = [ctypes.POINTER(_BlockTable), ctypes.POINTER(_BlockTable)]
 _lib.bd_table_rehash.restype = None
+_lib.bd_table_find.argtypes = [ctypes.POINTER(_BlockTable), ctypes.c_uint64, ctypes.c_uint32]
+_lib.bd_table_find.restype = ctypes.c_int64
 
 
 def add_hook(uc, kind: int, function: int, state: ctypes.Structure, begin: int = 1, end: int = 0) -> int:
@@ -133,35 +136,53 @@ class BlockStream:
 
 
 class BlockCounter:
-    """Execution counts per distinct (pc, size), kept in a C hash table that grows by doubling."""
+    """Execution counts per distinct (pc, size), kept in a C hash table that grows by doubling.
 
-    def __init__(self, uc, capacity: int = 1 << 12):
+    With `mode_reg` (a Unicorn register id) the table also keeps that register's value from
+    when each block first ran (`mode_of`): which instruction set its code is in (ARM/Thumb).
+    """
+
+    def __init__(self, uc, capacity: int = 1 << 12, mode_reg: int | None = None):
         self._callback = FLUSH(_guarded(uc, self._grow))
+        self._modes = mode_reg is not None
         self._arrays = self._allocate(capacity)
-        self.state = _BlockTable(*self._pointers(self._arrays), capacity - 1, 0, self._callback)
+        self.state = _BlockTable(*self._pointers(self._arrays)[:3], capacity - 1, 0, self._callback)
+        if self._modes:
+            self.state.reg_read, self.state.mode_reg = reg_read_address(), mode_reg
+            self.state.modes = self._pointers(self._arrays)[3]
 
-    @staticmethod
-    def _allocate(capacity: int):
-        return np.zeros(capacity, np.uint64), np.zeros(capacity, np.uint32), np.zeros(capacity, np.uint64)
+    def _allocate(self, capacity: int):
+        return (np.zeros(capacity, np.uint64), np.zeros(capacity, np.uint32), np.zeros(capacity, np.uint64),
+                np.zeros(capacity if self._modes else 0, np.uint64))
 
     @staticmethod
     def _pointers(arrays):
-        pcs, sizes, counts = arrays
-        return _ptr(pcs, _u64p), _ptr(sizes, _u32p), _ptr(counts, _u64p)
+        pcs, sizes, counts, modes = arrays
+        return _ptr(pcs, _u64p), _ptr(sizes, _u32p), _ptr(counts, _u64p), _ptr(modes, _u64p) if len(modes) else None
 
     def _grow(self) -> None:
         capacity = (self.state.mask + 1) * 2
         arrays = self._allocate(capacity)
-        bigger = _BlockTable(*self._pointers(arrays), capacity - 1, 0, self._callback)
+        pointers = self._pointers(arrays)
+        bigger = _BlockTable(*pointers[:3], capacity - 1, 0, self._callback)
+        bigger.modes = pointers[3]
         _lib.bd_table_rehash(ctypes.byref(self.state), ctypes.byref(bigger))
         self.state.pcs, self.state.sizes, self.state.counts = bigger.pcs, bigger.sizes, bigger.counts
+        self.state.modes = pointers[3]
         self.state.mask, self.state.used = bigger.mask, bigger.used
         self.state.last_size = 0  # the last counted block's slot moved: it is looked up again
         self._arrays = arrays
 
+    def mode_of(self, pc: int, size: int) -> int | None:
+        """The mode register's value when block (pc, size) first ran; None if unknown."""
+        if not self._modes:
+            return None
+        slot = _lib.bd_table_find(ctypes.byref(self.state), pc, size)
+        return None if slot < 0 else int(self._arrays[3][slot])
+
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pcs, sizes, counts) of every block executed so far, sorted by pc."""
-        pcs, sizes, counts = self._arrays
+        pcs, sizes, counts, _ = self._arrays
         used = counts != 0
         pcs, sizes, counts = pcs[used], sizes[used], counts[used]
         order = np.lexsort((sizes, pcs))
@@ -213,7 +234,7 @@ class _TraceStream(ctypes.Structure):
                 ("mn", ctypes.c_uint64), ("mcap", ctypes.c_uint64),
                 ("reg_read", ctypes.c_void_p), ("pc_reg", ctypes.c_int64), ("repeats", _u32p),
                 ("last_repeat", ctypes.c_void_p), ("last_pc", ctypes.c_uint64), ("last_size", ctypes.c_uint32),
-                ("last_stride", ctypes.c_uint32)]
+                ("last_stride", ctypes.c_uint32), ("mode_reg", ctypes.c_int64), ("modes", _u64p)]
 
 
 _lib.bd_stream_rehash.argtypes = [ctypes.POINTER(_TraceStream)]
@@ -304,11 +325,13 @@ class TraceStream:
     are views of a buffer the stream no longer writes (it switched to a spare
     one), so another thread may read them; `release()` gives the buffer back.
     `fresh(id)`, if given, runs once per new block id before the block is
-    counted, and may set `strides[id]`.
+    counted, and may set `strides[id]`. With `mode_reg`, `modes[id]` is that
+    register's value when block `id` first ran (as in `BlockCounter`).
     """
 
     def __init__(self, uc, sink: Callable, fresh: Callable[[int], None] | None = None,
-                 capacity: int = 1 << 18, mem_capacity: int = 1 << 16, pc_reg: int = 0) -> None:
+                 capacity: int = 1 << 18, mem_capacity: int = 1 << 16, pc_reg: int = 0,
+                 mode_reg: int | None = None) -> None:
         self.ids = np.zeros(capacity, np.uint32)
         self.seqs = np.zeros(capacity, np.uint64)
         self.repeats = np.zeros(capacity, np.uint32)
@@ -325,7 +348,11 @@ class TraceStream:
             self._slots.ctypes.data, len(self._slots) - 1, *self._table_pointers(), 0, 256,
             self._callbacks[1], self._callbacks[2], *(a.ctypes.data for a in self.mem.values()), 0,
             mem_capacity,
-            reg_read_address(), pc_reg, _ptr(self.repeats, _u32p), None, NO_BLOCK, 0, 0)
+            reg_read_address(), pc_reg, _ptr(self.repeats, _u32p), None, NO_BLOCK, 0, 0,
+            -1 if mode_reg is None else mode_reg)
+        self._modes = np.zeros(256 if mode_reg is not None else 0, np.uint64)
+        if mode_reg is not None:
+            self.state.modes = _ptr(self._modes, _u64p)
 
     @staticmethod
     def _allocate(capacity: int):
@@ -343,6 +370,10 @@ class TraceStream:
                 new[:len(old)] = old
             self._table = bigger
             state.pcs, state.sizes, state.strides = self._table_pointers()
+            if len(self._modes):
+                modes = np.zeros(state.idcap * 2, np.uint64)
+                modes[:len(self._modes)] = self._modes
+                self._modes, state.modes = modes, _ptr(modes, _u64p)
             state.idcap *= 2
         if (state.nids + 1) * 2 > state.mask:
             self._slots = np.zeros(len(self._slots) * 2, _SLOT_DTYPE)
@@ -361,6 +392,11 @@ class TraceStream:
     @property
     def strides(self) -> np.ndarray:
         return self._table[2]
+
+    @property
+    def modes(self) -> np.ndarray | None:
+        """Mode register value per block id (see the class docstring); None without `mode_reg`."""
+        return self._modes[:self.state.nids] if len(self._modes) else None
 
     def take_seq(self) -> int:
         """Number a live event (a syscall...): the next seq, after every block and access so far."""

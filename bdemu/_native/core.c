@@ -39,6 +39,11 @@ typedef struct {
     uint64_t last_pc;
     uint64_t last_slot;
     uint32_t last_size;
+    /* ISAs with two instruction sets (ARM/Thumb): the value of register mode_reg when each block
+     * first ran, so its code can be decoded in the right one later. modes NULL: not wanted. */
+    reg_read_fn reg_read;
+    int64_t mode_reg;
+    uint64_t *modes;
 } block_table;
 
 typedef struct {
@@ -76,7 +81,7 @@ static inline uint64_t slot_of(uint64_t address, uint64_t mask)
     return (h ^ (h >> 29)) & mask;
 }
 
-static void table_insert(block_table *t, uint64_t address, uint32_t size, uint64_t count)
+static void table_insert(block_table *t, uint64_t address, uint32_t size, uint64_t count, uint64_t mode)
 {
     uint64_t mask = t->mask, i = slot_of(address, mask);
     while (t->counts[i] != 0) {
@@ -89,14 +94,23 @@ static void table_insert(block_table *t, uint64_t address, uint32_t size, uint64
     t->pcs[i] = address;
     t->sizes[i] = size;
     t->counts[i] = count;
+    if (t->modes)
+        t->modes[i] = mode;
     t->used++;
+}
+
+/* The register's value now, for the mode of a block running for the first time. */
+static inline uint64_t read_mode(void *uc, reg_read_fn reg_read, int64_t regid)
+{
+    uint64_t value = 0;
+    reg_read(uc, (int)regid, &value);
+    return value;
 }
 
 /* UC_HOOK_BLOCK: count executions per distinct (pc, size) in an open-addressing table.
  * Most executions repeat the block just counted (a one-block loop): one compare, one increment. */
 void bd_block_count(void *uc, uint64_t address, uint32_t size, block_table *t)
 {
-    (void)uc;
     if (address == t->last_pc && size == t->last_size) {
         t->counts[t->last_slot]++;
         return;
@@ -115,6 +129,8 @@ void bd_block_count(void *uc, uint64_t address, uint32_t size, block_table *t)
     t->pcs[i] = address;
     t->sizes[i] = size;
     t->counts[i] = 1;
+    if (t->modes)
+        t->modes[i] = read_mode(uc, t->reg_read, t->mode_reg);
     t->last_slot = i;
     if (++t->used * 2 > mask)
         t->grow(t);
@@ -125,7 +141,19 @@ void bd_table_rehash(block_table *old, block_table *new)
 {
     for (uint64_t i = 0; i <= old->mask; i++)
         if (old->counts[i] != 0)
-            table_insert(new, old->pcs[i], old->sizes[i], old->counts[i]);
+            table_insert(new, old->pcs[i], old->sizes[i], old->counts[i], old->modes ? old->modes[i] : 0);
+}
+
+/* The slot of block (pc, size) in the table, or -1 if it never ran. */
+int64_t bd_table_find(const block_table *t, uint64_t pc, uint32_t size)
+{
+    uint64_t mask = t->mask, i = slot_of(pc, mask);
+    while (t->counts[i] != 0) {
+        if (t->pcs[i] == pc && t->sizes[i] == size)
+            return (int64_t)i;
+        i = (i + 1) & mask;
+    }
+    return -1;
 }
 
 /* UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE: append (pc, address, size, value, is_write). */
@@ -193,6 +221,8 @@ typedef struct {
     uint32_t *last_repeat; /* &repeats[n - 1]: the entry a repeat of the last block counts in */
     uint64_t last_pc;      /* the last block; NO_BLOCK once anything else was numbered or the buffer changed */
     uint32_t last_size, last_stride;
+    int64_t mode_reg;      /* as in block_table: id -> that register's value when the block first ran */
+    uint64_t *modes;       /* NULL: not wanted */
 } trace_stream;
 
 static inline uint64_t slot_of_block(uint64_t pc, uint32_t size, uint64_t mask)
@@ -221,7 +251,7 @@ void bd_stream_rehash(trace_stream *s)
 
 /* A block that is not a repeat of the last one: look up its id, append an entry. Kept out
  * of line so the repeat path of bd_trace_block saves no registers. */
-static void __attribute__((noinline)) trace_new_entry(trace_stream *s, uint64_t address, uint32_t size)
+static void __attribute__((noinline)) trace_new_entry(void *uc, trace_stream *s, uint64_t address, uint32_t size)
 {
     uint64_t n = s->n;
     uint64_t mask = s->mask, i = slot_of_block(address, size, mask);
@@ -239,6 +269,8 @@ static void __attribute__((noinline)) trace_new_entry(trace_stream *s, uint64_t 
             s->pcs[id] = address;
             s->sizes[id] = size;
             s->strides[id] = 1;
+            if (s->modes)
+                s->modes[id] = read_mode(uc, s->reg_read, s->mode_reg);
             stream_place(s, id);
             if (s->fresh)
                 s->fresh(s);
@@ -263,14 +295,13 @@ static void __attribute__((noinline)) trace_new_entry(trace_stream *s, uint64_t 
 /* UC_HOOK_BLOCK: the block's id and seq into the stream. */
 void bd_trace_block(void *uc, uint64_t address, uint32_t size, trace_stream *s)
 {
-    (void)uc;
     /* The same block again and nothing numbered since: count it in the last entry. */
     if (address == s->last_pc && size == s->last_size && *s->last_repeat != UINT32_MAX) {
         ++*s->last_repeat;
         s->seq += s->last_stride;
         return;
     }
-    trace_new_entry(s, address, size);
+    trace_new_entry(uc, s, address, size);
 }
 
 /* UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE: the access, numbered after the block that makes it. */

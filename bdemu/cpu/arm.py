@@ -13,7 +13,7 @@ from unicorn import arm_const
 
 from bdemu.linux.tables.arm import SYSCALLS
 
-from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
+from .base import Arch, BackdoorInsn, CodeModes, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 KUSER_PAGE = 0xFFFF0000
@@ -130,4 +130,5 @@ ARCH = Arch(
                                other_encodings=(bytes.fromhex("fbf701ad"),)),
     fixed_pages=(FixedPage(KUSER_PAGE, 4096, 5, "[vectors]", _kuser_page()),),
     pc_mode_bits=_thumb_bit,
+    code_modes=CodeModes("cpsr", 5, (capstone.CS_MODE_ARM, capstone.CS_MODE_THUMB)),  # CPSR.T
 )

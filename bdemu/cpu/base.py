@@ -139,6 +139,23 @@ class SignalFrame:
 
 
 @dataclass(frozen=True)
+class CodeModes:
+    """An ISA with more than one instruction set (ARM and Thumb): which one a block is in.
+
+    Block hooks report only an address, so the native block tables read `register` when a
+    block first runs; bits `shift`.. of its value index `cs_modes`, the Capstone mode to
+    decode that block with.
+    """
+
+    register: str
+    shift: int
+    cs_modes: tuple[int, ...]
+
+    def cs_mode(self, value: int) -> int:
+        return self.cs_modes[(value >> self.shift) & (len(self.cs_modes) - 1)]
+
+
+@dataclass(frozen=True)
 class Arch:
     """Everything bdemu needs to know about one ISA, as data."""
 
@@ -219,6 +236,8 @@ class Arch:
     #: Bits to OR into a code address so execution resumes in the current instruction set
     #: (ARM: 1 while in Thumb state); None: addresses need none.
     pc_mode_bits: Callable[[RegisterAccess], int] | None = None
+    #: How to tell the instruction set of a block (ARM/Thumb); None: this ISA has one.
+    code_modes: CodeModes | None = None
     #: Run with Unicorn's instruction counter on even without a limit. Unicorn 2.1's MIPS
     #: translator crashes the host on basic blocks of more than ~700 instructions unless every
     #: instruction is counted (costs ~2x on compute-bound code).
