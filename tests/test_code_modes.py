@@ -7,9 +7,15 @@ which Unicorn calls with each instruction's real size.
 """
 from __future__ import annotations
 
-import keystone
+import os
+import subprocess
+import sys
 
-from bdemu import Emulator, Plugin
+import keystone
+import pytest
+
+from bdemu import Emulator, Plugin, open_trace
+from bdemu.trace.recorder import RecordOptions, make_recorder
 from elfgen import BASE, KS_MODE_THUMB, elf_with_code
 
 ARM_CALLER = """
@@ -85,3 +91,26 @@ def test_hotblocks_and_disassemble_in_a_block_hook_use_each_blocks_mode(tmp_path
     report = capfd.readouterr().err
     assert f"{BASE + 0x1100:#x}  executions=3  insns=4  bytes=8" in report
     assert "lsls r0, r0, #1" in report
+
+
+@pytest.mark.parametrize("options", [{}, {"insns": True}, {"regs": True, "insns": True}],
+                         ids=["blocks", "insns", "live"])
+def test_recordings_keep_each_blocks_instruction_set(tmp_path, options):
+    guest = mixed_guest(tmp_path)
+    reference = Emulator(guest)
+    expected = reference.add_plugin(Reference())
+    reference.run(capture_output=True)
+    path = str(tmp_path / "mixed.db")
+    emu = Emulator(guest)
+    emu.add_plugin(make_recorder(path, RecordOptions(status=False, **options)))
+    emu.run(capture_output=True)
+    with open_trace(path) as trace:
+        assert int(trace.meta["instructions"]) == len(expected.insns)
+        modes = dict(trace.con.execute("SELECT pc, mode FROM code").fetchall())
+        assert modes[BASE + 0x1100] == "thumb"
+        assert {mode for pc, mode in modes.items() if pc < BASE + 0x1100} == {"arm"}
+        if options.get("insns"):
+            assert trace.con.execute("SELECT pc, size FROM insns ORDER BY seq").fetchall() == expected.insns
+    shown = subprocess.run([sys.executable, "-P", "-m", "bdemu", "show", path], capture_output=True, text=True,
+                           env={**os.environ, "COLUMNS": "200"})
+    assert "movs r0, #1" in shown.stdout, shown.stdout + shown.stderr

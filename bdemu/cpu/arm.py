@@ -130,5 +130,5 @@ ARCH = Arch(
                                other_encodings=(bytes.fromhex("fbf701ad"),)),
     fixed_pages=(FixedPage(KUSER_PAGE, 4096, 5, "[vectors]", _kuser_page()),),
     pc_mode_bits=_thumb_bit,
-    code_modes=CodeModes("cpsr", 5, (capstone.CS_MODE_ARM, capstone.CS_MODE_THUMB)),  # CPSR.T
+    code_modes=CodeModes("cpsr", 5, (capstone.CS_MODE_ARM, capstone.CS_MODE_THUMB), ("arm", "thumb")),  # CPSR.T
 )

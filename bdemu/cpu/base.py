@@ -144,15 +144,22 @@ class CodeModes:
 
     Block hooks report only an address, so the native block tables read `register` when a
     block first runs; bits `shift`.. of its value index `cs_modes`, the Capstone mode to
-    decode that block with.
+    decode that block with, and `names`, what trace files call it (`code.mode`).
     """
 
     register: str
     shift: int
     cs_modes: tuple[int, ...]
+    names: tuple[str, ...]
 
     def cs_mode(self, value: int) -> int:
         return self.cs_modes[(value >> self.shift) & (len(self.cs_modes) - 1)]
+
+    def name(self, value: int) -> str:
+        return self.names[(value >> self.shift) & (len(self.names) - 1)]
+
+    def cs_mode_named(self, name: str | None, default: int) -> int:
+        return self.cs_modes[self.names.index(name)] if name in self.names else default
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ class DecodeCache:
     """Per-block instruction layout for one ISA, ids in order of first decode."""
 
     def __init__(self, cs_arch: int, cs_mode: int, read: Callable[[int, int], bytes]) -> None:
-        import capstone
-        self._cs = capstone.Cs(cs_arch, cs_mode)
+        self._cs_arch, self._cs_mode = cs_arch, cs_mode
+        self._cs: dict[int, object] = {}
         self._read = read
         self._ids: dict[tuple[int, int], int] = {}
         self.code: list[tuple[int, int, bytes]] = []
@@ -24,7 +24,8 @@ class DecodeCache:
         self._offsets: list[int] = []
         self._sizes: list[int] = []
 
-    def block_id(self, pc: int, size: int) -> int:
+    def block_id(self, pc: int, size: int, cs_mode: int | None = None) -> int:
+        """The id of block (pc, size), decoded in `cs_mode` (the ISA's own if None) when first seen."""
         key = (pc, size)
         found = self._ids.get(key)
         if found is not None:
@@ -35,7 +36,12 @@ class DecodeCache:
             code = b""
         offsets, sizes = [], []
         position = 0
-        for address, length, _, _ in self._cs.disasm_lite(code, pc):
+        mode = self._cs_mode if cs_mode is None else cs_mode
+        cs = self._cs.get(mode)
+        if cs is None:
+            import capstone
+            cs = self._cs[mode] = capstone.Cs(self._cs_arch, mode)
+        for address, length, _, _ in cs.disasm_lite(code, pc):
             offsets.append(address - pc)
             sizes.append(length)
             position = address - pc + length

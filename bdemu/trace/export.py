@@ -95,10 +95,11 @@ def _instruction_clock(trace):
     if trace.count("insns"):
         seqs = trace.con.execute("SELECT seq FROM insns ORDER BY seq").fetchnumpy()["seq"].astype(np.uint64)
         return lambda events: np.searchsorted(seqs, events)
-    from .show import disassembler
-    cs = disassembler(trace.arch)
+    from .show import code_rows, disassembler
+    disassemblers: dict = {}
     counts = {}
-    for pc, size, code in trace.con.execute("SELECT pc, size, bytes FROM code").fetchall():
+    for pc, size, code, mode in trace.con.execute(code_rows(trace)).fetchall():
+        cs = disassemblers.get(mode) or disassemblers.setdefault(mode, disassembler(trace.arch, mode))
         counts[(pc, size)] = max(1, sum(1 for _ in cs.disasm_lite(code, pc))) if cs and code else 1
     import pyarrow as pa
     table = pa.table({"pc": pa.array([k[0] for k in counts], pa.uint64()),

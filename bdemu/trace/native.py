@@ -40,11 +40,13 @@ class NativeStream:
         self._known = 0
         self._new_insns: dict[str, list] = {"block": [], "idx": [], "pc": [], "size": []}
         self._mem_chunks: list[dict[str, np.ndarray]] = []
-        counter = None if self.decode is not None else (emu.arch.cs_arch, emu.arch.cs_mode)
-        self._runs = RunStore(self.writer, _native.RunEncoder(), counter)
         arch, uc = emu.arch, emu.uc
+        counter = None if self.decode is not None else (arch.cs_arch, arch.cs_mode)
+        self._runs = RunStore(self.writer, _native.RunEncoder(), counter, arch.code_modes)
+        self._modes = arch.code_modes
+        mode_reg = arch.registers[arch.code_modes.register] if arch.code_modes is not None else None
         self.stream = _native.TraceStream(uc, self._take, self._decode_new if self.decode is not None else None,
-                                          capacity=self.ENTRIES, pc_reg=arch.registers[arch.pc])
+                                          capacity=self.ENTRIES, pc_reg=arch.registers[arch.pc], mode_reg=mode_reg)
         hooks = [native_hook(uc, UC_HOOK_BLOCK, _native.TRACE_BLOCK, self.stream)]
         if self.opts.mem:
             kinds = UC_HOOK_MEM_READ_AFTER | UC_HOOK_MEM_WRITE
@@ -61,7 +63,8 @@ class NativeStream:
         """First run of block `ident` (--insns): its instructions, and its stride of 1 + their count."""
         pcs, sizes = self.stream.blocks
         pc = int(pcs[ident])
-        self.decode.block_id(pc, int(sizes[ident]))
+        modes = self.stream.modes
+        self.decode.block_id(pc, int(sizes[ident]), None if modes is None else self._modes.cs_mode(int(modes[ident])))
         offsets, lengths = self.decode.layout(ident)
         self.stream.strides[ident] = 1 + len(offsets)
         rows = self._new_insns
@@ -112,8 +115,11 @@ class NativeStream:
                     code.append(bytes(self._emu.read_memory(pc, size)))
                 except Exception:
                     code.append(b"")
+        modes = self.stream.modes
+        names = ([None] * (total - known) if modes is None else
+                 [self._modes.name(value) for value in modes[known:total].tolist()])
         rows = {"block_info": {"id": list(range(known, total)), "pc": pcs, "size": sizes},
-                "code": {"pc": pcs, "size": sizes, "bytes": code}}
+                "code": {"pc": pcs, "size": sizes, "bytes": code, "mode": names}}
         if self._new_insns["block"]:
             rows["insn_info"], self._new_insns = self._new_insns, {k: [] for k in self._new_insns}
         return rows
@@ -145,11 +151,13 @@ class RunStore:
 
     ROWS = 1 << 20  # rows per insert at least: each statement costs ~1 ms, and its rows little
 
-    def __init__(self, writer, encoder, counter: tuple[int, int] | None = None) -> None:
-        """`counter`: (Capstone arch, mode) to count the instructions of each new block's code."""
+    def __init__(self, writer, encoder, counter: tuple[int, int] | None = None, code_modes=None) -> None:
+        """`counter`: (Capstone arch, mode) to count the instructions of each new block's code
+        (in the mode its `code` row names, with `code_modes`)."""
         self.writer, self.encoder = writer, encoder
         self._counter = counter
-        self._cs = None
+        self._code_modes = code_modes
+        self._cs: dict[int, object] = {}
         self.insn_counts: list[int] = []
         self.blocks: dict[str, dict[str, list]] = {}
         self.chunks: dict[str, list[dict[str, np.ndarray]]] = {"block_steps": [], "block_runs": []}
@@ -186,11 +194,14 @@ class RunStore:
 
     def _count_insns(self, code: dict[str, list]) -> None:
         """Instructions per new block, for the run's total (decoded here, off the guest's thread)."""
-        if self._cs is None:
-            import capstone
-            self._cs = capstone.Cs(*self._counter)
-        for pc, data in zip(code["pc"], code["bytes"]):
-            self.insn_counts.append(sum(1 for _ in self._cs.disasm_lite(data, pc)))
+        cs_arch, default = self._counter
+        for pc, data, name in zip(code["pc"], code["bytes"], code["mode"]):
+            mode = default if self._code_modes is None else self._code_modes.cs_mode_named(name, default)
+            cs = self._cs.get(mode)
+            if cs is None:
+                import capstone
+                cs = self._cs[mode] = capstone.Cs(cs_arch, mode)
+            self.insn_counts.append(sum(1 for _ in cs.disasm_lite(data, pc)))
 
     def _keep(self, table: str, columns: dict[str, np.ndarray]) -> None:
         if len(columns["seq"]):

@@ -245,28 +245,31 @@ class Recorder(Plugin):
             "entry": [m.entry for m in images], "bias": [m.base for m in images]})
 
     def _write_code(self, emu) -> None:
-        """Bytes of every distinct executed block, and the total instruction count."""
-        if self.decode is not None:
-            code = self.decode.code
-        else:
-            distinct = self._distinct
-            if distinct is None:  # live mode: blocks are in the database
-                distinct = self.writer.query("SELECT pc, size, count(*) FROM blocks GROUP BY pc, size")
-            import capstone
-            cs = capstone.Cs(emu.arch.cs_arch, emu.arch.cs_mode)
-            code, total = [], 0
-            for pc, size, times in distinct:
-                try:
-                    data = emu.read_memory(pc, size)
-                except Exception:
-                    data = b""
-                code.append((pc, size, data))
-                total += times * sum(1 for _ in cs.disasm_lite(data, pc))
-            if not self.instructions:
-                self.instructions = total
+        """Bytes (and instruction set) of every distinct executed block, and the total instruction count."""
+        distinct = self._distinct
+        if distinct is None:  # live mode: blocks are in the database
+            distinct = self.writer.query("SELECT pc, size, count(*) FROM blocks GROUP BY pc, size")
+        import capstone
+        arch, seen = emu.arch, getattr(self, "_block_modes", None) or {}
+        disassemblers: dict[int, object] = {}
+        code, total = [], 0
+        for pc, size, times in distinct:
+            try:
+                data = emu.read_memory(pc, size)
+            except Exception:
+                data = b""
+            value = seen.get((pc, size))
+            name = None if value is None else arch.code_modes.name(value)
+            mode = arch.cs_mode if value is None else arch.code_modes.cs_mode(value)
+            cs = disassemblers.get(mode) or disassemblers.setdefault(mode, capstone.Cs(arch.cs_arch, mode))
+            code.append((pc, size, data, name))
+            total += times * sum(1 for _ in cs.disasm_lite(data, pc))
+        if not self.instructions:
+            self.instructions = total
         if code:
-            pcs, sizes, data = zip(*code)
-            self.writer.append("code", {"pc": list(pcs), "size": list(sizes), "bytes": list(data)})
+            pcs, sizes, data, names = zip(*code)
+            self.writer.append("code", {"pc": list(pcs), "size": list(sizes), "bytes": list(data),
+                                        "mode": list(names)})
 
 
 def _signed(value: int) -> int:
@@ -297,6 +300,10 @@ class _LiveEvents:
                       "rseq": array("Q"), "rname": [], "rval": array("Q")}
         self._pc = 0
         self._count = 0
+        modes = emu.arch.code_modes
+        #: (pc, size) -> mode register value when the block first ran (ARM/Thumb), for `code`.
+        self._block_modes = {} if modes is not None else None
+        self._mode_register = modes.register if modes is not None else None
         if self.opts.regs:
             names = tuple(dict.fromkeys((*emu.arch.general_registers, emu.arch.sp)))
             self._reg_names = names
@@ -305,6 +312,8 @@ class _LiveEvents:
 
     def on_block(self, emu, address, size) -> None:
         live = self._live
+        if self._block_modes is not None and (address, size) not in self._block_modes:
+            self._block_modes[(address, size)] = emu.reg(self._mode_register)
         if self.opts.blocks:
             live["bseq"].append(self.seq)
             live["bpc"].append(address)

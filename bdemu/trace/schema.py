@@ -37,8 +37,9 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     # Register values at the start of instruction `seq` that changed since the previous one
     # (all of them at the first recorded instruction): Tenet's model. Only with --regs.
     "regs": (("seq", "UBIGINT"), ("name", "VARCHAR"), ("value", "UBIGINT")),
-    # The bytes of every distinct executed block, so `show` and exporters need no guest file.
-    "code": (("pc", "UBIGINT"), ("size", "UINTEGER"), ("bytes", "BLOB")),
+    # The bytes of every distinct executed block, so `show` and exporters need no guest file;
+    # `mode`: its instruction set where the ISA has two ('arm' or 'thumb'), else NULL.
+    "code": (("pc", "UBIGINT"), ("size", "UINTEGER"), ("bytes", "BLOB"), ("mode", "VARCHAR")),
 }
 
 

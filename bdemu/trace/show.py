@@ -6,16 +6,25 @@ import json
 from .schema import TABLES
 
 
-def disassembler(arch_name: str):
-    """A Capstone instance for the trace's ISA, or None if this bdemu does not know it."""
+def disassembler(arch_name: str, mode: str | None = None):
+    """A Capstone instance for the trace's ISA (in instruction set `mode`, a `code.mode` value,
+    where the ISA has two), or None if this bdemu does not know it."""
     try:
         import capstone
 
         from ..cpu import by_name
         arch = by_name(arch_name)
-        return capstone.Cs(arch.cs_arch, arch.cs_mode)
+        modes = arch.code_modes
+        return capstone.Cs(arch.cs_arch, arch.cs_mode if modes is None else modes.cs_mode_named(mode, arch.cs_mode))
     except Exception:
         return None
+
+
+def code_rows(trace) -> str:
+    """SELECT of the `code` table's pc, size, bytes, mode (NULL in files from before `mode`)."""
+    columns = [row[0] for row in trace.con.execute("SELECT * FROM code LIMIT 0").description]
+    mode = "mode" if "mode" in columns else "NULL::VARCHAR AS mode"
+    return f"SELECT pc, size, bytes, {mode} FROM code"
 
 
 def disassemble(cs, code: bytes, pc: int, limit: int = 4) -> str:
@@ -63,19 +72,21 @@ def render(trace, top: int = 10) -> None:
             counts.add_row(name, f"{trace.count(name):,}")
     console.print(counts)
 
-    cs = disassembler(trace.arch)
+    disassemblers: dict = {}
     modules = trace.con.execute('SELECT path, base, "end" FROM modules ORDER BY id').fetchall()
     hot = trace.con.execute(
-        f"SELECT b.pc, b.size, b.n, c.bytes FROM ({trace.block_counts_query()} "
-        "ORDER BY n DESC, pc LIMIT ?) b LEFT JOIN code c USING (pc, size) "
+        f"SELECT b.pc, b.size, b.n, c.bytes, c.mode FROM ({trace.block_counts_query()} "
+        f"ORDER BY n DESC, pc LIMIT ?) b LEFT JOIN ({code_rows(trace)}) c USING (pc, size) "
         "ORDER BY b.n DESC, b.pc", [top]).fetchall()
     if hot:
         blocks = Table(title=f"top {len(hot)} blocks")
         for column in ("pc", "where", "size", "executions", "code"):
             blocks.add_column(column, justify="right" if column in ("size", "executions") else "left")
-        for pc, size, n, code in hot:
+        for pc, size, n, code, mode in hot:
+            if mode not in disassemblers:
+                disassemblers[mode] = disassembler(trace.arch, mode)
             blocks.add_row(f"{pc:#x}", module_of(modules, pc), str(size), f"{n:,}",
-                           escape(disassemble(cs, code, pc)))
+                           escape(disassemble(disassemblers[mode], code, pc)))
         console.print(blocks)
 
     calls = trace.con.execute(
