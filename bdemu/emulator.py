@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import sys
 import tempfile
 import time
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, Uc
 import unicorn
+from unicorn import UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, Uc
 
 from . import guest_image, loaders
 from .cpu import Arch
@@ -27,6 +28,10 @@ from .linux.kernel import Kernel
 from .memory import AddressSpace
 from .regs import INTERRUPT_HOOK, SYSCALL_INSN_HOOK, RegisterFile, add_raw_hook
 from .runloop import RunResult, StopRecord, run_loop, safe_pc
+
+if TYPE_CHECKING:
+    from .funchooks import FunctionHooks
+    from .symbols import GuestSymbols
 
 _ACCESS_NAMES = {unicorn.UC_MEM_READ_UNMAPPED: "read", unicorn.UC_MEM_WRITE_UNMAPPED: "write",
                  unicorn.UC_MEM_FETCH_UNMAPPED: "exec", unicorn.UC_MEM_READ_PROT: "read",
@@ -154,6 +159,30 @@ class Emulator:
         if value is None:
             value = self.reg(modes.register)
         return modes.cs_mode(value)
+
+    @functools.cached_property
+    def symbols(self) -> "GuestSymbols":
+        """Symbols of the loaded modules, by address and by name (bdemu/symbols.py)."""
+        from .symbols import GuestSymbols
+        return GuestSymbols(self)
+
+    @functools.cached_property
+    def functions(self) -> "FunctionHooks":
+        """Function hooks and, inside one, the call's arguments and return (bdemu/funchooks.py)."""
+        from .funchooks import FunctionHooks
+        return FunctionHooks(self)
+
+    def symbolize(self, address: int) -> str | None:
+        """`module!symbol+0x12` for a guest address (None outside every loaded module)."""
+        return self.symbols.symbolize(address)
+
+    def hook_function(self, target: str | int, on_entry: Callable[["Emulator"], None] | None = None,
+                      on_return: Callable[["Emulator", int], None] | None = None) -> None:
+        """Call `on_entry(emu)` when function `target` (a symbol, `module!symbol`, a glob such as
+        `str*`, or an address) is entered, and `on_return(emu, result)` when that call returns.
+        Inside them `emu.functions.argument(i)` reads the call's arguments, and on entry
+        `emu.functions.return_now(value)` skips the function."""
+        self.functions.add(target, on_entry, on_return)
 
     def syscall_name(self, number: int) -> str:
         """The syscall's name on this ISA (`syscall_<n>` if unknown)."""
@@ -284,6 +313,8 @@ class Emulator:
         if placed is not None and not any(m.start == placed.start and m.image.path == placed.image.path
                                           for m in self.modules):
             self.modules.append(placed)
+            if "functions" in self.__dict__:
+                self.functions.resolve()
 
     def _is_guest_directory(self, guest_path: str) -> bool:
         from .linux.errors import SyscallError
@@ -297,6 +328,10 @@ class Emulator:
 
     def _load(self, host_path: str, argv: list[bytes], envp: list[bytes], guest_path: str) -> None:
         guest_image.load(self, host_path, argv, envp, guest_path)
+        if "symbols" in self.__dict__:
+            self.symbols.forget_addresses()
+        if "functions" in self.__dict__:
+            self.functions.after_exec()
         #: The process's name (prctl PR_GET_NAME), as Linux sets it at exec: the file's base name.
         self.kernel.comm = os.path.basename(os.fsencode(guest_path))[:15]
 

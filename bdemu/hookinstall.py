@@ -101,6 +101,9 @@ def install_plugin_hooks(emu: "Emulator") -> list[InstalledHook]:
         handles.append(python_hook(uc, UC_HOOK_MEM_WRITE,
                                    lambda _uc, _access, address, size, value, _u: write(address, size, value)))
     _install_native(emu, fan_out)
+    functions = emu.__dict__.get("functions")
+    if functions is not None:
+        functions.install()
     return handles
 
 

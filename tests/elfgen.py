@@ -50,3 +50,37 @@ def write_elf(tmp_path, isa: str, source: str, name: str = "snippet", thumb: boo
     path.write_bytes(make_elf(isa, source, thumb))
     path.chmod(0o755)
     return str(path)
+
+
+def with_symbols(image: bytes, isa: str, symbols: dict[str, tuple[int, int]]) -> bytes:
+    """`image` (from elf_with_code/make_elf) plus .symtab/.strtab section headers: name -> (address,
+    size) function symbols (ARM Thumb functions: address | 1, as linkers write them)."""
+    arch = by_name(isa)
+    wide, end = arch.bits == 64, "<" if arch.byteorder == "little" else ">"
+    strtab, symtab = bytearray(b"\0"), bytearray(24 if wide else 16)
+    for name, (address, size) in symbols.items():
+        if wide:
+            symtab += struct.pack(end + "IBBHQQ", len(strtab), 0x12, 0, 1, address, size)
+        else:
+            symtab += struct.pack(end + "IIIBBH", len(strtab), address, size, 0x12, 0, 1)
+        strtab += name.encode() + b"\0"
+    data = bytearray(image)
+    symtab_at = len(data)
+    data += symtab
+    strtab_at = len(data)
+    data += strtab
+    shoff = (len(data) + 7) & ~7
+    data = data.ljust(shoff, b"\0")
+    if wide:
+        data += bytes(64)
+        data += struct.pack(end + "IIQQQQIIQQ", 0, 2, 0, 0, symtab_at, len(symtab), 2, 1, 8, 24)
+        data += struct.pack(end + "IIQQQQIIQQ", 0, 3, 0, 0, strtab_at, len(strtab), 0, 0, 1, 0)
+        struct.pack_into(end + "Q", data, 40, shoff)
+        struct.pack_into(end + "HHH", data, 58, 64, 3, 0)
+    else:
+        data += bytes(40)
+        data += struct.pack(end + "IIIIIIIIII", 0, 2, 0, 0, symtab_at, len(symtab), 2, 1, 4, 16)
+        data += struct.pack(end + "IIIIIIIIII", 0, 3, 0, 0, strtab_at, len(strtab), 0, 0, 1, 0)
+        struct.pack_into(end + "I", data, 32, shoff)
+        struct.pack_into(end + "HHH", data, 46, 40, 3, 0)
+    return bytes(data)

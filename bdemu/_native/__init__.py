@@ -189,6 +189,42 @@ class BlockCounter:
         return pcs[order], sizes[order], counts[order]
 
 
+class _AddressSet(ctypes.Structure):
+    _fields_ = [("addresses", _u64p), ("mask", ctypes.c_uint64), ("hit_address", ctypes.c_uint64), ("hit", FLUSH)]
+
+
+BLOCK_WATCH = ctypes.cast(_lib.bd_block_watch, ctypes.c_void_p).value
+_lib.bd_watch_add.argtypes = [ctypes.POINTER(_AddressSet), ctypes.c_uint64]
+_lib.bd_watch_add.restype = ctypes.c_int
+
+
+class AddressWatch:
+    """A block hook (C `bd_block_watch`) that calls `hit(address)` when a block starts at one of
+    the watched addresses; others cost a hash probe. `watch` may change the set at any time."""
+
+    def __init__(self, uc, hit: Callable[[int], None]) -> None:
+        self._hit = hit
+        self._callback = FLUSH(_guarded(uc, self._on_hit))
+        self.state = _AddressSet(None, 0, 0, self._callback)
+        self.watch(())
+
+    def watch(self, addresses) -> None:
+        """Watch exactly these (nonzero) addresses."""
+        wanted = {address for address in addresses if address}
+        capacity = 64
+        while capacity < 2 * len(wanted):
+            capacity *= 2
+        table = np.zeros(capacity, np.uint64)
+        state = _AddressSet(_ptr(table, _u64p), capacity - 1, 0, self._callback)
+        for address in wanted:
+            _lib.bd_watch_add(ctypes.byref(state), address)
+        self.state.addresses, self.state.mask = state.addresses, state.mask
+        self._table = table
+
+    def _on_hit(self) -> None:
+        self._hit(self.state.hit_address)
+
+
 class MemStream:
     """Every guest memory access in order (reads after they happen, with the value read)."""
 

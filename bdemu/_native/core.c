@@ -484,6 +484,41 @@ void bd_stop_gate(void *uc, uint64_t address, uint32_t size, stop_gate *g)
     }
 }
 
+/* ---- Function hooks: blocks starting at watched addresses call back into Python. ----
+ * An open-addressing set of addresses (0: empty slot), owned by Python, which grows it and
+ * may add to it at any time: every block is tested, so an address added mid-run needs no
+ * retranslation. A hit stores the address and calls `hit`. */
+typedef struct {
+    uint64_t *addresses;
+    uint64_t mask;
+    uint64_t hit_address;
+    flush_fn hit;
+} address_set;
+
+void bd_block_watch(void *uc, uint64_t address, uint32_t size, address_set *s)
+{
+    (void)uc; (void)size;
+    uint64_t i = slot_of(address, s->mask);
+    for (uint64_t found; (found = s->addresses[i]) != 0; i = (i + 1) & s->mask) {
+        if (found == address) {
+            s->hit_address = address;
+            s->hit(s);
+            return;
+        }
+    }
+}
+
+/* Add address (nonzero) to the set, which has room; 0 if it was there already. */
+int bd_watch_add(address_set *s, uint64_t address)
+{
+    uint64_t i = slot_of(address, s->mask);
+    for (uint64_t found; (found = s->addresses[i]) != 0; i = (i + 1) & s->mask)
+        if (found == address)
+            return 0;
+    s->addresses[i] = address;
+    return 1;
+}
+
 /* UC_HOOK_BLOCK that does nothing: the cost floor of a native hook (benchmarks). */
 void bd_block_nop(void *uc, uint64_t address, uint32_t size, void *user)
 {

@@ -7,7 +7,7 @@ from unicorn import arm64_const
 
 from bdemu.linux.tables.aarch64 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
+from .base import Arch, BackdoorInsn, CallABI, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 
@@ -51,6 +51,7 @@ ARCH = Arch(
     general_registers=tuple(f"x{i}" for i in range(31)) + ("tpidr_el0",),
     pc="pc",
     sp="sp",
+    call_abi=CallABI(args=tuple(f"x{i}" for i in range(8)), result="x0", stack_args_offset=0, return_register="x30"),
     syscall=SyscallABI(number="x8", args=("x0", "x1", "x2", "x3", "x4", "x5"), result="x0",
                        trap=("intr", 2)),  # EXCP_SWI
     syscall_numbers=SYSCALLS,

@@ -13,7 +13,7 @@ from unicorn import arm_const
 
 from bdemu.linux.tables.arm import SYSCALLS
 
-from .base import Arch, BackdoorInsn, CodeModes, FixedPage, RegisterAccess, SignalFrame, SyscallABI
+from .base import Arch, BackdoorInsn, CallABI, CodeModes, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 KUSER_PAGE = 0xFFFF0000
@@ -96,6 +96,7 @@ ARCH = Arch(
     general_registers=tuple(f"r{i}" for i in range(13)) + ("lr",),
     pc="pc",
     sp="sp",
+    call_abi=CallABI(args=("r0", "r1", "r2", "r3"), result="r0", stack_args_offset=0, return_register="lr"),
     syscall=SyscallABI(number="r7", args=("r0", "r1", "r2", "r3", "r4", "r5"), result="r0",
                        trap=("intr", 2), pair_align=True,  # EXCP_SWI
                        insn_size=_svc_size),

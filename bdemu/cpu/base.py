@@ -46,6 +46,22 @@ class SyscallABI:
 
 
 @dataclass(frozen=True)
+class CallABI:
+    """The C calling convention, as function hooks see it at a function's first instruction.
+
+    Integer arguments are in `args`, then in stack words from `sp + stack_args_offset`
+    (i386: all of them, above the return address; MIPS o32: after the 16-byte home area).
+    The return address is in register `return_register`, or (x86) the word at `sp`, which
+    returning pops.
+    """
+
+    args: tuple[str, ...]
+    result: str
+    stack_args_offset: int
+    return_register: str | None = None
+
+
+@dataclass(frozen=True)
 class BackdoorInsn:
     """The backdoor's instruction interface on one ISA (SPEC 2), as data.
 
@@ -243,6 +259,8 @@ class Arch:
     #: Bits to OR into a code address so execution resumes in the current instruction set
     #: (ARM: 1 while in Thumb state); None: addresses need none.
     pc_mode_bits: Callable[[RegisterAccess], int] | None = None
+    #: The C calling convention (function hooks: bdemu/funchooks.py).
+    call_abi: CallABI | None = None
     #: How to tell the instruction set of a block (ARM/Thumb); None: this ISA has one.
     code_modes: CodeModes | None = None
     #: Run with Unicorn's instruction counter on even without a limit. Unicorn 2.1's MIPS

@@ -10,7 +10,7 @@ from unicorn import x86_const
 
 from bdemu.linux.tables.i386 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
+from .base import Arch, BackdoorInsn, CallABI, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 #: Where the CPU's global descriptor table lives; reserved, so mmap never hands it out.
@@ -118,6 +118,7 @@ ARCH = Arch(
     general_registers=("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp"),
     pc="eip",
     sp="esp",
+    call_abi=CallABI(args=(), result="eax", stack_args_offset=4),
     syscall=SyscallABI(number="eax", args=("ebx", "ecx", "edx", "esi", "edi", "ebp"), result="eax",
                        trap=("intr", 0x80), insn_size=2),  # int 0x80
     syscall_numbers=SYSCALLS,

@@ -14,7 +14,7 @@ from unicorn import mips_const
 
 from bdemu.linux.tables.mips import SYSCALLS
 
-from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
+from .base import Arch, BackdoorInsn, CallABI, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 EXCP_SYSCALL, EXCP_BREAK, EXCP_RI, EXCP_TRAP = 17, 18, 20, 22
@@ -130,6 +130,7 @@ def o32(name: str, byteorder: str) -> Arch:
         general_registers=_ABI_NAMES + ("hi", "lo"),
         pc="pc",
         sp="sp",
+        call_abi=CallABI(args=("a0", "a1", "a2", "a3"), result="v0", stack_args_offset=16, return_register="ra"),
         syscall=SyscallABI(number="v0", args=("a0", "a1", "a2", "a3"), result="v0",
                            trap=("intr", EXCP_SYSCALL), error_flag="a3", pair_align=True,
                            stack_args_offset=16),

@@ -7,7 +7,7 @@ from unicorn import riscv_const
 
 from bdemu.linux.tables.riscv64 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, FixedPage, RegisterAccess, SignalFrame, SyscallABI
+from .base import Arch, BackdoorInsn, CallABI, FixedPage, RegisterAccess, SignalFrame, SyscallABI
 from .x86_64 import _unicorn_registers
 
 
@@ -63,6 +63,7 @@ ARCH = Arch(
     pc="pc",
     sp="sp",
     # `ecall` raises the user-mode environment-call exception (8); Unicorn has already moved pc past it.
+    call_abi=CallABI(args=tuple(f"a{i}" for i in range(8)), result="a0", stack_args_offset=0, return_register="ra"),
     syscall=SyscallABI(number="a7", args=("a0", "a1", "a2", "a3", "a4", "a5"), result="a0",
                        trap=("intr", 8)),
     syscall_numbers=SYSCALLS,

@@ -7,7 +7,7 @@ from unicorn import x86_const
 
 from bdemu.linux.tables.x86_64 import SYSCALLS
 
-from .base import Arch, BackdoorInsn, RegisterAccess, SignalFrame, SyscallABI
+from .base import Arch, BackdoorInsn, CallABI, RegisterAccess, SignalFrame, SyscallABI
 
 
 def _unicorn_registers(module, prefix: str) -> dict[str, int]:
@@ -51,6 +51,7 @@ ARCH = Arch(
                        "r11", "r12", "r13", "r14", "r15", "fs_base", "gs_base"),
     pc="rip",
     sp="rsp",
+    call_abi=CallABI(args=("rdi", "rsi", "rdx", "rcx", "r8", "r9"), result="rax", stack_args_offset=8),
     syscall=SyscallABI(number="rax", args=("rdi", "rsi", "rdx", "r10", "r8", "r9"), result="rax",
                        trap=("insn", x86_const.UC_X86_INS_SYSCALL), insn_size=2),
     syscall_numbers=SYSCALLS,
