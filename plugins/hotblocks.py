@@ -29,7 +29,9 @@ class HotBlocks(Plugin):
               file=out)
         for pc, size, count in self.blocks:
             insns = emu.disassemble(pc, size)
-            print(f"{pc:#x}  executions={count}  insns={len(insns)}  bytes={size}", file=out)
+            where = emu.symbolize(pc)
+            print(f"{pc:#x}  executions={count}  insns={len(insns)}  bytes={size}" + (f"  {where}" if where else ""),
+                  file=out)
             if self.disasm:
                 for insn in insns:
                     print(f"    {insn.address:#x}  {insn.mnemonic} {insn.op_str}".rstrip(), file=out)

@@ -6,6 +6,8 @@ exits with the last sum plus secret's result: 43 when nothing interferes.
 """
 from __future__ import annotations
 
+import re
+
 import capstone
 import keystone
 import pytest
@@ -133,3 +135,13 @@ def test_calls_plugin_prints_a_call_tree_with_results(tmp_path):
         f"add3(0x1, 0x2, 0x3) from snippet!_start+{after_calls[0]:#x}", "= 0x6",
         f"add3(0x6, 0xa, 0x14) from snippet!_start+{after_calls[1]:#x}", "= 0x24",
         f"secret(0x6, 0xa, 0x14) from snippet!_start+{after_calls[2]:#x}", "= 0x7"]
+
+
+def test_hotblocks_and_show_name_blocks_by_symbol(tmp_path):
+    program = guest(tmp_path, "aarch64")
+    done = run_bdemu("run", "-p", "hotblocks,top=10,disasm=off", program)
+    assert re.search(rf"^{ADD3:#x}  executions=2  insns=3  bytes=12  snippet!add3$", done.stderr.decode(), re.M)
+    trace = tmp_path / "t.db"
+    assert run_bdemu("record", "-o", str(trace), program).returncode == 43
+    shown = run_bdemu("show", str(trace), env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    assert re.search(rf"{ADD3:#x} │ snippet!add3 ", shown.stdout.decode())

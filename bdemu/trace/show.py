@@ -35,10 +35,18 @@ def disassemble(cs, code: bytes, pc: int, limit: int = 4) -> str:
     return text + (f"; … (+{len(parts) - limit})" if len(parts) > limit else "")
 
 
-def module_of(modules: list, pc: int) -> str:
+def module_of(modules: list, pc: int, tables: dict | None = None) -> str:
+    """`module!symbol+0x12` (from the module file's symbols, if it is still there) or `module+0x...`."""
     import os
-    for path, base, end in modules:
+
+    from ..loaders.symbols import read_symbols
+    for path, base, end, bias in modules:
         if base <= pc < end:
+            if tables is not None:
+                table = tables.get(path) or tables.setdefault(path, read_symbols(path))
+                found = table.nearest(pc - bias)
+                if found is not None:
+                    return f"{os.path.basename(path)}!{found[0]}" + (f"+{found[1]:#x}" if found[1] else "")
             return f"{os.path.basename(path)}+{pc - base:#x}"
     return ""
 
@@ -73,7 +81,10 @@ def render(trace, top: int = 10) -> None:
     console.print(counts)
 
     disassemblers: dict = {}
-    modules = trace.con.execute('SELECT path, base, "end" FROM modules ORDER BY id').fetchall()
+    columns = [row[0] for row in trace.con.execute("SELECT * FROM modules LIMIT 0").description]
+    bias = "coalesce(bias, 0)" if "bias" in columns else "0"  # files from before `bias`: no symbols
+    modules = trace.con.execute(f'SELECT path, base, "end", {bias} FROM modules ORDER BY id').fetchall()
+    tables: dict = {}
     hot = trace.con.execute(
         f"SELECT b.pc, b.size, b.n, c.bytes, c.mode FROM ({trace.block_counts_query()} "
         f"ORDER BY n DESC, pc LIMIT ?) b LEFT JOIN ({code_rows(trace)}) c USING (pc, size) "
@@ -85,7 +96,7 @@ def render(trace, top: int = 10) -> None:
         for pc, size, n, code, mode in hot:
             if mode not in disassemblers:
                 disassemblers[mode] = disassembler(trace.arch, mode)
-            blocks.add_row(f"{pc:#x}", module_of(modules, pc), str(size), f"{n:,}",
+            blocks.add_row(f"{pc:#x}", module_of(modules, pc, tables), str(size), f"{n:,}",
                            escape(disassemble(disassemblers[mode], code, pc)))
         console.print(blocks)
 
