@@ -12,6 +12,8 @@ class Calls(Plugin):
         "match": (str, "*", "functions to trace: a glob on the symbol name, or MODULE!GLOB (e.g. libc.so.6!str*)"),
         "args": (int, 3, "how many arguments to show"),
         "ret": (bool, True, "also show each call's return value"),
+        "strings": (int, 32, "show an argument that points to a printable C string as that string, up to this "
+                             "many bytes (0: never)"),
         "limit": (int, 0, "stop after this many calls (0: no limit)"),
         "out": (str, "", "write to this file instead of the plugin output"),
     }
@@ -30,7 +32,7 @@ class Calls(Plugin):
             return
         self.calls += 1
         depth = self._depth.get(emu.tid, 0)
-        arguments = ", ".join(f"{emu.functions.argument(i):#x}" for i in range(self.args))
+        arguments = ", ".join(self._show(emu, emu.functions.argument(i)) for i in range(self.args))
         caller = emu.symbolize(emu.functions.return_address()) or f"{emu.functions.return_address():#x}"
         print(f"{'  ' * depth}{self._name(emu, emu.pc)}({arguments}) from {caller}", file=self._out)
         if self.ret:
@@ -42,6 +44,20 @@ class Calls(Plugin):
             return
         self._depth[emu.tid] = depth - 1
         print(f"{'  ' * (depth - 1)}= {result:#x}", file=self._out)
+
+    def _show(self, emu, value: int) -> str:
+        """The value in hex, or the C string it points to (ltrace's guess at a `char *`)."""
+        if self.strings and value >= 0x1000:
+            try:
+                data = emu.read_memory(value, self.strings + 1)
+            except Exception:
+                data = b""
+            text, nul, _ = data.partition(b"\0")
+            if text and all(32 <= byte < 127 or byte in (9, 10) for byte in text):
+                shown = text[:self.strings].decode().replace("\\", "\\\\").replace('"', '\\"')
+                shown = shown.replace("\n", "\\n").replace("\t", "\\t")
+                return f'"{shown}"' + ("" if nul else "...")
+        return f"{value:#x}"
 
     @staticmethod
     def _name(emu, address: int) -> str:

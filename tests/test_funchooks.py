@@ -145,3 +145,10 @@ def test_hotblocks_and_show_name_blocks_by_symbol(tmp_path):
     assert run_bdemu("record", "-o", str(trace), program).returncode == 43
     shown = run_bdemu("show", str(trace), env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
     assert re.search(rf"{ADD3:#x} │ snippet!add3 ", shown.stdout.decode())
+
+
+def test_calls_plugin_shows_string_arguments_of_library_calls(tmp_path):
+    out = tmp_path / "calls.txt"
+    done = run_bdemu("run", "-p", f"calls,match=libc.so.6!*,ret=off,out={out}", "/bin/echo", 'say "hi"')
+    assert done.returncode == 0 and done.stdout == b'say "hi"\n'
+    assert re.search(r'^\w+\("say \\"hi\\"", ', out.read_text(), re.M)  # echo hands its argument to libc
