@@ -10,20 +10,20 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SHT_SYMTAB, SHT_DYNSYM = 2, 11
 STT_OBJECT, STT_FUNC = 1, 2
 SHN_LORESERVE = 0xFF00  # section indexes from here on are special (SHN_ABS: not an address)
 MAX_TABLE = 64 << 20  # bytes of one symbol or string table read at most
 MAX_SECTIONS = 4096
+MAX_SYMBOLS = 1 << 20  # kept per table at most (a hostile file could list millions)
 
 
 EM_ARM = 40
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(NamedTuple):
     name: str
     value: int  # link-time address (ARM: without the Thumb bit)
     size: int
@@ -133,4 +133,6 @@ def _symbols(table: bytes, strings: bytes, entsize: int, wide: bool, end: str, t
             if kind == STT_FUNC and thumb_bit:
                 value &= ~1
             found.append(Symbol(name, value, size, kind == STT_FUNC))
+            if len(found) >= MAX_SYMBOLS:
+                break
     return found
