@@ -65,6 +65,9 @@ class Calls(Plugin):
         return name.split("!", 1)[-1]
 
     def on_exit(self, emu, result) -> None:
+        if not self.calls:
+            print(f"calls: no call to a function matching {self.match!r} (a stripped program has only its "
+                  "exported symbols)", file=self._out)
         if self.out:
             self._out.close()
         else:

@@ -152,3 +152,9 @@ def test_calls_plugin_shows_string_arguments_of_library_calls(tmp_path):
     done = run_bdemu("run", "-p", f"calls,match=libc.so.6!*,ret=off,out={out}", "/bin/echo", 'say "hi"')
     assert done.returncode == 0 and done.stdout == b'say "hi"\n'
     assert re.search(r'^\w+\("say \\"hi\\"", ', out.read_text(), re.M)  # echo hands its argument to libc
+
+
+def test_calls_plugin_says_when_nothing_matched():
+    done = run_bdemu("run", "-p", "calls,match=no_such_function", "samples/bin/x86_64/hello")
+    assert done.returncode == 0
+    assert "calls: no call to a function matching 'no_such_function'" in done.stderr.decode()
