@@ -15,6 +15,7 @@ import pytest
 from bdemu import Emulator
 from bdemu.cpu import by_name
 from conftest import run_bdemu
+from test_dynamic import arm64_rootfs, riscv64_rootfs  # noqa: F401 (fixtures)
 from elfgen import BASE, KS_MODE_THUMB, elf_with_code, with_symbols
 
 START, ADD3, SECRET = BASE + 0x1000, BASE + 0x1100, BASE + 0x1180
@@ -158,3 +159,17 @@ def test_calls_plugin_says_when_nothing_matched():
     done = run_bdemu("run", "-p", "calls,match=no_such_function", "samples/bin/x86_64/hello")
     assert done.returncode == 0
     assert "calls: no call to a function matching 'no_such_function'" in done.stderr.decode()
+
+
+@pytest.mark.parametrize("debian_arch", ["arm64", "riscv64"])
+def test_glibc_functions_of_foreign_programs_are_hooked(request, debian_arch):
+    """Debian's echo and glibc under --rootfs (built by scripts/make_rootfs.sh, as in test_dynamic)."""
+    rootfs = str(request.getfixturevalue(f"{debian_arch}_rootfs"))
+    emu = Emulator(rootfs + "/bin/echo", argv=["echo", "hello"], env={}, rootfs=rootfs)
+    strings, puts_results = [], []
+    emu.hook_function("libc.so.6!*", lambda emu: strings.append(_string_at(emu, emu.functions.argument(0))))
+    emu.hook_function("libc.so.6!fputs_unlocked", None, lambda emu, result: puts_results.append(result))
+    result = emu.run(capture_output=True)
+    assert (result.exit_code, result.stdout) == (0, b"hello\n")
+    assert b"hello" in strings
+    assert puts_results and all(value >= 0 for value in puts_results)
