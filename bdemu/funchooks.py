@@ -31,7 +31,7 @@ OnReturn = Callable[["Emulator", int], None]
 MAX_PENDING = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Hook:
     target: str | int
     on_entry: OnEntry | None
@@ -51,6 +51,9 @@ class FunctionHooks:
         self._hooks: list[_Hook] = []
         self._entries: dict[int, list[_Hook]] = {}
         self._returns: dict[int, list[_Pending]] = {}
+        #: IFUNC resolvers' hooks, and the implementations they returned, per hook (see _resolver).
+        self._resolvers: dict[tuple[_Hook, int], _Hook] = {}
+        self._implementations: dict[_Hook, set[int]] = {}
         self._watch = None
 
     def add(self, target: str | int, on_entry: OnEntry | None, on_return: OnReturn | None) -> None:
@@ -76,26 +79,53 @@ class FunctionHooks:
 
     def resolve(self) -> None:
         """Find every hooked function in the modules loaded now (after a library appeared or an exec)."""
-        symbols = self._emu.symbols
         entries: dict[int, list[_Hook]] = {}
         for hook in self._hooks:
-            if isinstance(hook.target, int):
-                addresses = [hook.target]
-            elif any(char in hook.target for char in "*?["):  # aliases share an address: hooked once
-                addresses = list(dict.fromkeys(module.base + symbol.value
-                                               for module, symbol in symbols.matching(hook.target)))
-            else:
-                found = symbols.address_of(hook.target)
-                addresses = [] if found is None else [found]
-            for address in addresses:
+            for address, name, ifunc in self._targets(hook):
+                entries.setdefault(address, []).append(self._resolver(hook, name, address) if ifunc else hook)
+            for address in self._implementations.get(hook, ()):
                 entries.setdefault(address, []).append(hook)
         self._entries = entries
         if self._watch is not None:
             self._watch.watch([*entries, *self._returns])
 
+    def _targets(self, hook: _Hook) -> list[tuple[int, str | None, bool]]:
+        """(address, symbol name, is an IFUNC) of each function the hook's target names now."""
+        if isinstance(hook.target, int):
+            return [(hook.target, None, False)]
+        symbols = self._emu.symbols
+        if any(char in hook.target for char in "*?["):
+            found = {}  # aliases share an address: hooked once
+            for module, symbol in symbols.matching(hook.target):
+                found.setdefault(module.base + symbol.value, (symbol.name, symbol.ifunc))
+            return [(address, name, ifunc) for address, (name, ifunc) in found.items()]
+        for module, symbol in symbols.lookup(hook.target):
+            return [(module.base + symbol.value, symbol.name, symbol.ifunc)]
+        return []
+
+    def _resolver(self, hook: _Hook, name: str, address: int) -> _Hook:
+        """An IFUNC symbol is the address of a resolver that picks the implementation (glibc's
+        strlen for this CPU...) when ld.so binds it: hooked on return, its result is where the
+        function really starts, which `hook` then watches too."""
+        key = (hook, address)
+        resolver = self._resolvers.get(key)
+        if resolver is None:
+            def found(emu: "Emulator", implementation: int) -> None:
+                if emu.arch.pc_mode_bits is not None:
+                    implementation &= ~1
+                known = self._implementations.setdefault(hook, set())
+                if implementation and implementation not in known:
+                    known.add(implementation)
+                    emu.symbols.name_address(implementation, name)
+                    self.resolve()
+            resolver = self._resolvers[key] = _Hook(name, None, found)
+        return resolver
+
     def after_exec(self) -> None:
         """A new program: calls of the old one never return; names are looked up again."""
         self._returns.clear()
+        self._resolvers.clear()
+        self._implementations.clear()
         self.resolve()
 
     def _hit(self, address: int) -> None:

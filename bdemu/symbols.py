@@ -24,6 +24,8 @@ class GuestSymbols:
         self._emu = emu
         self._tables: dict[str, SymbolTable] = {}
         self._names: dict[int, str | None] = {}
+        #: Names of code that has no symbol of its own (an IFUNC's implementation: funchooks.py).
+        self._extra: dict[int, str] = {}
 
     def table(self, module: "LoadedImage") -> SymbolTable:
         path = module.image.path
@@ -45,7 +47,9 @@ class GuestSymbols:
             return self._names[address]
         module = self.module_at(address)
         name = None
-        if module is not None:
+        if address in self._extra:
+            name = self._extra[address]
+        elif module is not None:
             label = os.path.basename(module.image.path)
             found = self.table(module).nearest(address - module.base)
             if found is None:
@@ -90,6 +94,13 @@ class GuestSymbols:
             return [modules[0], *modules[2:], modules[1]]
         return list(modules)
 
+    def name_address(self, address: int, name: str) -> None:
+        """Call the code at `address` `name` (in its module: `module!name`) from now on."""
+        module = self.module_at(address)
+        self._extra[address] = f"{os.path.basename(module.image.path)}!{name}" if module is not None else name
+        self._names.pop(address, None)
+
     def forget_addresses(self) -> None:
         """The address space changed (exec): names of addresses are stale."""
         self._names.clear()
+        self._extra.clear()

@@ -104,6 +104,14 @@ def test_a_hook_that_raises_ends_the_run_with_its_name(tmp_path):
     assert "ZeroDivisionError" in result.message
 
 
+def _cstring(emu, address: int) -> bytes:
+    """The NUL-terminated string at `address`, read a page at a time (it may end near unmapped memory)."""
+    text = b""
+    while b"\0" not in text:
+        text += emu.read_memory(address + len(text), 4096 - (address + len(text)) % 4096)
+    return text.split(b"\0")[0]
+
+
 def _string_at(emu, address: int) -> bytes | None:
     try:
         return emu.read_memory(address, 16).split(b"\0")[0]
@@ -173,3 +181,17 @@ def test_glibc_functions_of_foreign_programs_are_hooked(request, debian_arch):
     assert (result.exit_code, result.stdout) == (0, b"hello\n")
     assert b"hello" in strings
     assert puts_results and all(value >= 0 for value in puts_results)
+
+
+def test_ifunc_functions_are_hooked_at_the_implementation_their_resolver_picks():
+    """glibc's strlen (x86-64) is an IFUNC: its symbol is a resolver, called when ld.so binds it."""
+    emu = Emulator("/bin/echo", argv=["echo", "hello"], env={})
+    calls, names = [], set()
+
+    def entered(emu):
+        names.add(emu.symbolize(emu.pc))
+        calls.append([_cstring(emu, emu.functions.argument(0))])
+    emu.hook_function("libc.so.6!strlen", entered, lambda emu, length: calls[-1].append(length))
+    assert emu.run(capture_output=True).exit_code == 0
+    assert calls and all(length == len(text) for text, length in calls)
+    assert names == {"libc.so.6!strlen"}

@@ -13,7 +13,7 @@ import struct
 from typing import NamedTuple
 
 SHT_SYMTAB, SHT_DYNSYM = 2, 11
-STT_OBJECT, STT_FUNC = 1, 2
+STT_OBJECT, STT_FUNC, STT_GNU_IFUNC = 1, 2, 10
 SHN_LORESERVE = 0xFF00  # section indexes from here on are special (SHN_ABS: not an address)
 MAX_TABLE = 64 << 20  # bytes of one symbol or string table read at most
 MAX_SECTIONS = 4096
@@ -28,6 +28,7 @@ class Symbol(NamedTuple):
     value: int  # link-time address (ARM: without the Thumb bit)
     size: int
     function: bool
+    ifunc: bool = False  # value is the resolver's address, which returns the implementation's
 
 
 class SymbolTable:
@@ -125,14 +126,14 @@ def _symbols(table: bytes, strings: bytes, entsize: int, wide: bool, end: str, t
         else:
             name_at, value, size, info, _, shndx = layout.unpack_from(table, start)
         kind = info & 0xF
-        if kind not in (STT_FUNC, STT_OBJECT) or shndx == 0 or shndx >= SHN_LORESERVE:  # undefined, absolute...
+        if kind not in (STT_FUNC, STT_OBJECT, STT_GNU_IFUNC) or shndx == 0 or shndx >= SHN_LORESERVE:
             continue
         terminator = strings.find(b"\0", name_at)
         name = strings[name_at:terminator if terminator >= 0 else None].decode(errors="replace")
         if name:
-            if kind == STT_FUNC and thumb_bit:
+            if kind != STT_OBJECT and thumb_bit:
                 value &= ~1
-            found.append(Symbol(name, value, size, kind == STT_FUNC))
+            found.append(Symbol(name, value, size, kind != STT_OBJECT, kind == STT_GNU_IFUNC))
             if len(found) >= MAX_SYMBOLS:
                 break
     return found
