@@ -12,10 +12,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import re
+import shutil
 import struct
+import subprocess
 import threading
 import time
 
+import pytest
+from conftest import run_bdemu
 from guestasm import BufferAt, Result, parse_output, write_program
 
 from bdemu import Emulator
@@ -263,3 +267,28 @@ def test_semop_mixed_set_waits_for_another_process(tmp_path):
     finally:
         helper.join()
     assert posted == [0] and answer == 0 and values == (0, 0)
+
+
+IPCS_SCRIPT = ("ipcmk -M 10000 -p 640 >/dev/null; ipcmk -S 3 >/dev/null; ipcmk -Q -p 600 >/dev/null;"
+               " id=$(ipcmk -M 4096 | awk '{print $NF}'); ipcs; ipcs -u;"
+               " ipcrm -m $id && ipcs -m; ipcrm -a; ipcs")
+
+
+def _normalized(text: str) -> str:
+    """ipcs's output with what differs between runs (keys, ids) replaced by names."""
+    return re.sub(r"^0x[0-9a-f]{8} +\d+ +", "KEY ID ", text, flags=re.M)
+
+
+def test_util_linux_ipcs_and_ipcrm(tmp_path):
+    """util-linux's ipcs (which reads /proc/sysvipc, and asks SHM_INFO & co. for -u) and ipcrm,
+    run by a guest shell after ipcmk made objects, print what they print natively in a fresh
+    IPC namespace (`unshare --ipc`), keys and ids aside."""
+    tools = [shutil.which(name) for name in ("ipcs", "ipcrm", "ipcmk", "unshare")]
+    native = subprocess.run(["unshare", "--ipc", "/bin/sh", "-c", IPCS_SCRIPT], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"}) if all(tools) else None
+    if native is None or native.returncode != 0:
+        pytest.skip("needs util-linux's ipcs, ipcrm and ipcmk, and unshare --ipc, on the host")
+    done = run_bdemu("run", "/bin/sh", "-c", IPCS_SCRIPT, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+    assert done.returncode == 0, done.stderr.decode()
+    assert _normalized(done.stdout.decode()) == _normalized(native.stdout)
+    assert "10000" in done.stdout.decode() and "segments allocated 2" in done.stdout.decode()
