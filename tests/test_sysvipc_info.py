@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import re
 import shutil
 import struct
@@ -245,7 +246,7 @@ def test_semop_nowait_mixed_with_waiting_operations(tmp_path):
 def test_semop_mixed_set_waits_for_another_process(tmp_path):
     """The waiting set goes through once another process posts: here the test itself, on the
     host set the guest waits on (counted by GETNCNT, as Linux counts a waiter)."""
-    GETNCNT = 14
+    GETPID, GETNCNT = 11, 14
     posted = []
 
     def post() -> None:
@@ -254,7 +255,8 @@ def test_semop_mixed_set_waits_for_another_process(tmp_path):
             with open("/proc/sysvipc/sem") as table:
                 ids = [int(row.split()[1]) for row in table.readlines()[1:] if row.split()[3] == "7"]
             for host_id in ids:
-                if LIBC.semctl(host_id, 0, GETNCNT) > 0:
+                # the guest's set: SETALL by this process (the guest runs in it), a waiter on sem 0
+                if LIBC.semctl(host_id, 0, GETPID) == os.getpid() and LIBC.semctl(host_id, 0, GETNCNT) > 0:
                     operation = ctypes.create_string_buffer(struct.pack("=HhH", 0, 1, 0), 6)
                     posted.append(LIBC.semop(host_id, operation, 1))
                     return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import mmap
 
 from .errors import SyscallError
 from .fs import VirtualFile
@@ -24,7 +25,7 @@ from .ipcstructs import IPC_INFO, guest_info_layout, guest_layout, host_info_lay
 #: Per kind: its *_STAT, *_INFO and *_STAT_ANY commands.
 STAT, INFO, STAT_ANY = {SHM: 13, SEM: 18, MSG: 11}, {SHM: 14, SEM: 19, MSG: 12}, {SHM: 15, SEM: 20, MSG: 13}
 INT_MAX = 0x7FFFFFFF
-HOST_PAGE = 4096
+HOST_PAGE = mmap.PAGESIZE  # the host kernel's, in which SHM_INFO counts
 #: The host's index of an id: its low 15 bits, or 24 with the kernel's ipcmni_extend.
 HOST_INDEX_MASKS = (0x7FFF, 0xFFFFFF)
 #: /proc/sysvipc/<kind>: the header and each object's line, as a 64-bit Linux prints them.
