@@ -15,7 +15,8 @@ namespace (as `unshare --ipc` would give it):
   is not listed is answered as Linux answers an unknown one (EINVAL), and a
   key whose host object is not listed (another program took that host key:
   odds of 1 in 2^32 a key) gives EACCES;
-- the run holds at most MAX_OBJECTS objects (then ENOSPC);
+- the run holds at most MAX_OBJECTS objects (then ENOSPC); each has an index among
+  the run's objects of its kind, the lowest free one, as Linux gives (ipcinfo.py);
 - when the last process of the run ends, every object still listed is removed
   (IPC_RMID), as when an IPC namespace dies; a segment still attached
   somewhere lives until detached. A run killed with SIGKILL leaves its objects.
@@ -50,8 +51,9 @@ from .ipcstructs import (
 
 SHM, SEM, MSG = 1, 2, 3
 MAX_OBJECTS = 4096
-#: A table entry: kind (0: free), host id, the guest's key.
-RECORD = struct.Struct("=iii4x")
+#: A table entry: kind (0: free), host id, the guest's key, its index among the run's objects of
+#: its kind (what IPC_INFO, SHM_STAT & co. and /proc/sysvipc speak of: ipcinfo.py).
+RECORD = struct.Struct("=iiii")
 _MIX = 0x9E3779B1  # odd: multiplying by it is a bijection of 32-bit keys
 
 LIBC.shmat.restype = ctypes.c_void_p
@@ -222,8 +224,8 @@ class IpcNamespace:
     def removed(self, kind: int, host_id: int) -> None:
         """The guest removed an object (IPC_RMID): it leaves the table."""
         with self._locked():
-            for slot, (entry_kind, entry_id, _) in enumerate(self._entries()):
-                if (entry_kind, entry_id) == (kind, host_id):
+            for slot, entry in enumerate(self._entries()):
+                if entry[:2] == (kind, host_id):
                     os.pwrite(self.fd, bytes(RECORD.size), slot * RECORD.size)
         self.known.pop((kind, host_id), None)
 
@@ -238,7 +240,7 @@ class IpcNamespace:
         except OSError:
             self._finalizer()
             return
-        for kind, host_id, _ in self._entries():
+        for kind, host_id, _, _ in self._entries():
             if kind in HOST_CTL:
                 try:
                     HOST_CTL[kind](host_id, IPC_RMID, None)
@@ -260,16 +262,24 @@ class IpcNamespace:
         return [RECORD.unpack_from(data, offset) for offset in range(0, len(data) - len(data) % RECORD.size,
                                                                     RECORD.size)]
 
-    def _reload(self) -> None:
-        self.known = {(kind, host_id): key for kind, host_id, key in self._entries() if kind}
+    def _reload(self) -> list[tuple[int, int, int, int]]:
+        entries = self._entries()
+        self.known = {(kind, host_id): key for kind, host_id, key, _ in entries if kind}
+        return entries
+
+    def objects(self, kind: int) -> list[tuple[int, int, int]]:
+        """(index, host id, guest key) of the run's objects of `kind`, by index."""
+        return sorted((index, host_id, key) for entry_kind, host_id, key, index in self._reload() if entry_kind == kind)
 
     def _reserve(self) -> None:
         """ENOSPC once the run holds MAX_OBJECTS objects (called with the table locked)."""
-        if sum(1 for kind, _, _ in self._entries() if kind) >= MAX_OBJECTS:
+        if sum(1 for entry in self._entries() if entry[0]) >= MAX_OBJECTS:
             raise SyscallError(errno.ENOSPC)
 
     def _add(self, kind: int, host_id: int, key: int) -> None:
         entries = self._entries()
         slot = next((index for index, entry in enumerate(entries) if not entry[0]), len(entries))
-        os.pwrite(self.fd, RECORD.pack(kind, host_id, key), slot * RECORD.size)
+        used = {entry[3] for entry in entries if entry[0] == kind}
+        index = next(index for index in range(MAX_OBJECTS + 1) if index not in used)
+        os.pwrite(self.fd, RECORD.pack(kind, host_id, key, index), slot * RECORD.size)
         self.known[(kind, host_id)] = key

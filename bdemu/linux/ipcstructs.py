@@ -13,6 +13,8 @@ families, named by `Arch.variants["ipc"]` (default: the word size), are:
   `shmid64_ds`).
 
 The host's own layout is one of these too (`HOST`), used for the host's libc calls.
+The *_INFO structures (`INFO_LAYOUTS`: `shminfo64`, `shm_info`, `seminfo`,
+`msginfo`) have the same fields on every ISA, sized by its word.
 """
 from __future__ import annotations
 
@@ -59,6 +61,17 @@ LAYOUTS: dict[str, dict[str, tuple]] = {
                "msg": _msg(True),
                "sem": PERM + (("otime", "W"), ("ctime", "W"), ("nsems", "W"), ("otime_high", "W"),
                               ("ctime_high", "W"))},
+}
+
+_UNUSED = (("", "W"),) * 4
+INFO_LAYOUTS: dict[str, tuple] = {
+    "shminfo": tuple((name, "W") for name in ("shmmax", "shmmin", "shmmni", "shmseg", "shmall")) + _UNUSED,
+    "shm_info": (("used_ids", "i"),) + tuple((name, "W") for name in (
+        "shm_tot", "shm_rss", "shm_swp", "swap_attempts", "swap_successes")),
+    "seminfo": tuple((name, "i") for name in ("semmap", "semmni", "semmns", "semmnu", "semmsl", "semopm",
+                                              "semume", "semusz", "semvmx", "semaem")),
+    "msginfo": tuple((name, "i") for name in ("msgpool", "msgmap", "msgmax", "msgmnb", "msgmni", "msgssz",
+                                              "msgtql")) + (("msgseg", "H"),),
 }
 
 #: The host's family (its libc passes the kernel's structures through on 64-bit hosts).
@@ -118,3 +131,11 @@ def guest_layout(k, kind: str) -> Layout:
 
 def host_layout(kind: str) -> Layout:
     return layout(kind, HOST_FAMILY, struct.calcsize("l"), sys.byteorder)
+
+
+def guest_info_layout(k, name: str) -> Layout:
+    return Layout(INFO_LAYOUTS[name], k.word, k.byteorder)
+
+
+def host_info_layout(name: str) -> Layout:
+    return Layout(INFO_LAYOUTS[name], struct.calcsize("l"), sys.byteorder)

@@ -25,6 +25,7 @@ from .errors import DebuggerStop, SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
 from .fs import VirtualFile, VirtualFS, VirtualLink
 from .hostsignals import HostSignals
+from .ipcinfo import proc_nodes as ipc_proc_nodes
 from .ipcns import IpcNamespace
 from .registry import HANDLERS, Handler
 from .shared import SharedFiles
@@ -105,6 +106,8 @@ class Kernel:
         vfs.add_node("/proc/self/exe", VirtualLink(lambda: self.exe_guest_path))
         vfs.add_node("/proc/self/maps", VirtualFile(lambda: self.emu.memory.maps_text().encode()))
         vfs.add_node("/proc/self/cmdline", VirtualFile(lambda: b"".join(a + b"\0" for a in self.emu.argv)))
+        for path, node in ipc_proc_nodes(self):
+            vfs.add_node(path, node)
 
     def _slot_plan(self, kinds: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
         """Which ABI argument slots make up each argument (a 64-bit one takes a pair on 32-bit ISAs)."""

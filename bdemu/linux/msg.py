@@ -14,6 +14,7 @@ import ctypes
 import errno
 import struct
 
+from . import ipcinfo
 from .errors import SyscallError
 from .hostlibc import LIBC, checked
 from .ipcns import MSG, common_ctl, until_done, versioned
@@ -86,14 +87,12 @@ def sys_msgrcv(k, msqid, address, size, kind, flags):
 
 def msgctl(k, msqid: int, command: int, address: int) -> int:
     msqid = k.signed32(msqid)
-    if command == IPC_INFO:  # struct msginfo: seven ints and an unsigned short, the host's limits
-        buffer = ctypes.create_string_buffer(32)
-        checked(LIBC.msgctl(0, IPC_INFO, buffer))
-        values = struct.unpack("=7iH2x", buffer.raw)
-        k.write(address, struct.pack(("<" if k.byteorder == "little" else ">") + "7iH2x", *values))
-        return 0
+    if ipcinfo.is_info(MSG, command):
+        return ipcinfo.do_info(k, MSG, command, address)
+    if ipcinfo.is_stat(MSG, command):
+        return ipcinfo.do_stat(k, MSG, command, msqid, address)
     if msqid < 0 or command not in (IPC_STAT, IPC_SET, IPC_RMID):
-        raise SyscallError(errno.EINVAL)  # MSG_STAT & co. index the host's table, not the run's
+        raise SyscallError(errno.EINVAL)
     return common_ctl(k, MSG, k.ipc.check(MSG, msqid), command, address, ("qbytes",))
 
 

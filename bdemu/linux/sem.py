@@ -8,7 +8,9 @@ semtimedop for one slice at a time (so it wakes as soon as another process
 posts, and GETNCNT/GETZCNT count it), looking for --timeout, Ctrl-C and guest
 signals (EINTR) between slices; in a threaded guest the thread parks and the
 operations are tried again without waiting at each switch (not counted by
-GETNCNT then). A set of operations in which any has IPC_NOWAIT is tried once.
+GETNCNT then). As on Linux a set is applied whole or not at all, and the first
+operation that cannot go on decides: with IPC_NOWAIT the call fails (EAGAIN),
+without it the caller waits for the whole set.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import errno
 import struct
 import time
 
-from . import clock
+from . import clock, ipcinfo
 from .errors import SyscallError
 from .hostlibc import LIBC, checked
 from .ipcns import SEM, common_ctl, host_semctl, host_stat, until_done, versioned
@@ -30,6 +32,8 @@ STRUCT_COMMANDS = (IPC_STAT, IPC_SET, IPC_INFO, SEM_STAT, SEM_INFO, SEM_STAT_ANY
 #: Linux's SEMOPM: operations in one call at most (E2BIG beyond).
 SEMOPM = 500
 SEMBUF = "HhH"  # sem_num, sem_op, sem_flg
+#: Not an errno: a semop that must wait (until_done's "busy"), as opposed to EAGAIN, its answer.
+_WAITS = -1
 
 
 class _Timespec(ctypes.Structure):
@@ -55,7 +59,6 @@ def semtimedop(k, semid: int, address: int, count: int, timeout: int, field: int
         deadline = time.monotonic() + clock.read_timespec_ns(k, timeout, field) / 1e9
     host_id = k.ipc.check(SEM, semid)
     operations = [struct.unpack_from(end + SEMBUF, raw, 6 * i) for i in range(count)]
-    nowait = any(flags & IPC_NOWAIT for _, _, flags in operations)
     host = struct.pack("=" + SEMBUF * count, *(v for number, op, flags in operations
                                                 for v in (number, op, flags | IPC_NOWAIT)))
     buffer = ctypes.create_string_buffer(host, len(host))
@@ -63,16 +66,56 @@ def semtimedop(k, semid: int, address: int, count: int, timeout: int, field: int
     def attempt() -> int:
         return checked(LIBC.semtimedop(host_id, buffer, count, None))
 
-    if nowait:
+    nowait = [flags & IPC_NOWAIT for _, _, flags in operations]
+    if all(nowait):
         return attempt()
+    mixed = any(nowait)
+
+    def attempt_or_wait() -> int:
+        try:
+            return attempt()
+        except SyscallError as error:
+            if error.code != errno.EAGAIN or mixed and _stops_at_nowait(host_id, operations):
+                raise
+        raise SyscallError(_WAITS)
+
     waiting = ctypes.create_string_buffer(struct.pack("=" + SEMBUF * count, *(
         v for number, op, flags in operations for v in (number, op, flags))), len(host))
 
     def timed(seconds: float) -> int:
         spec = _Timespec(int(seconds), int(seconds % 1 * 1e9))
-        return checked(LIBC.semtimedop(host_id, waiting, count, ctypes.byref(spec)))
+        try:
+            return checked(LIBC.semtimedop(host_id, waiting, count, ctypes.byref(spec)))
+        except SyscallError as error:  # the slice ended, or an IPC_NOWAIT operation stopped it
+            if error.code == errno.EAGAIN:
+                raise SyscallError(_WAITS) from None
+            raise
 
-    return until_done(k, attempt, errno.EAGAIN, deadline, timed)
+    return until_done(k, attempt_or_wait, _WAITS, deadline, timed)
+
+
+def _stops_at_nowait(host_id: int, operations: list[tuple[int, int, int]]) -> bool:
+    """Whether, on the set's values now, the first operation that cannot go on has IPC_NOWAIT
+    (Linux's semop then fails with EAGAIN; otherwise it waits). Each applies on what the
+    earlier ones left, as Linux does."""
+    try:
+        values = _values(host_id)
+    except SyscallError:
+        return True
+    for number, op, flags in operations:
+        if number >= len(values):
+            return True
+        value = values[number] + op
+        if value < 0 or op == 0 and values[number]:
+            return bool(flags & IPC_NOWAIT)
+        values[number] = value
+    return False
+
+
+def _values(host_id: int) -> list[int]:
+    array = (ctypes.c_ushort * host_stat(SEM, host_id)["nsems"])()
+    host_semctl(host_id, 0, GETALL, ctypes.addressof(array))
+    return list(array)
 
 
 @syscall("int", "ptr", "uint")
@@ -92,14 +135,13 @@ def sys_semtimedop_time64(k, semid, address, count, timeout):
 
 def semctl(k, semid: int, number: int, command: int, argument: int) -> int:
     semid, number = k.signed32(semid), k.signed32(number)
-    if command == IPC_INFO:  # struct seminfo: ten ints, the host's limits
-        buffer = (ctypes.c_int * 10)()
-        host_semctl(0, 0, IPC_INFO, ctypes.addressof(buffer))
-        k.write(argument, b"".join((v & 0xFFFFFFFF).to_bytes(4, k.byteorder) for v in buffer))
-        return 0
+    if ipcinfo.is_info(SEM, command):
+        return ipcinfo.do_info(k, SEM, command, argument)
+    if ipcinfo.is_stat(SEM, command):
+        return ipcinfo.do_stat(k, SEM, command, semid, argument)
     if semid < 0 or command not in (IPC_STAT, IPC_SET, IPC_RMID, GETPID, GETVAL, GETALL, GETNCNT,
                                     GETZCNT, SETVAL, SETALL):
-        raise SyscallError(errno.EINVAL)  # SEM_STAT & co. index the host's table, not the run's
+        raise SyscallError(errno.EINVAL)
     host_id = k.ipc.check(SEM, semid)
     if command in (GETPID, GETVAL, GETNCNT, GETZCNT):
         return host_semctl(host_id, number, command)

@@ -19,6 +19,7 @@ import ctypes
 import errno
 
 from ..memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, OutOfMemory, page_up
+from . import ipcinfo
 from .errors import SyscallError
 from .hostlibc import LIBC, checked
 from .ipcns import SHM, common_ctl, host_stat, versioned
@@ -107,25 +108,17 @@ def sys_shmdt(k, address):
 
 def shmctl(k, shmid: int, command: int, address: int) -> int:
     shmid = k.signed32(shmid)
-    if command == IPC_INFO:
-        return _info(k, address)
+    if ipcinfo.is_info(SHM, command):
+        return ipcinfo.do_info(k, SHM, command, address)
+    if ipcinfo.is_stat(SHM, command):
+        return ipcinfo.do_stat(k, SHM, command, shmid, address)
     if shmid < 0 or command not in (IPC_STAT, IPC_SET, IPC_RMID, SHM_LOCK, SHM_UNLOCK):
-        raise SyscallError(errno.EINVAL)  # SHM_STAT & co. index the host's table, not the run's
+        raise SyscallError(errno.EINVAL)
     host_id = k.ipc.check(SHM, shmid)
     if command in (SHM_LOCK, SHM_UNLOCK):
         checked(LIBC.shmctl(host_id, command, None))
         return 0
     return common_ctl(k, SHM, host_id, command, address)
-
-
-def _info(k, address: int) -> int:
-    """IPC_INFO: the host's limits (`struct shminfo64`, nine words; a 32-bit guest sees at most
-    INT_MAX, as Linux's compat code gives it); 0, the run's highest index."""
-    buffer = (ctypes.c_ulong * 9)()
-    checked(LIBC.shmctl(0, IPC_INFO, buffer))
-    limit = 0x7FFFFFFF if k.word == 4 else k.arch.word_mask
-    k.write(address, b"".join(min(value, limit).to_bytes(k.word, k.byteorder) for value in buffer))
-    return 0
 
 
 @syscall("int", "int", "ptr")

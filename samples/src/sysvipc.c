@@ -9,8 +9,14 @@
  *   sem: SETVAL/GETVAL/SETALL/GETALL, IPC_STAT's nsems, IPC_NOWAIT and a timed wait
  *        fail with EAGAIN, a ping-pong between the processes on two semaphores (each
  *        side blocks in semop), GETPID names the child, IPC_RMID.
+ *   sem: a set whose first operation that cannot go on has IPC_NOWAIT fails with
+ *        EAGAIN and applies nothing; one whose first such operation waits waits (for
+ *        the child), though a later one has IPC_NOWAIT.
  *   msg: messages from the child received by type (a blocking receive waits for
  *        the child), MSG_NOERROR truncation, E2BIG, ENOMSG, IPC_STAT counts.
+ *   info: IPC_INFO, SHM_INFO, SEM_INFO and MSG_INFO limits and usage; SHM_STAT,
+ *        SEM_STAT and MSG_STAT find each object at an index at most the highest
+ *        index they give, with its fields; an index beyond it is EINVAL.
  * Exit status 0 when every check passed, 1 otherwise.
  */
 #define _GNU_SOURCE
@@ -30,7 +36,7 @@
 #define KEY 0x62646d75 /* "bdmu" */
 #define ROUNDS 20
 
-union semun { int val; struct semid_ds *buf; unsigned short *array; };
+union semun { int val; struct semid_ds *buf; unsigned short *array; struct seminfo *info; };
 
 static int failures;
 
@@ -194,10 +200,93 @@ static void test_msg(void)
     check("msg IPC_RMID", msgctl(id, IPC_RMID, NULL) == 0 && msgsnd(id, &m, 1, 0) == -1 && errno == EINVAL);
 }
 
+static void test_sem_nowait_mixed(void)
+{
+    int id = semget(IPC_PRIVATE, 2, IPC_CREAT | 0600);
+    unsigned short values[2] = { 1, 0 }, back[2] = { 9, 9 };
+    union semun arg = { .array = values }, out = { .array = back };
+    struct sembuf set[2] = { { 0, -1, 0 }, { 1, -1, IPC_NOWAIT } };
+    check("sem mixed IPC_NOWAIT fails whole", semctl(id, 0, SETALL, arg) == 0 && semop(id, set, 2) == -1
+          && errno == EAGAIN && semctl(id, 0, GETALL, out) == 0 && back[0] == 1 && back[1] == 0);
+    values[0] = 0;
+    values[1] = 1;
+    semctl(id, 0, SETALL, arg);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pause_ms(100);
+        _exit(sem_add(id, 0, 1) != 0);
+    }
+    int done = semop(id, set, 2);
+    check("sem mixed IPC_NOWAIT waits", done == 0 && wait_child(pid) == 0 && semctl(id, 0, GETALL, out) == 0
+          && back[0] == 0 && back[1] == 0);
+    semctl(id, 0, IPC_RMID);
+}
+
+static void test_info(void)
+{
+    int shm = shmget(IPC_PRIVATE, 10000, IPC_CREAT | 0640), sem = semget(IPC_PRIVATE, 3, IPC_CREAT | 0600);
+    int msq = msgget(IPC_PRIVATE, IPC_CREAT | 0622);
+    char *p = shmat(shm, NULL, 0);
+    struct message m = { 5, "hello" };
+    check("info objects", shm >= 0 && sem >= 0 && msq >= 0 && p != (void *)-1 && msgsnd(msq, &m, 5, 0) == 0);
+
+    struct shminfo shminfo;
+    struct shm_info shm_info;
+    struct shmid_ds shmds;
+    int top = shmctl(0, IPC_INFO, (struct shmid_ds *)&shminfo), index;
+    check("shm IPC_INFO", top >= 0 && shminfo.shmmin == 1 && shminfo.shmmni >= 1 && shminfo.shmmax >= 10000
+          && shminfo.shmall >= 3 && shminfo.shmseg >= 1);
+    top = shmctl(0, SHM_INFO, (struct shmid_ds *)&shm_info);
+    check("shm SHM_INFO", top >= 0 && shm_info.used_ids >= 1 && shm_info.shm_tot >= 3
+          && shm_info.shm_rss <= shm_info.shm_tot);
+    for (index = 0; index <= top && shmctl(index, SHM_STAT, &shmds) != shm; index++)
+        ;
+    check("shm SHM_STAT", index <= top && shmds.shm_segsz == 10000 && (shmds.shm_perm.mode & 0777) == 0640
+          && shmds.shm_cpid == getpid() && shmds.shm_lpid == getpid() && shmds.shm_nattch == 1
+          && shmds.shm_perm.__key == IPC_PRIVATE && shmds.shm_atime >= shmds.shm_ctime && shmds.shm_dtime == 0);
+    check("shm SHM_STAT beyond", shmctl(top + 1, SHM_STAT, &shmds) == -1 && errno == EINVAL);
+
+    struct seminfo seminfo;
+    struct semid_ds semds;
+    union semun arg = { .info = &seminfo };
+    top = semctl(0, 0, IPC_INFO, arg);
+    check("sem IPC_INFO", top >= 0 && seminfo.semvmx == 32767 && seminfo.semusz == 20
+          && seminfo.semaem == 32767 && seminfo.semmni >= 1 && seminfo.semmsl >= 3 && seminfo.semopm >= 1);
+    top = semctl(0, 0, SEM_INFO, arg);
+    check("sem SEM_INFO", top >= 0 && seminfo.semusz >= 1 && seminfo.semaem >= 3 && seminfo.semvmx == 32767);
+    arg.buf = &semds;
+    for (index = 0; index <= top && semctl(index, 0, SEM_STAT, arg) != sem; index++)
+        ;
+    check("sem SEM_STAT", index <= top && semds.sem_nsems == 3 && (semds.sem_perm.mode & 0777) == 0600
+          && semds.sem_otime == 0 && semds.sem_ctime > 0);
+    check("sem SEM_STAT beyond", semctl(top + 1, 0, SEM_STAT, arg) == -1 && errno == EINVAL);
+
+    struct msginfo msginfo;
+    struct msqid_ds msgds;
+    top = msgctl(0, IPC_INFO, (struct msqid_ds *)&msginfo);
+    check("msg IPC_INFO", top >= 0 && msginfo.msgssz == 16 && msginfo.msgseg == 0xffff && msginfo.msgmax > 0
+          && msginfo.msgmnb >= msginfo.msgmax && msginfo.msgmni >= 1);
+    top = msgctl(0, MSG_INFO, (struct msqid_ds *)&msginfo);
+    check("msg MSG_INFO", top >= 0 && msginfo.msgpool >= 1 && msginfo.msgmap >= 1 && msginfo.msgtql >= 5
+          && msginfo.msgssz == 16);
+    for (index = 0; index <= top && msgctl(index, MSG_STAT, &msgds) != msq; index++)
+        ;
+    check("msg MSG_STAT", index <= top && msgds.msg_qnum == 1 && msgds.msg_cbytes == 5
+          && (msgds.msg_perm.mode & 0777) == 0622 && msgds.msg_lspid == getpid() && msgds.msg_lrpid == 0);
+    check("msg MSG_STAT beyond", msgctl(top + 1, MSG_STAT, &msgds) == -1 && errno == EINVAL);
+
+    shmdt(p);
+    shmctl(shm, IPC_RMID, NULL);
+    semctl(sem, 0, IPC_RMID);
+    msgctl(msq, IPC_RMID, NULL);
+}
+
 int main(void)
 {
     test_shm();
     test_sem();
+    test_sem_nowait_mixed();
     test_msg();
+    test_info();
     return failures != 0;
 }
