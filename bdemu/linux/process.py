@@ -334,8 +334,9 @@ def signal_self(k, signal: int, code: int = signals.SI_USER) -> int:
 
 
 def _queue(k, signal: int, takers: list, send) -> None:
-    """Apply a signal sent to one of `takers` (threads): ignore it, end the run, or queue it."""
-    action = k.signals.disposition(signal)
+    """Apply a signal sent to one of `takers` (threads): ignore it, end the run, or queue it (a
+    debugger sees it first: queued whatever its action)."""
+    action = "traced" if k.signals.traced else k.signals.disposition(signal)
     if action == "ignore":
         return
     if action == "default" and any(not t.signal_mask & signals.bit(signal) for t in takers):
