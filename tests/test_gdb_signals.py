@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import ROOT, sample
@@ -159,3 +160,70 @@ def test_the_real_gdb_shows_a_signal_and_passes_it_to_the_handler(isa):
     assert text.count("Program received signal SIGUSR1") == 3, text
     assert "Program terminated with signal SIGHUP" in text, text
     assert server.returncode == 129 and out.decode() == expected_stdout(isa, "signals")
+
+
+#: SIGUSR1 ignored (SIG_IGN), sent to itself, then SIGCHLD (ignored by default); exit(3).
+IGNORED_SIGNALS = """
+    mov qword ptr [rsp - 32], 1
+    mov qword ptr [rsp - 24], 0
+    mov qword ptr [rsp - 16], 0
+    mov qword ptr [rsp - 8], 0
+    mov edi, 10
+    lea rsi, [rsp - 32]
+    xor edx, edx
+    mov r10d, 8
+    mov eax, 13
+    syscall
+    mov eax, 39
+    syscall
+    mov r12, rax
+    mov rdi, r12
+    mov esi, 10
+    mov eax, 62
+    syscall
+    mov rdi, r12
+    mov esi, 17
+    mov eax, 62
+    syscall
+    mov edi, 3
+    mov eax, 60
+    syscall
+"""
+
+
+def test_ignored_signals_stop_too_and_stay_ignored(tmp_path):
+    """As ptrace does, for the guest's SIG_IGN and a signal ignored by default (SIGCHLD, GDB's
+    0x14) alike; delivered, they are ignored still."""
+    session = Session(write_elf(tmp_path, "x86_64", IGNORED_SIGNALS), acks=False)
+    assert stop_signal(session.ask("c"), session) == USR1
+    assert stop_signal(session.ask(f"C{USR1}"), session) == "14"
+    assert session.ask("C14") == b"W03"
+    assert session.close()[0] == 3
+
+
+#: read(0, buf, 64), then exit with its result.
+READ_STDIN_THEN_EXIT = """
+    sub rsp, 64
+    xor edi, edi
+    mov rsi, rsp
+    mov edx, 64
+    xor eax, eax
+    syscall
+    mov rdi, rax
+    mov eax, 60
+    syscall
+"""
+
+
+def test_a_discarded_signal_restarts_the_syscall_it_interrupted(tmp_path):
+    """A SIGUSR1 from outside (no handler) interrupts a blocking read; discarded by the client,
+    the read runs again, as Linux restarts it when no handler ran, and gets the input."""
+    session = Session(write_elf(tmp_path, "x86_64", READ_STDIN_THEN_EXIT), stdin=subprocess.PIPE, acks=False)
+    session.send("c")
+    time.sleep(0.5)  # blocked in read(0, ...)
+    os.kill(session.process.pid, signal.SIGUSR1)
+    assert stop_signal(session.receive(), session) == USR1
+    session.process.stdin.write(b"seven!\n")
+    session.process.stdin.flush()
+    assert session.ask("c") == b"W07"
+    assert session.close()[0] == 7
