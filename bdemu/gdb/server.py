@@ -234,14 +234,13 @@ class GdbServer:
         The signal to deliver instead: the client's choice (`c`: none, 0; `C sig`: sig)."""
         if self.conn is None:
             return signal
-        passed = self.signals.passed(signal)
-        if passed is not None:
-            return passed
-        self._quieten()
-        self._serve(self._reply(self.signals.numbers.gdb(signal)), at_signal=True)
-        if self.conn is None:  # detached: delivered as it would have been without the client
-            return signal
-        chosen = self.signals.chosen()
+        chosen = self.signals.passed(signal)
+        if chosen is None:
+            self._quieten()
+            self._serve(self._reply(self.signals.numbers.gdb(signal)), at_signal=True)
+            if self.conn is None:  # detached: delivered as it would have been without the client
+                return signal
+            chosen = self.signals.chosen()
         if chosen and self._stepping:
             self._step_signal = self._position()
         return chosen
