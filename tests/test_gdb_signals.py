@@ -19,6 +19,9 @@ from elfgen import BASE, assemble, write_elf
 from gdbclient import Session
 from test_gdb_events import HANDLER_EXITS_9, SIGNAL_TO_A_HANDLER
 
+from bdemu.cpu import by_name
+from bdemu.gdb.signals import SignalNumbers
+
 #: GDB's numbers (gdb's include/gdb/signals.def), in hex as on the wire.
 HUP, SEGV, ALRM, TERM, USR1, USR2 = "01", "0b", "0e", "0f", "1e", "1f"
 
@@ -229,3 +232,15 @@ def test_a_discarded_signal_restarts_the_syscall_it_interrupted(tmp_path):
     session.process.stdin.flush()
     assert session.ask("c") == b"W07"
     assert session.close()[0] == 7
+
+
+def test_gdb_numbers_follow_each_isas_own_signal_numbers():
+    """By name, as gdbserver translates its host's numbers: MIPS's SIGUSR1 is 16, SIGCHLD 18;
+    real-time signals in GDB's three runs; SIGSTKFLT has no GDB number (GDB_SIGNAL_UNKNOWN)."""
+    mips = SignalNumbers(by_name("mips").signal_overrides, 128)
+    x86 = SignalNumbers(by_name("x86_64").signal_overrides, 64)
+    assert [mips.gdb(n) for n in (16, 17, 18, 10, 7, 15, 23)] == [30, 31, 20, 10, 7, 15, 17]
+    assert [x86.gdb(n) for n in (10, 12, 17, 7, 16, 29, 31)] == [30, 31, 20, 10, 143, 23, 12]
+    assert [x86.gdb(n) for n in (32, 33, 63, 64)] == [77, 45, 75, 78]
+    assert mips.gdb(127) == 141 and mips.guest(141) == 127
+    assert (x86.guest(30), mips.guest(30), x86.guest(0), x86.guest(7)) == (10, 16, 0, None)

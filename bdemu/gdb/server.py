@@ -6,7 +6,8 @@ signals and thread switches): before the first instruction, when a
 breakpoint's code hook stops the engine at that instruction (before it runs),
 after a single step (`emu_start` with a count of 1), when the client
 interrupts (its 0x03 byte, noticed by a watcher thread while the guest runs,
-stops the engine through the stop gate), and when the guest faults or ends.
+stops the engine through the stop gate), before a signal (a fault's too) is
+delivered, as ptrace stops (signals.py: numbers, QPassSignals), and at the end.
 All-stop: gdb sees every guest thread (`Hg` reads a waiting one's saved
 context), and stops name the thread that was running.
 
