@@ -121,7 +121,12 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
                 if _past(deadline):  # a handler that fixes nothing faults again and again
                     return RunResult(124, "limit", message="timeout reached", pc=safe_pc(emu))
                 continue
-            return _signal_result(emu, killed.signal, killed.detail)
+            if not killed.fault:
+                return _signal_result(emu, killed.signal, killed.detail)
+            result = _fault_result(emu, killed.signal, killed.detail)
+            if result is None:  # a debugger let the run go on
+                continue
+            return result
         except ExecRequest as request:
             emu._exec(request)
             if debugger is not None:
@@ -144,7 +149,10 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
             if stops.fault is not None:
                 access, address = stops.fault
                 detail = f"{what} at {address:#x} ({access})"
-            return _signal_result(emu, signal, detail)
+            result = _fault_result(emu, signal, detail)
+            if result is None:
+                continue
+            return result
         except KeyboardInterrupt:
             return RunResult(130, "signal", signal=2, message="interrupted", pc=safe_pc(emu))
         if stops.host_signal:
@@ -267,6 +275,20 @@ def _emu_start(emu: "Emulator", begin: int, until: int, timeout_us: int, count: 
         if pending is None:
             raise
         raise pending from None
+
+
+def _fault_result(emu: "Emulator", signal: int, detail: str) -> RunResult | None:
+    """A fault no guest handler takes ends the run, but a debugger sees it first (bdemu/gdb):
+    None if it lets the run go on (it discarded the signal, or sends another)."""
+    if emu.debugger is not None:
+        try:
+            if emu.debugger.fault(signal):
+                return None
+        except GuestSignal as killed:  # the debugger's kill
+            signal, detail = killed.signal, killed.detail
+        except StopRun:  # Ctrl-C or SIGTERM to bdemu while stopped there
+            return _stopped_by_host(emu)
+    return _signal_result(emu, signal, detail)
 
 
 def _stopped_by_host(emu: "Emulator") -> RunResult:

@@ -234,7 +234,8 @@ def test_a_breakpoint_on_a_signal_handlers_first_instruction_is_hit(tmp_path):
     handler = BASE + 0x1000 + code.index(assemble("x86_64", HANDLER_EXITS_9))
     session = Session(guest)
     assert session.ask(f"Z0,{handler:x},1") == b"OK"
-    reply = session.ask("c")
+    assert session.ask("c").startswith(b"T1e")  # SIGUSR1, about to be delivered
+    reply = session.ask("C1e")
     assert reply.startswith(b"T05") and b"swbreak" in reply
     assert session.read_registers("little")["rip"] == handler
     assert session.ask(f"z0,{handler:x},1") == b"OK"

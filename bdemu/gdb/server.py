@@ -6,7 +6,8 @@ signals and thread switches): before the first instruction, when a
 breakpoint's code hook stops the engine at that instruction (before it runs),
 after a single step (`emu_start` with a count of 1), when the client
 interrupts (its 0x03 byte, noticed by a watcher thread while the guest runs,
-stops the engine through the stop gate), and when the guest faults or ends.
+stops the engine through the stop gate), before a signal (a fault's too) is
+delivered, as ptrace stops (signals.py: numbers, QPassSignals), and at the end.
 All-stop: gdb sees every guest thread (`Hg` reads a waiting one's saved
 context), and stops name the thread that was running.
 
@@ -28,19 +29,16 @@ from ..cpu.gdb import TARGETS
 from ..errors import UsageError
 from ..linux.errors import GuestSignal, StopRun
 from .breakpoints import Breakpoints
+from .documents import program_path, target_xml, threads_xml, xfer
 from .hostio import HostFiles
-from .packets import INTERRUPT, TICK, Connection, Disconnected, escape, unescape
+from .packets import INTERRUPT, TICK, Connection, Disconnected, unescape
+from .signals import SIGINT, SIGTRAP, SignalChoices
 from .target import GuestView
 
 if TYPE_CHECKING:
     from ..emulator import Emulator
     from ..runloop import RunResult
 
-#: Linux signal number -> GDB's own numbering (gdb/signals.def), for stop and exit replies.
-GDB_SIGNALS = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 10, 8: 8, 9: 9, 10: 30, 11: 11, 12: 31, 13: 13, 14: 14,
-               15: 15, 17: 20, 18: 19, 19: 17, 20: 18, 21: 21, 22: 22, 23: 16, 24: 24, 25: 25, 26: 26, 27: 27,
-               28: 28, 29: 23, 30: 32, 31: 12}
-SIGTRAP, SIGINT = 5, 2
 #: A command that sent its own reply.
 ANSWERED = object()
 
@@ -83,6 +81,8 @@ class GdbServer:
         self._exec_events = False  # the client wants exec stops (qSupported exec-events+)
         self._rewind: dict[str, int] | None = None  # a syscall to run again (restart_syscall)
         self._step_from: tuple[int, int] | None = None  # (thread, pc) of a step out of a syscall stop
+        self._step_signal: tuple[int, int] | None = None  # (thread, pc) of a step that sends a signal
+        self.signals = SignalChoices(emu.arch.signal_overrides, emu.kernel.signals.count)
         #: The last emu_start counted instructions. Unicorn drops its counting hook for an uncounted
         #: run and adds it back for a counted one without retranslating: blocks translated in
         #: between would not count, and a step would run a whole block.
@@ -112,6 +112,7 @@ class GdbServer:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = Connection(sock, self._check_host_stop)
+        self.emu.kernel.signals.traced = True  # the client sees every signal first
         self._auxv = self.view.read_auxv()
         self._serve(self._reply(SIGTRAP), announce=False)
 
@@ -122,6 +123,8 @@ class GdbServer:
         if self.listening:
             self._accept()
             return True
+        if self._step_signal is not None:
+            self._stepped_into_handler()
         if self.conn is None or self._stop is None:
             return False
         self._quieten()
@@ -133,6 +136,7 @@ class GdbServer:
         """Just before `emu_start`: the instruction count to give it (1 for a step)."""
         if self.conn is None:
             return count
+        self.signals.delivered = 0
         if self._stepping:
             if not self._counted:  # see `_counted`
                 self.emu.uc.ctl_flush_tb()
@@ -161,7 +165,7 @@ class GdbServer:
         self._breakpoints.clear()
         self._auxv = self.view.read_auxv()
         if self.conn is not None and self._exec_events:
-            self._stop = (SIGTRAP, b"exec:%s;" % os.fsencode(self._program_path()).hex().encode())
+            self._stop = (SIGTRAP, b"exec:%s;" % os.fsencode(program_path(self.emu)).hex().encode())
 
     def stopped(self) -> bool:
         """After `emu_start` returned: serve the client if the guest stopped for it (then True)."""
@@ -193,11 +197,12 @@ class GdbServer:
             if self._stop is not None:  # a watchpoint hit in the block that ended the run
                 stop, self._stop = self._stop, None
                 self._serve(self._reply(*stop))
-            if result.reason == "signal" and result.signal and "killed by" in result.message:
-                self._serve(self._reply(GDB_SIGNALS.get(result.signal, 143)))
+            shown = (self.signals.delivered, self.emu.kernel.signals.kill_number)  # (ptrace shows no SIGKILL)
+            if result.reason == "signal" and "killed by" in result.message and result.signal not in shown:
+                self._serve(self._reply(self.signals.numbers.gdb(result.signal)))
             if self.conn is not None:
                 if result.reason == "signal" and result.signal:
-                    self.conn.send(b"X%02x" % GDB_SIGNALS.get(result.signal, 143))
+                    self.conn.send(b"X%02x" % self.signals.numbers.gdb(result.signal))
                 else:
                     self.conn.send(b"W%02x" % (result.exit_code & 0xFF))
         except (Disconnected, OSError, GuestSignal, StopRun):
@@ -223,6 +228,41 @@ class GdbServer:
         client is told at the next safe point (`serve_pending`)."""
         if self.conn is not None and (self.catching == "all" or number in self.catching):
             self._stop = (SIGTRAP, b"syscall_return:%x;" % number)
+
+    def signal_stop(self, signal: int) -> int:
+        """From signal delivery (linux/sigdelivery.py): stop before `signal` reaches the running
+        thread, as ptrace's signal-delivery-stop, unless the client passes it (QPassSignals).
+        The signal to deliver instead: the client's choice (`c`: none, 0; `C sig`: sig)."""
+        if self.conn is None:
+            return signal
+        chosen = self.signals.passed(signal)
+        if chosen is None:
+            self._quieten()
+            self._serve(self._reply(self.signals.numbers.gdb(signal)), at_signal=True)
+            if self.conn is None:  # detached: delivered as it would have been without the client
+                return signal
+            chosen = self.signals.chosen()
+        if chosen and self._stepping:
+            self._step_signal = self._position()
+        return chosen
+
+    def fault(self, signal: int) -> bool:
+        """A fault no guest handler takes: the client sees it first. True if it discards it (the
+        instruction runs again, as under ptrace) or sends another signal (delivered next)."""
+        chosen = self.signal_stop(signal)
+        if chosen == signal:
+            return False
+        if chosen:
+            self.signals.grant(self.emu.kernel.signals, chosen)
+        return True
+
+    def _stepped_into_handler(self) -> None:
+        """A step that sent a signal into a handler (the pc moved, nothing ran) ends on the
+        handler's first instruction, as on Linux."""
+        before, self._step_signal = self._step_signal, None
+        if self._stepping and self.conn is not None and self._position() != before:
+            self._stepping = False
+            self._stop = (SIGTRAP, b"")
 
     def forget(self) -> None:
         """In a forked child: the client debugs the parent; drop breakpoints and sockets unsaid."""
@@ -252,8 +292,15 @@ class GdbServer:
             raise StopRun()
 
     # -- serving -----------------------------------------------------------------------------------
-    def _serve(self, reply: bytes, announce: bool = True) -> None:
-        """Answer packets until one resumes the guest. A closed connection detaches the stub."""
+    def _serve(self, reply: bytes, announce: bool = True, at_signal: bool = False) -> None:
+        """Answer packets until one resumes the guest. A closed connection detaches the stub. A
+        signal the client resumes with from a stop that is not a signal's goes to the thread."""
+        self._serve_packets(reply, announce)
+        if not at_signal and self.signals.resume_with and self.conn is not None:
+            self.signals.grant(self.emu.kernel.signals, self.signals.chosen())
+            self.emu.request_signal_work()  # (from a syscall stop: delivered once the syscall is over)
+
+    def _serve_packets(self, reply: bytes, announce: bool) -> None:
         try:
             if announce:
                 self.conn.send(reply)
@@ -278,9 +325,11 @@ class GdbServer:
         kind, body = packet[:1], packet[1:].decode("latin-1")
         if kind == b"?":
             return self._last_stop
-        if kind in (b"c", b"C", b"s", b"S"):
-            return self._resume(kind in (b"s", b"S"), body.split(";")[-1] if kind in (b"c", b"s") else
-                                body.partition(";")[2])
+        if kind in (b"c", b"s"):
+            return self._resume(kind == b"s", body)
+        if kind in (b"C", b"S"):
+            signal, _, address = body.partition(";")
+            return self._resume(kind == b"S", address, signal)
         if kind == b"g":
             return self.view.registers()
         if kind == b"G":
@@ -334,7 +383,7 @@ class GdbServer:
         if body.startswith("Cont;"):
             action = body[5:].split(";")[0].split(":")[0]
             if action[:1] in ("c", "C", "s", "S"):
-                return self._resume(action[:1] in ("s", "S"), "")
+                return self._resume(action[:1] in ("s", "S"), "", action[1:] if action[:1] in ("C", "S") else "")
             return b"E01"
         return b""  # vMustReplyEmpty, vFile, vKill...: not supported
 
@@ -343,8 +392,11 @@ class GdbServer:
         if text.startswith("qSupported"):
             self._exec_events = "exec-events+" in text
             return (b"PacketSize=20000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
-                    b"qXfer:exec-file:read+;qXfer:threads:read+;QCatchSyscalls+;swbreak+;vContSupported+"
+                    b"qXfer:exec-file:read+;qXfer:threads:read+;QCatchSyscalls+;QPassSignals+;QProgramSignals+;"
+                    b"swbreak+;vContSupported+"
                     + (b";exec-events+" if self._exec_events else b""))
+        if text.startswith(("QPassSignals:", "QProgramSignals:")):
+            return self.signals.packet(text)
         if text.startswith("QCatchSyscalls:"):  # catch syscall: 0, 1 (all) or 1;NR;NR...
             fields = text.split(":", 1)[1].split(";")
             self.catching = (frozenset() if fields[0] == "0" else "all" if len(fields) == 1
@@ -355,66 +407,25 @@ class GdbServer:
             self.conn.acks = False
             return ANSWERED
         if text.startswith("qXfer:"):
-            return self._xfer(text)
+            return xfer(text, self._document)
         answers = {"qC": b"QC%x" % self._threads().current.tid, "qsThreadInfo": b"l", "qAttached": b"0",
                    "qSymbol::": b"OK",
                    "qfThreadInfo": b"m" + ",".join(f"{tid:x}" for tid in self._tids()).encode()}
         return answers.get(text, b"")
 
-    def _xfer(self, text: str) -> bytes:
-        """qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH -> m<chunk> (more follows) or l<chunk> (the end)."""
-        parts = text.split(":")
-        if len(parts) != 5 or parts[2] != "read":
-            return b""
-        obj, annex, window = parts[1], parts[3], parts[4]
+    def _document(self, obj: str, annex: str) -> bytes | None:
+        """A `qXfer` document (documents.py)."""
         if obj == "features" and annex == "target.xml":
-            data = self._target_xml()
-        elif obj == "auxv":
-            data = self._auxv
-        elif obj == "exec-file":
-            data = os.fsencode(self._program_path())
-        elif obj == "threads":
-            data = self._threads_xml()
-        else:
-            return b"E00"
-        offset, length = (int(x, 16) for x in window.split(","))
-        chunk = data[offset:offset + length]
-        return (b"l" if offset + length >= len(data) else b"m") + escape(chunk)
-
-    def _program_path(self) -> str:
-        """The running program as the guest names it (/proc/self/exe), which vFile resolves; its
-        host path if that name does not lead to it (a program outside --rootfs)."""
-        guest = self.emu.kernel.exe_guest_path
-        try:
-            if guest and os.path.isfile(self.emu.vfs.host_path(guest)):
-                return guest
-        except Exception:
-            pass
-        return os.path.abspath(self.emu.path)
-
-    def _threads_xml(self) -> bytes:
-        threads, comm = self._threads(), self.emu.kernel.comm
-        entries = []
-        for tid in self._tids():
-            name = (threads.threads[tid].name or comm).decode("utf-8", "replace")
-            name = name.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
-            entries.append(f'<thread id="{tid:x}" name="{name}"/>')
-        return ("<threads>" + "".join(entries) + "</threads>").encode()
-
-    def _target_xml(self) -> bytes:
-        lines = ['<?xml version="1.0"?>', '<!DOCTYPE target SYSTEM "gdb-target.dtd">', "<target>",
-                 f"<architecture>{self.view.target.architecture}</architecture>", "<osabi>GNU/Linux</osabi>"]
-        for name, registers in self.view.target.features:
-            lines.append(f'<feature name="{name}">')
-            for r in registers:
-                number = "" if r.regnum is None else f' regnum="{r.regnum}"'
-                lines.append(f'<reg name="{r.name}" bitsize="{r.bits}" type="{r.type}"{number}/>')
-            lines.append("</feature>")
-        lines.append("</target>")
-        return "\n".join(lines).encode()
+            return target_xml(self.view.target)
+        if obj == "threads":
+            return threads_xml(self.emu, self._tids())
+        if obj == "exec-file":
+            return os.fsencode(program_path(self.emu))
+        return self._auxv if obj == "auxv" else None
 
     # -- resuming ----------------------------------------------------------------------------------
-    def _resume(self, step: bool, address: str) -> None:
+    def _resume(self, step: bool, address: str, signal: str = "") -> None:
+        self.signals.resume(signal)
         if address:
             self.emu.set_pc(int(address, 16))
         self._stepping = step
@@ -458,6 +469,7 @@ class GdbServer:
             except OSError:
                 pass
         self.conn = None
+        self.emu.kernel.signals.traced = False
         self._files.close_all()
         for fd in self._quiet:
             try:

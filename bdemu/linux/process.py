@@ -334,11 +334,12 @@ def signal_self(k, signal: int, code: int = signals.SI_USER) -> int:
 
 
 def _queue(k, signal: int, takers: list, send) -> None:
-    """Apply a signal sent to one of `takers` (threads): ignore it, end the run, or queue it."""
-    action = k.signals.disposition(signal)
-    if action == "ignore":
+    """Apply a signal sent to one of `takers` (threads): ignore it, end the run, or queue it (a
+    debugger sees it first: queued whatever its action)."""
+    action, traced = k.signals.disposition(signal), k.signals.traced
+    if action == "ignore" and not traced:
         return
-    if action == "default" and any(not t.signal_mask & signals.bit(signal) for t in takers):
+    if action == "default" and not traced and any(not t.signal_mask & signals.bit(signal) for t in takers):
         raise GuestSignal(signal, "sent by the guest to itself")
     if action == "handler" and k.arch.signal_frame is None:
         k.warn_once(f"signal{signal}", f"signal {signal} has a guest handler; delivery is not supported yet")

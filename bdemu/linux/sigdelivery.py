@@ -110,14 +110,32 @@ def deliver_pending(k) -> None:
         return
     own = state.threads.current.signal_pending
     code, address = (own if signal in own else state.pending).take(signal)
-    action = state.disposition(signal)
+    debugger = k.emu.debugger
+    if debugger is not None and signal != state.kill_number:  # ptrace's signal-delivery-stop
+        chosen = debugger.signal_stop(signal)
+        if chosen != signal:  # the debugger discarded it (0) or sends another one
+            signal, code, address = chosen, SI_USER, 0
+            if signal and state.mask & bit(signal):  # blocked: pending, as Linux requeues it
+                state.send_thread(state.threads.current, signal, SI_USER)
+                signal = 0
+    action = state.disposition(signal) if signal else "ignore"
     if action == "ignore":
-        state.interrupted = None
+        _no_handler(k)
         return
     if action == "default":
         raise GuestSignal(signal, "sent by the guest to itself" if code != SI_USER or address
                           else "a signal with no guest handler")
     _enter_handler(k, signal, code, address)
+
+
+def _no_handler(k) -> None:
+    """A signal taken with no handler to run (ignored, or discarded by a debugger): the mask
+    rt_sigsuspend replaced comes back, and the syscall it interrupted runs again if Linux
+    restarts it (as it does for SA_RESTART)."""
+    state = k.signals
+    if state.suspended_mask is not None:
+        state.mask, state.suspended_mask = state.suspended_mask, None
+    _restart(k, SA_RESTART)
 
 
 def _field(record: bytes, offset: int, size: int, byteorder: str) -> int:

@@ -140,6 +140,9 @@ class SignalState:
         #: the run loop turns them into guest signals at its next safe point.
         self.arrived: collections.deque[int] = collections.deque()
         self.threads = None  # the ThreadTable, bound by the kernel
+        #: A debugger is attached (bdemu/gdb): like a ptrace tracer, it sees every signal but
+        #: SIGKILL before its action is taken, ignored ones included, so none is dropped early.
+        self.traced = False
 
     # -- the running thread's mask and pending set -------------------------------------------------
     @property
@@ -236,7 +239,7 @@ class SignalState:
         the main thread first as on Linux, then the running one (its wait, if any, ends), or
         else for whichever thread unblocks it first."""
         flag, threads = bit(signal), self.threads
-        if self.disposition(signal) == "ignore" and not self.blocked_by_all(signal):
+        if self.disposition(signal) == "ignore" and not self.traced and not self.blocked_by_all(signal):
             return  # ignored, unless blocked (sigwait may take it)
         current = threads.current
         leader = threads.threads.get(os.getpid(), current)
@@ -253,7 +256,7 @@ class SignalState:
     def send_thread(self, thread, signal: int, code: int, value: int = 0) -> None:
         """Queue a signal for one thread (tkill, a fault, a timer), unless ignored; its wait ends.
         `value`: the fault address, or the timer id."""
-        if self.disposition(signal) == "ignore":
+        if self.disposition(signal) == "ignore" and not self.traced:
             return
         thread.signal_pending.add(signal, (code, value))
         if not thread.signal_mask & bit(signal):
