@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT, sample
 from elfgen import BASE, assemble, write_elf
 from gdbclient import Session
+from test_gdb import READ_STDIN_THEN_EXIT  # read(0, buf, 64), then exit with its result
 from test_gdb_events import HANDLER_EXITS_9, SIGNAL_TO_A_HANDLER
 
 from bdemu.cpu import by_name
@@ -206,18 +207,6 @@ def test_ignored_signals_stop_too_and_stay_ignored(tmp_path):
     assert session.close()[0] == 3
 
 
-#: read(0, buf, 64), then exit with its result.
-READ_STDIN_THEN_EXIT = """
-    sub rsp, 64
-    xor edi, edi
-    mov rsi, rsp
-    mov edx, 64
-    xor eax, eax
-    syscall
-    mov rdi, rax
-    mov eax, 60
-    syscall
-"""
 
 
 def test_a_discarded_signal_restarts_the_syscall_it_interrupted(tmp_path):
