@@ -8,6 +8,7 @@ import os
 import resource
 import struct
 
+from . import procnames
 from .errors import SyscallError
 from .hostlibc import LIBC, host_syscall
 from .process import is_guest_process
@@ -144,6 +145,8 @@ def sys_sysinfo(k, address):
 def sys_prctl(k, option, a2, a3, a4, a5):
     if option == 15:  # PR_SET_NAME: of the calling thread
         k.threads.current.name = k.read_cstring(a2, 16)[:15]
+        if k.threads.current.tid == os.getpid():
+            procnames.publish(k)
         return 0
     if option == 16:  # PR_GET_NAME
         k.write(a2, (k.threads.current.name or k.comm).ljust(16, b"\0"))
