@@ -66,6 +66,7 @@ class Kernel:
         #: The signalfd nodes alive (signalfd.py), kept up to date at each wait slice.
         self.signalfds: weakref.WeakSet = weakref.WeakSet()
         self.comm = b""  # the process's name: set as the guest is loaded (Emulator._load)
+        self.rlimits: dict[int, tuple[int, int]] = {}  # what the guest set (identity.py)
         self.publish_name = False  # whether the host process bears it too: in forked children
         self._exec_fd: int | None = None  # see keep_for_exec
         self.threads = ThreadTable(self)
