@@ -18,7 +18,7 @@ from unicorn import UcError
 
 from ..cpu import Arch
 # Importing a module registers its handlers.
-from . import chroot, clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401
+from . import chroot, clock, epoll, eventfd, fifo, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401
 from . import ioctl, ipc, itimer, locks, mm, msg, pidfd, poll, process, procnames, sem, shm, signals  # noqa: F401
 from . import sigdelivery, signalfd, sigqueue, sockets, sockmsg, splice, statfs, timerfd, xattr  # noqa: F401
 from .errors import DebuggerStop, SyscallError, WouldBlock
@@ -67,6 +67,7 @@ class Kernel:
         self.signalfds: weakref.WeakSet = weakref.WeakSet()
         self.comm = b""  # the process's name: set as the guest is loaded (Emulator._load)
         self.rlimits: dict[int, tuple[int, int]] = {}  # what the guest set (identity.py)
+        self.fifo_opens: dict = {}  # FIFO opens a signal interrupted, still waiting (fifo.py)
         self.publish_name = False  # whether the host process bears it too: in forked children
         self._exec_fd: int | None = None  # see keep_for_exec
         self.threads = ThreadTable(self)
@@ -153,6 +154,7 @@ class Kernel:
         signalfd.after_fork(self)
         self.publish_name = True
         procnames.publish(self)
+        fifo.forget_after_fork(self)
 
     # -- values -------------------------------------------------------------------------------
     def signed(self, value: int) -> int:
