@@ -22,6 +22,7 @@ from . import guest_image, loaders
 from .cpu import Arch
 from .errors import GuestNotFound, RunStopped, UsageError
 from .hooks import HookBus, Plugin
+from .linux import procnames
 from .linux.errors import ExecRequest, GuestSignal, StopRun
 from .linux.fs import VirtualFile, VirtualFS, parse_mounts
 from .linux.kernel import Kernel
@@ -334,6 +335,7 @@ class Emulator:
             self.functions.after_exec()
         #: The process's name (prctl PR_GET_NAME), as Linux sets it at exec: the file's base name.
         self.kernel.comm = os.path.basename(os.fsencode(guest_path))[:15]
+        procnames.publish(self.kernel)
 
     def resolve_exec(self, guest: str, host: str, argv: list[bytes]) -> tuple[str, str, list[bytes]]:
         """What execve of `guest` runs (see guest_image.resolve_exec)."""

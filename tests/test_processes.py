@@ -110,3 +110,67 @@ def test_a_signal_sent_to_a_child_at_once_is_the_childs():
         for _ in range(3):
             done = run_bdemu("run", guest, timeout=60)
             assert done.returncode == 15 and done.stderr == b"", done.stderr
+
+
+IGNORE_THEN_FORK = """
+    sub rsp, 64
+    mov qword ptr [rsp], 1             // sa_handler = SIG_IGN
+    mov qword ptr [rsp + 8], 0
+    mov qword ptr [rsp + 16], 0
+    mov qword ptr [rsp + 24], 0
+    mov edi, SIGNAL
+    mov rsi, rsp
+    xor edx, edx
+    mov r10d, 8
+    mov eax, 13                        // rt_sigaction
+    syscall
+    mov eax, 57                        // fork
+    syscall
+    test rax, rax
+    jnz parent
+    lea rdi, [rip + child_nap]
+    xor esi, esi
+    mov eax, 35                        // nanosleep(1.5 s): the signal comes meanwhile
+    syscall
+    mov eax, 60
+    mov edi, 50
+    syscall
+parent:
+    mov r12, rax
+    lea rdi, [rip + parent_nap]
+    xor esi, esi
+    mov eax, 35                        // nanosleep(0.5 s): the child is set up
+    syscall
+    mov rdi, r12
+    mov esi, SIGNAL
+    mov eax, 62                        // kill(child, SIGNAL)
+    syscall
+    mov rdi, r12
+    lea rsi, [rsp + 32]
+    xor edx, edx
+    xor r10, r10
+    mov eax, 61                        // wait4
+    syscall
+    mov edi, dword ptr [rsp + 32]      // the child's wait status: 50 << 8 when it exited
+    shr edi, 8
+    mov eax, 60
+    syscall
+child_nap:
+    .quad 1
+    .quad 500000000
+parent_nap:
+    .quad 0
+    .quad 500000000
+"""
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_a_child_ignoring_sigint_or_sigterm_survives_them(tmp_path, number):
+    """bdemu stops on SIGINT/SIGTERM even when the guest ignores them, so Ctrl-C always ends a run;
+    a forked child is wholly the guest's and ignores them as the guest does: a shell's background
+    jobs ignore SIGINT (`sleep 5 & kill -INT $!` left the sleep running natively, killed it here)."""
+    from conftest import run_bdemu
+    from elfgen import write_elf
+    guest = write_elf(tmp_path, "x86_64", IGNORE_THEN_FORK.replace("SIGNAL", str(int(number))), name="ignorer")
+    done = run_bdemu("run", guest, timeout=60)
+    assert done.returncode == 50, done.stderr

@@ -8,7 +8,7 @@ import select
 import stat
 import struct
 
-from . import locks
+from . import fifo, locks
 from .errors import SyscallError
 from .fds import OpenFile
 from .fs import GUEST_MODE_BITS, HOST_DEVICES, VirtualDir, VirtualFile
@@ -90,7 +90,7 @@ def open_path(k, dirfd: int, path_address: int, flags: int, mode: int) -> int:
     if k.vfs.rootfs is not None and host not in HOST_DEVICES and (stat.S_ISCHR(kind) or stat.S_ISBLK(kind)):
         raise SyscallError(errno.EACCES)  # device nodes inside a rootfs would reach host hardware
     if not host_flags & os.O_NONBLOCK and stat.S_ISFIFO(kind):
-        fd = _open_fifo(k, host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
+        fd = fifo.open_fifo(k, host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
     else:
         fd = k.vfs.open_confined(host, host_flags, mode & GUEST_MODE_BITS & ~k.vfs.umask)
     return k.fds.install(OpenFile(fd, guest, cloexec))
@@ -102,35 +102,6 @@ def _file_type(host: str) -> int:
         return stat.S_IFMT(os.stat(host).st_mode)
     except OSError:
         return 0
-
-
-def _open_fifo(k, host: str, flags: int, mode: int) -> int:
-    """Opening a FIFO blocks until its other end is opened: wait in a thread, in slices, so a stop
-    request or --timeout still ends the run; then open the other end ourselves to release it."""
-    import threading
-    outcome: dict = {}
-
-    def opener() -> None:
-        try:
-            outcome["fd"] = k.vfs.open_confined(host, flags, mode)
-        except OSError as error:
-            outcome["error"] = error
-
-    thread = threading.Thread(target=opener, name="bdemu-fifo-open", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(k.wait_slice())
-    except BaseException:
-        release = k.vfs.open_confined(host, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC, 0)
-        thread.join(5)
-        os.close(release)
-        if "fd" in outcome:
-            os.close(outcome["fd"])
-        raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["fd"]
 
 
 def _open_node(k, node, guest: str, flags: int) -> int:

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 #: by Python).
 NEVER_BRIDGED = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE})
 #: Ctrl-C and SIGTERM stop the run (130/143, see stop.py) unless the guest has a handler for
-#: them: a guest that merely ignores them cannot make bdemu unstoppable.
+#: them: a guest that merely ignores them cannot make bdemu unstoppable. A forked child, though,
+#: ignores them when its guest does: a shell's background jobs ignore SIGINT, and `trap '' TERM`
+#: keeps a script's subshells alive (the first process still stops, and so the run).
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 #: Host signals that terminate by default and that bdemu takes over for the whole run, so
 #: their default action ends the run like a guest's own (128+n, plugins' on_exit) and a guest
@@ -58,6 +60,7 @@ class HostSignals:
         #: Host signals that end the run (in a forked child, where stop.py's watcher is gone).
         self._stop_on: tuple[int, ...] = ()
         self._always: set[int] = set()
+        self._in_child = False
 
     def activate(self) -> None:
         """The run starts: take over ALWAYS_BRIDGED (only from the main thread)."""
@@ -81,7 +84,7 @@ class HostSignals:
         if host is None or host in NEVER_BRIDGED:
             return
         handler = state.handlers.get(guest, 0)
-        if handler > 1 or (handler == 1 and host not in STOP_SIGNALS):  # a handler, or SIG_IGN
+        if handler > 1 or (handler == 1 and (host not in STOP_SIGNALS or self._in_child)):  # or SIG_IGN
             self._take(host)
         elif host in self.previous and host not in self._always:
             try:
@@ -181,10 +184,16 @@ class HostSignals:
         """In a forked child, once the emu_start that forked returned (a thread started before
         could take the place of Unicorn's timer thread, which emu_start joins): no watcher
         thread survived the fork, so start one on the child's own pipe (`fork`). The child stops
-        on SIGINT/SIGTERM itself (what stop.py's watcher did for the parent)."""
+        on SIGINT/SIGTERM itself (what stop.py's watcher did for the parent), unless its guest
+        ignores them (STOP_SIGNALS), as it may have since before the fork."""
+        self._in_child = True
         if self._watcher is None:
             return
         self._stop_on = (signal.SIGINT, signal.SIGTERM) if self._forward >= 0 else ()
+        for host in STOP_SIGNALS:  # before the watcher reads one that came already
+            guest = self.k.signals.from_host.get(host)
+            if guest is not None:
+                self.follow(guest)
         self._start_watcher(-1)
 
     def _new_pipe(self) -> None:

@@ -8,6 +8,7 @@ import os
 import resource
 import struct
 
+from . import procnames
 from .errors import SyscallError
 from .hostlibc import LIBC, host_syscall
 from .process import is_guest_process
@@ -15,6 +16,7 @@ from .registry import syscall
 from .structs import utsname
 
 RLIM_INFINITY = (1 << 64) - 1
+CAP_SYS_RESOURCE = 24
 
 
 for _name, _function in (("getuid", os.getuid), ("geteuid", os.geteuid), ("getgid", os.getgid),
@@ -88,6 +90,11 @@ def sys_uname(k, address):
 
 
 def _rlimit(k, resource_id: int) -> tuple[int, int]:
+    """The guest's limit: what it set (`Kernel.rlimits`), else the host's."""
+    return k.rlimits[resource_id] if resource_id in k.rlimits else _host_rlimit(resource_id)
+
+
+def _host_rlimit(resource_id: int) -> tuple[int, int]:
     try:
         soft, hard = resource.getrlimit(resource_id)
     except (ValueError, OSError):
@@ -95,11 +102,41 @@ def _rlimit(k, resource_id: int) -> tuple[int, int]:
     return tuple(RLIM_INFINITY if v == resource.RLIM_INFINITY else v for v in (soft, hard))
 
 
+def _set_rlimit(k, resource_id: int, soft: int, hard: int) -> None:
+    """Kept for the guest to read back (and for its children, and across execve), never applied
+    to the host: bdemu itself needs more fds, memory and stack than a guest may allow itself."""
+    _, current_hard = _rlimit(k, resource_id)
+    if soft > hard:
+        raise SyscallError(errno.EINVAL)
+    if hard > current_hard and not _has_capability(CAP_SYS_RESOURCE):
+        raise SyscallError(errno.EPERM)
+    k.rlimits[resource_id] = (soft, hard)
+
+
+def _has_capability(number: int) -> bool:
+    """Whether the host process (so the guest) holds a capability: root in a container may not."""
+    with open("/proc/self/status", "rb") as status:
+        for line in status:
+            if line.startswith(b"CapEff:"):
+                return bool(int(line.split()[1], 16) >> number & 1)
+    return False
+
+
+def _unpack_limit(k, address: int, word: int) -> tuple[int, int]:
+    """A struct rlimit of `word`-byte fields; a 32-bit RLIM_INFINITY becomes the 64-bit one."""
+    data = k.read(address, 2 * word)
+    values = [int.from_bytes(data[i:i + word], k.byteorder) for i in (0, word)]
+    return tuple(RLIM_INFINITY if v == (1 << 8 * word) - 1 else v for v in values)
+
+
 @syscall("int", "int", "ptr", "ptr")
 def sys_prlimit64(k, pid, resource_id, new, old):
+    own = k.signed32(pid) in (0, os.getpid())
     if old:
-        soft, hard = _rlimit(k, resource_id)
+        soft, hard = _rlimit(k, resource_id) if own else _host_rlimit(resource_id)
         k.write(old, struct.pack("<QQ" if k.byteorder == "little" else ">QQ", soft, hard))
+    if new and own:
+        _set_rlimit(k, resource_id, *_unpack_limit(k, new, 8))
     return 0
 
 
@@ -113,6 +150,7 @@ def sys_getrlimit(k, resource_id, address):
 
 @syscall("int", "ptr")
 def sys_setrlimit(k, resource_id, address):
+    _set_rlimit(k, resource_id, *_unpack_limit(k, address, k.word))
     return 0
 
 
@@ -144,6 +182,8 @@ def sys_sysinfo(k, address):
 def sys_prctl(k, option, a2, a3, a4, a5):
     if option == 15:  # PR_SET_NAME: of the calling thread
         k.threads.current.name = k.read_cstring(a2, 16)[:15]
+        if k.threads.current.tid == os.getpid():
+            procnames.publish(k)
         return 0
     if option == 16:  # PR_GET_NAME
         k.write(a2, (k.threads.current.name or k.comm).ljust(16, b"\0"))

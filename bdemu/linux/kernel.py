@@ -18,8 +18,8 @@ from unicorn import UcError
 
 from ..cpu import Arch
 # Importing a module registers its handlers.
-from . import chroot, clock, epoll, eventfd, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401
-from . import ioctl, ipc, itimer, locks, mm, msg, pidfd, poll, process, sem, shm, signals  # noqa: F401
+from . import chroot, clock, epoll, eventfd, fifo, files, fsops, futex, hwprobe, identity, inotify  # noqa: F401
+from . import ioctl, ipc, itimer, locks, mm, msg, pidfd, poll, process, procnames, sem, shm, signals  # noqa: F401
 from . import sigdelivery, signalfd, sigqueue, sockets, sockmsg, splice, statfs, timerfd, xattr  # noqa: F401
 from .errors import DebuggerStop, SyscallError, WouldBlock
 from .fds import FdTable, OpenFile
@@ -67,6 +67,9 @@ class Kernel:
         #: The signalfd nodes alive (signalfd.py), kept up to date at each wait slice.
         self.signalfds: weakref.WeakSet = weakref.WeakSet()
         self.comm = b""  # the process's name: set as the guest is loaded (Emulator._load)
+        self.rlimits: dict[int, tuple[int, int]] = {}  # what the guest set (identity.py)
+        self.fifo_opens: dict = {}  # FIFO opens a signal interrupted, still waiting (fifo.py)
+        self.publish_name = False  # whether the host process bears it too: in forked children
         self._exec_fd: int | None = None  # see keep_for_exec
         self.threads = ThreadTable(self)
         self.signals.threads = self.threads
@@ -108,6 +111,7 @@ class Kernel:
         vfs.add_node("/proc/self/cmdline", VirtualFile(lambda: b"".join(a + b"\0" for a in self.emu.argv)))
         for path, node in ipc_proc_nodes(self):
             vfs.add_node(path, node)
+        procnames.install(self)
 
     def _slot_plan(self, kinds: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
         """Which ABI argument slots make up each argument (a 64-bit one takes a pair on 32-bit ISAs)."""
@@ -151,6 +155,9 @@ class Kernel:
         """In a forked child: what belongs to each process rather than to the run."""
         self.ipc.forked()
         signalfd.after_fork(self)
+        self.publish_name = True
+        procnames.publish(self)
+        fifo.forget_after_fork(self)
 
     # -- values -------------------------------------------------------------------------------
     def signed(self, value: int) -> int:
