@@ -140,9 +140,8 @@ class SignalState:
         #: the run loop turns them into guest signals at its next safe point.
         self.arrived: collections.deque[int] = collections.deque()
         self.threads = None  # the ThreadTable, bound by the kernel
-        #: A debugger is attached (bdemu/gdb): like a ptrace tracer, it sees every signal but
-        #: SIGKILL before its action is taken, ignored ones included, so none is dropped early.
-        self.traced = False
+        #: A debugger is attached (bdemu/gdb): as a ptrace tracer, it sees every signal but SIGKILL
+        self.traced = False  # before its action is taken (ignored ones too): none is dropped early
 
     # -- the running thread's mask and pending set -------------------------------------------------
     @property
