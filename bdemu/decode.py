@@ -19,6 +19,23 @@ class Insn(NamedTuple):
     op_str: str
 
 
+class Disassemblers:
+    """One Capstone instance per mode of an ISA (ARM and Thumb...), each made on first use."""
+
+    def __init__(self, cs_arch: int, default_mode: int) -> None:
+        self._cs_arch, self._default = cs_arch, default_mode
+        self._made: dict[int, object] = {}
+
+    def __call__(self, mode: int | None = None):
+        """The instance for `mode` (the ISA's own if None)."""
+        mode = self._default if mode is None else mode
+        cs = self._made.get(mode)
+        if cs is None:
+            import capstone
+            cs = self._made[mode] = capstone.Cs(self._cs_arch, mode)
+        return cs
+
+
 class BlockDecoder:
     """`mode_of(address, size)`: the Capstone mode block (address, size) ran in, for ISAs with
     two instruction sets (see `bdemu.cpu.base.CodeModes`); None: the ISA's one mode."""
@@ -28,15 +45,7 @@ class BlockDecoder:
         self._uc = uc
         self._mode_of = mode_of
         self._cache: dict[tuple[int, int, int | None], tuple[Insn, ...]] = {}
-        self._cs: dict[int, object] = {}
-
-    def _capstone(self, mode: int | None):
-        mode = self._arch.cs_mode if mode is None else mode
-        cs = self._cs.get(mode)
-        if cs is None:
-            import capstone
-            cs = self._cs[mode] = capstone.Cs(self._arch.cs_arch, mode)
-        return cs
+        self._capstone = Disassemblers(arch.cs_arch, arch.cs_mode)
 
     def block(self, address: int, size: int) -> tuple[Insn, ...]:
         mode = self._mode_of(address, size) if self._mode_of is not None else None

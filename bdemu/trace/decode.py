@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..decode import Disassemblers
+
 
 class DecodeCache:
     """Per-block instruction layout for one ISA, ids in order of first decode."""
 
     def __init__(self, cs_arch: int, cs_mode: int, read: Callable[[int, int], bytes]) -> None:
-        self._cs_arch, self._cs_mode = cs_arch, cs_mode
-        self._cs: dict[int, object] = {}
+        self._capstone = Disassemblers(cs_arch, cs_mode)
         self._read = read
         self._ids: dict[tuple[int, int], int] = {}
         self.code: list[tuple[int, int, bytes]] = []
@@ -36,12 +37,7 @@ class DecodeCache:
             code = b""
         offsets, sizes = [], []
         position = 0
-        mode = self._cs_mode if cs_mode is None else cs_mode
-        cs = self._cs.get(mode)
-        if cs is None:
-            import capstone
-            cs = self._cs[mode] = capstone.Cs(self._cs_arch, mode)
-        for address, length, _, _ in cs.disasm_lite(code, pc):
+        for address, length, _, _ in self._capstone(cs_mode).disasm_lite(code, pc):
             offsets.append(address - pc)
             sizes.append(length)
             position = address - pc + length

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..decode import Disassemblers
 from .recorder import FLUSH_ROWS
 
 
@@ -157,7 +158,7 @@ class RunStore:
         self.writer, self.encoder = writer, encoder
         self._counter = counter
         self._code_modes = code_modes
-        self._cs: dict[int, object] = {}
+        self._capstone = Disassemblers(*counter) if counter is not None else None
         self.insn_counts: list[int] = []
         self.blocks: dict[str, dict[str, list]] = {}
         self.chunks: dict[str, list[dict[str, np.ndarray]]] = {"block_steps": [], "block_runs": []}
@@ -194,14 +195,10 @@ class RunStore:
 
     def _count_insns(self, code: dict[str, list]) -> None:
         """Instructions per new block, for the run's total (decoded here, off the guest's thread)."""
-        cs_arch, default = self._counter
+        default = self._counter[1]
         for pc, data, name in zip(code["pc"], code["bytes"], code["mode"]):
             mode = default if self._code_modes is None else self._code_modes.cs_mode_named(name, default)
-            cs = self._cs.get(mode)
-            if cs is None:
-                import capstone
-                cs = self._cs[mode] = capstone.Cs(cs_arch, mode)
-            self.insn_counts.append(sum(1 for _ in cs.disasm_lite(data, pc)))
+            self.insn_counts.append(sum(1 for _ in self._capstone(mode).disasm_lite(data, pc)))
 
     def _keep(self, table: str, columns: dict[str, np.ndarray]) -> None:
         if len(columns["seq"]):

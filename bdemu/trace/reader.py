@@ -56,6 +56,10 @@ class Trace:
         order = ' ORDER BY seq' if any(c == "seq" for c, _ in TABLES.get(name, ())) else ""
         return self.sql(f'SELECT * FROM "{name}"{order}')
 
+    def columns(self, name: str) -> list[str]:
+        """The column names of table `name` (files from older bdemus may lack newer ones)."""
+        return [row[0] for row in self.con.execute(f'SELECT * FROM "{name}" LIMIT 0').description]
+
     def count(self, name: str) -> int:
         """Rows of a table or view; `blocks` and `insns` of a native recording without expanding them."""
         if name in _STORED_COUNTS and "block_runs" in self.tables:

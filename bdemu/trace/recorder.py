@@ -73,7 +73,6 @@ class Recorder(Plugin):
         self._calls: dict[int, int] = {}
         self._backdoor: dict[str, list] = {k: [] for k in ("seq", "pc", "kind", "cmd", "i8", "v32", "data")}
         self._drain = None
-        self._distinct = None
         self._status = None
         self._closed = False
         self._started = 0.0
@@ -246,12 +245,10 @@ class Recorder(Plugin):
 
     def _write_code(self, emu) -> None:
         """Bytes (and instruction set) of every distinct executed block, and the total instruction count."""
-        distinct = self._distinct
-        if distinct is None:  # live mode: blocks are in the database
-            distinct = self.writer.query("SELECT pc, size, count(*) FROM blocks GROUP BY pc, size")
-        import capstone
+        from ..decode import Disassemblers
+        distinct = self.writer.query("SELECT pc, size, count(*) FROM blocks GROUP BY pc, size")  # stored already
         arch, seen = emu.arch, getattr(self, "_block_modes", None) or {}
-        disassemblers: dict[int, object] = {}
+        disassemblers = Disassemblers(arch.cs_arch, arch.cs_mode)
         code, total = [], 0
         for pc, size, times in distinct:
             try:
@@ -260,10 +257,9 @@ class Recorder(Plugin):
                 data = b""
             value = seen.get((pc, size))
             name = None if value is None else arch.code_modes.name(value)
-            mode = arch.cs_mode if value is None else arch.code_modes.cs_mode(value)
-            cs = disassemblers.get(mode) or disassemblers.setdefault(mode, capstone.Cs(arch.cs_arch, mode))
+            mode = None if value is None else arch.code_modes.cs_mode(value)
             code.append((pc, size, data, name))
-            total += times * sum(1 for _ in cs.disasm_lite(data, pc))
+            total += times * sum(1 for _ in disassemblers(mode).disasm_lite(data, pc))
         if not self.instructions:
             self.instructions = total
         if code:

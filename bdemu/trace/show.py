@@ -22,8 +22,7 @@ def disassembler(arch_name: str, mode: str | None = None):
 
 def code_rows(trace) -> str:
     """SELECT of the `code` table's pc, size, bytes, mode (NULL in files from before `mode`)."""
-    columns = [row[0] for row in trace.con.execute("SELECT * FROM code LIMIT 0").description]
-    mode = "mode" if "mode" in columns else "NULL::VARCHAR AS mode"
+    mode = "mode" if "mode" in trace.columns("code") else "NULL::VARCHAR AS mode"
     return f"SELECT pc, size, bytes, {mode} FROM code"
 
 
@@ -81,8 +80,7 @@ def render(trace, top: int = 10) -> None:
     console.print(counts)
 
     disassemblers: dict = {}
-    columns = [row[0] for row in trace.con.execute("SELECT * FROM modules LIMIT 0").description]
-    bias = "coalesce(bias, 0)" if "bias" in columns else "0"  # files from before `bias`: no symbols
+    bias = "coalesce(bias, 0)" if "bias" in trace.columns("modules") else "0"  # files from before `bias`
     modules = trace.con.execute(f'SELECT path, base, "end", {bias} FROM modules ORDER BY id').fetchall()
     tables: dict = {}
     hot = trace.con.execute(
