@@ -20,8 +20,8 @@ class NativeStream:
     as a uint32 id; no Python runs per event. Each full buffer is handed, as
     it is, to the writer thread (the stream writes on into a spare one), where
     `RunEncoder` (C) cuts it into loop runs that become `block_runs` rows.
-    What needs the guest stays here: new block ids give `block_info` and
-    `code` rows (and, with `--insns`, `insn_info` rows: a block is decoded
+    What needs the guest stays here: new block ids give `code` rows (with
+    their id; and, with `--insns`, `insn_info` rows: a block is decoded
     once, when it first runs, so its stride of seq numbers is known before
     it is counted). Rows about blocks are stored before runs that use them.
     """
@@ -39,11 +39,13 @@ class NativeStream:
         from ..hookinstall import native_hook
         self._emu = emu
         self._known = 0
+        self._streamed = 0  # events of the block stream counted so far (only for the live status line)
         self._new_insns: dict[str, list] = {"block": [], "idx": [], "pc": [], "size": []}
         self._mem_chunks: list[dict[str, np.ndarray]] = []
         arch, uc = emu.arch, emu.uc
-        counter = None if self.decode is not None else (arch.cs_arch, arch.cs_mode)
-        self._runs = RunStore(self.writer, _native.RunEncoder(), counter, arch.code_modes)
+        self._runs = RunStore(self.writer, _native.RunEncoder())
+        #: Each distinct block's (pc, code, mode value), to count its instructions at the end.
+        self._code: list[tuple[int, bytes, int | None]] = []
         self._modes = arch.code_modes
         mode_reg = arch.registers[arch.code_modes.register] if arch.code_modes is not None else None
         self.stream = _native.TraceStream(uc, self._take, self._decode_new if self.decode is not None else None,
@@ -86,13 +88,15 @@ class NativeStream:
             self.writer.call(self._runs.add, ids, seqs, repeats, end, release, blocks, total, strides)
         else:
             release()
-        ran = int(repeats.sum(dtype=np.int64))
-        if self.opts.blocks:
-            self.events += ran
-        if strides is not None and len(ids):
-            done = int((strides[ids].astype(np.int64) * repeats).sum()) - ran
-            self.instructions += done
-            self.events += done
+        if self._status is not None:  # running totals for the live line (exact ones at the end)
+            ran = int(repeats.sum(dtype=np.int64))
+            counted = ran if self.opts.blocks else 0
+            if strides is not None and len(ids):
+                done = int((strides[ids].astype(np.int64) * repeats).sum()) - ran
+                self.instructions += done
+                counted += done
+            self.events += counted
+            self._streamed += counted
         count = len(accesses["seq"])
         if count:
             self._mem_chunks.append(accesses)
@@ -104,23 +108,19 @@ class NativeStream:
             self._status.tick()
 
     def _new_blocks(self, known: int, total: int) -> dict[str, dict[str, list]]:
-        """`block_info`, `code` (and `insn_info`) rows of block ids known..total-1, read from the guest now."""
+        """`code` (and `insn_info`) rows of block ids known..total-1, read from the guest now."""
         pcs, sizes = (a[known:total].tolist() for a in self.stream.blocks)
         self._known = total
-        code = []
-        for ident, pc, size in zip(range(known, total), pcs, sizes):
-            if self.decode is not None:
-                code.append(self.decode.code[ident][2])
-            else:
-                try:
-                    code.append(bytes(self._emu.read_memory(pc, size)))
-                except Exception:
-                    code.append(b"")
+        if self.decode is not None:
+            code = [self.decode.code[ident][2] for ident in range(known, total)]
+        else:
+            code = read_blocks(self._emu.read_memory, pcs, sizes)
         modes = self.stream.modes
-        names = ([None] * (total - known) if modes is None else
-                 [self._modes.name(value) for value in modes[known:total].tolist()])
-        rows = {"block_info": {"id": list(range(known, total)), "pc": pcs, "size": sizes},
-                "code": {"pc": pcs, "size": sizes, "bytes": code, "mode": names}}
+        values = [None] * (total - known) if modes is None else modes[known:total].tolist()
+        names = [None if value is None else self._modes.name(value) for value in values]
+        if self.decode is None:
+            self._code.extend(zip(pcs, code, values))
+        rows = {"code": {"pc": pcs, "size": sizes, "bytes": code, "mode": names, "id": list(range(known, total))}}
         if self._new_insns["block"]:
             rows["insn_info"], self._new_insns = self._new_insns, {k: [] for k in self._new_insns}
         return rows
@@ -137,14 +137,51 @@ class NativeStream:
                                   "address": mem["address"], "size": mem["size"], "value": mem["value"]})
 
     def _write_code(self, emu) -> None:
-        """`code` rows went out with each new block; here the instruction total from executions per block."""
-        self.writer.sync()
-        executions = self._runs.executions(self._known)
+        """`code` rows went out with each new block; here the instruction total from executions per
+        block (decoded while the writer thread stores the last rows)."""
         if self.decode is not None:
             per_block = self.stream.strides[:self._known].astype(np.int64) - 1
         else:
-            per_block = np.array(self._runs.insn_counts[:self._known], np.int64)
+            arch = emu.arch
+            disassemblers = Disassemblers(arch.cs_arch, arch.cs_mode)
+            modes = self._modes
+            per_block = np.array([sum(1 for _ in disassemblers(None if mode is None else modes.cs_mode(mode))
+                                      .disasm_lite(code, pc)) for pc, code, mode in self._code], np.int64)
+        self.writer.sync()
+        executions = self._runs.executions(self._known)
         self.instructions = int((executions * per_block).sum())
+        streamed = (int(executions.sum()) if self.opts.blocks else 0) + (self.instructions if self.decode is not None else 0)
+        self.events += streamed - self._streamed
+
+
+def read_blocks(read, pcs: list[int], sizes: list[int], reach: int = 4096) -> list[bytes]:
+    """The bytes of each block (b"" where unreadable), reading blocks less than `reach` bytes apart
+    in one call: reading guest memory costs ~15 us a call, slicing almost nothing."""
+    order = sorted(range(len(pcs)), key=pcs.__getitem__)
+    code = [b""] * len(pcs)
+    first = 0
+    while first < len(order):
+        start = pcs[order[first]]
+        end, last = start + sizes[order[first]], first + 1
+        while last < len(order) and pcs[order[last]] <= end + reach:
+            end = max(end, pcs[order[last]] + sizes[order[last]])
+            last += 1
+        group = order[first:last]
+        try:
+            chunk = read(start, end - start)
+        except Exception:  # a gap between mappings: each block on its own
+            chunk = None
+        for index in group:
+            pc, size = pcs[index], sizes[index]
+            if chunk is not None:
+                code[index] = chunk[pc - start:pc - start + size]
+            else:
+                try:
+                    code[index] = bytes(read(pc, size))
+                except Exception:
+                    pass
+        first = last
+    return code
 
 
 class RunStore:
@@ -152,14 +189,8 @@ class RunStore:
 
     ROWS = 1 << 20  # rows per insert at least: each statement costs ~1 ms, and its rows little
 
-    def __init__(self, writer, encoder, counter: tuple[int, int] | None = None, code_modes=None) -> None:
-        """`counter`: (Capstone arch, mode) to count the instructions of each new block's code
-        (in the mode its `code` row names, with `code_modes`)."""
+    def __init__(self, writer, encoder) -> None:
         self.writer, self.encoder = writer, encoder
-        self._counter = counter
-        self._code_modes = code_modes
-        self._capstone = Disassemblers(*counter) if counter is not None else None
-        self.insn_counts: list[int] = []
         self.blocks: dict[str, dict[str, list]] = {}
         self.chunks: dict[str, list[dict[str, np.ndarray]]] = {"block_steps": [], "block_runs": []}
         self.pending = {table: 0 for table in self.chunks}
@@ -171,8 +202,6 @@ class RunStore:
             mine = self.blocks.setdefault(table, {k: [] for k in rows})
             for column, values in rows.items():
                 mine[column].extend(values)
-        if blocks and self._counter is not None:
-            self._count_insns(blocks["code"])
         try:
             if len(ids):
                 self._encode(ids, seqs, repeats, end, known, strides)
@@ -192,13 +221,6 @@ class RunStore:
         steps, runs = self.encoder.rows(ids, seqs, repeats, end, known, strides, self._executions)
         self._keep("block_steps", steps)
         self._keep("block_runs", runs)
-
-    def _count_insns(self, code: dict[str, list]) -> None:
-        """Instructions per new block, for the run's total (decoded here, off the guest's thread)."""
-        default = self._counter[1]
-        for pc, data, name in zip(code["pc"], code["bytes"], code["mode"]):
-            mode = default if self._code_modes is None else self._code_modes.cs_mode_named(name, default)
-            self.insn_counts.append(sum(1 for _ in self._capstone(mode).disasm_lite(data, pc)))
 
     def _keep(self, table: str, columns: dict[str, np.ndarray]) -> None:
         if len(columns["seq"]):

@@ -32,9 +32,13 @@ from .schema import FORMAT_VERSION, arrow_schema, ddl, layout
 
 _STOP = object()
 COMMIT_SECONDS = 1.0
+#: Bytes per block of a trace file without bulk tables. The last checkpoint writes (and zeroes) at
+#: least a block per table it touches: 16 KiB blocks instead of DuckDB's default 256 KiB make it
+#: ~3 ms cheaper; but millions of `mem` rows compress 4x worse in them.
+SMALL_BLOCK_SIZE = 16384
 
 
-def schema_template(statements: list[str]) -> str | None:
+def schema_template(statements: list[str], block_size: int | None) -> str | None:
     """A closed DuckDB file holding just the schema these statements make, kept in the user's cache
     (one per DuckDB version and layout): copying it takes ~2 ms, making the schema in a new file
     ~15 ms (DuckDB syncs the file twice). None if the cache cannot be used."""
@@ -42,7 +46,8 @@ def schema_template(statements: list[str]) -> str | None:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     if not os.path.isabs(base) or not os.path.isdir(os.path.dirname(base)):
         return None  # no home (HOME=/nonexistent...): make nothing outside it
-    key = hashlib.sha256("\n".join([duckdb.__version__, FORMAT_VERSION, *statements]).encode()).hexdigest()[:20]
+    key = hashlib.sha256("\n".join([duckdb.__version__, FORMAT_VERSION, str(block_size), *statements]).encode()
+                         ).hexdigest()[:20]
     directory = os.path.join(base, "bdemu")
     path = os.path.join(directory, f"trace-schema-{key}.duckdb")
     if os.path.isfile(path):
@@ -50,9 +55,11 @@ def schema_template(statements: list[str]) -> str | None:
     scratch = os.path.join(directory, f".{key}-{os.getpid()}-{threading.get_ident()}.duckdb")
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        con = duckdb.connect(scratch)
+        con = duckdb.connect()
         try:
+            attach_new(con, scratch, block_size)
             con.execute("BEGIN; " + "; ".join(statements) + "; COMMIT")
+            con.execute("USE memory; DETACH trace")
         finally:
             con.close()
         os.replace(scratch, path)  # whole or not at all, also with recordings starting side by side
@@ -62,6 +69,21 @@ def schema_template(statements: list[str]) -> str | None:
             with contextlib.suppress(OSError):
                 os.remove(stale)
         return None
+
+
+def attach_new(con, path: str, block_size: int | None) -> None:
+    """Attach (creating it) the DuckDB file `path` as `trace` and use it: with blocks of `block_size`
+    bytes where this DuckDB can (1.2 and later), else of its default size."""
+    import duckdb
+    quoted = path.replace("'", "''")
+    if block_size is not None:
+        try:
+            con.execute(f"ATTACH '{quoted}' AS trace (BLOCK_SIZE {block_size}); USE trace")
+            return
+        except duckdb.Error:
+            if os.path.exists(path):
+                os.remove(path)
+    con.execute(f"ATTACH '{quoted}' AS trace; USE trace")
 
 
 class Labels:
@@ -82,8 +104,13 @@ class Labels:
 class TraceWriter:
     """Owns one trace file: `append(table, columns)` from the recorder, `close()` at the end."""
 
-    def __init__(self, path: str, threaded: bool = True, native: bool = False, blocks: bool = True) -> None:
+    def __init__(self, path: str, threaded: bool = True, native: bool = False, blocks: bool = True,
+                 bulk: bool = False) -> None:
+        """`bulk`: tables will get millions of rows (memory accesses), so DuckDB keeps its defaults,
+        which suit big inserts and checkpoints. Otherwise it gets one thread (small inserts cost
+        ~40% less; a --mem recording's would cost 1.2x bare more) and small blocks."""
         self.path = os.fspath(path)
+        self._bulk = bulk
         for stale in (self.path, self.path + ".wal"):
             if os.path.exists(stale):
                 os.remove(stale)
@@ -104,28 +131,27 @@ class TraceWriter:
 
     def _open(self) -> None:
         import duckdb
-        # DuckDB's own thread count: one thread makes small inserts ~40% cheaper, but a --mem
-        # recording's big inserts and checkpoint then cost 1.2x bare more (bench/record.py).
-        self.con = duckdb.connect()
+        self.con = duckdb.connect(config={} if self._bulk else {"threads": 1})
+        with contextlib.suppress(duckdb.Error):  # DuckDB 2.0 and later
+            self.con.execute("SET fsync_mode = 'none'")
+        block_size = None if self._bulk else SMALL_BLOCK_SIZE
         statements = [ddl(table, columns) for table, columns in self._tables.items()]
         statements += [f'CREATE VIEW "{view}" AS {query}' for view, query in self._views.items()]
-        template = schema_template(statements)
+        template = schema_template(statements, block_size)
         if template is not None:
             shutil.copyfile(template, self.path)
         # Attached to an in-memory instance: DETACH finishes the file without tearing the instance
         # down (see close).
-        quoted = self.path.replace("'", "''")
-        attach = f"ATTACH '{quoted}' AS trace; USE trace"
-        try:
-            self.con.execute(attach)
-        except duckdb.Error:
-            if template is None:
-                raise
-            os.remove(self.path)  # a damaged cached template: make the schema here instead
-            os.remove(template)
-            template = None
-            self.con.execute(attach)
+        if template is not None:
+            quoted = self.path.replace("'", "''")
+            try:
+                self.con.execute(f"ATTACH '{quoted}' AS trace; USE trace")
+            except duckdb.Error:
+                os.remove(self.path)  # a damaged cached template: make the schema here instead
+                os.remove(template)
+                template = None
         if template is None:
+            attach_new(self.con, self.path, block_size)
             self.con.execute("BEGIN; " + "; ".join(statements) + "; COMMIT")  # one call, one log sync
             # Into the file now, while the guest runs: the last checkpoint then writes only what changed.
             self.con.execute("CHECKPOINT")
@@ -228,8 +254,7 @@ class TraceWriter:
                         if failed:  # an insert failed (reported by _check): keep what committed before
                             con.execute("ROLLBACK")
                         else:  # any log size triggers a checkpoint: this commit writes into the file
-                            con.execute("SET checkpoint_threshold = '0b'")
-                            con.execute("COMMIT")
+                            con.execute("SET checkpoint_threshold = '0b'; COMMIT")
                     con.execute("USE memory; DETACH trace")  # checkpointed, closed, unlocked: the file is done
                 finally:
                     # Tearing down the (in-memory) DuckDB instance takes milliseconds and concerns no file,
