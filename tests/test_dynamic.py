@@ -25,6 +25,7 @@ ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "TZ": "UTC", "HOME": "/nonexisten
 STAMP = 1577934245
 MAKE_ROOTFS = ROOT / "scripts" / "make_rootfs.sh"
 ROOTFS_CACHE = ROOT / "tests" / ".cache" / "rootfs"
+FETCH_QEMU = ROOT / "scripts" / "fetch_qemu.sh"
 
 
 def _fixture(folder: Path) -> Path:
@@ -225,13 +226,30 @@ def riscv64_rootfs(tmp_path_factory) -> Path:
     return _private_rootfs("riscv64", tmp_path_factory)
 
 
+@functools.cache
+def _qemu(name: str) -> str:
+    """The machine's qemu-user `name`, or else Debian's static build fetched into tests/.cache."""
+    found = shutil.which(name)
+    if found:
+        return found
+    try:
+        done = subprocess.run(["sh", str(FETCH_QEMU), name], capture_output=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        pytest.fail(f"no {name} here and {FETCH_QEMU.relative_to(ROOT)} failed: {error}", pytrace=False)
+    fetched = ROOT / "tests" / ".cache" / "qemu" / name
+    if done.returncode != 0 or not fetched.exists():
+        pytest.fail(f"no {name} here and {FETCH_QEMU.relative_to(ROOT)} could not fetch it: "
+                    f"{done.stderr.decode()}", pytrace=False)
+    return str(fetched)
+
+
 def _compare_with_qemu(qemu: str, rootfs: Path, template: list[str], stdin: bytes) -> int:
     """Run `template` (a program inside `rootfs`, then its arguments) in /work under qemu-user
     and bdemu; asserts they agree and returns the exit status."""
     program, *args = template
     guest = str(rootfs / program)
     work = rootfs / "work"
-    native = subprocess.run([qemu, "-L", str(rootfs), guest, *args], cwd=work,
+    native = subprocess.run([_qemu(qemu), "-L", str(rootfs), guest, *args], cwd=work,
                             env=ENV, input=stdin, capture_output=True, timeout=60)
     emulated = run_bdemu("run", "--rootfs", str(rootfs), "--cwd", "/work", guest, *args,
                          env=ENV, input=stdin, cwd=work, timeout=120)
