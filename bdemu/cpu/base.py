@@ -236,6 +236,9 @@ class Arch:
     #: ioctl request numbers (FIONREAD, FIONBIO, TCGETS...) where this ISA differs from the
     #: common ones (MIPS), name -> number; bdemu/linux/files.py holds the common table.
     ioctl_overrides: Mapping[str, int] = field(default_factory=dict)
+    #: Resource numbers of getrlimit/setrlimit/prlimit64 where this ISA's differ from the common
+    #: ones (MIPS), this ISA's number -> the common one (the host's).
+    rlimit_overrides: Mapping[int, int] = field(default_factory=dict)
     #: Bytes of the kernel's sigset_t (MIPS: 16, for its 128 signals).
     sigset_size: int = 8
     #: The backdoor's instruction interface (None: this ISA has none yet).

@@ -52,6 +52,9 @@ SIGNALS = {
 
 #: Socket numbers of arch/mips/include/asm/socket.h and uapi/asm/socket.h that differ from the
 #: generic ones: SOCK_DGRAM and SOCK_STREAM swap, SOL_SOCKET is 0xffff, SO_* follow IRIX.
+#: Resource numbers of arch/mips/include/uapi/asm/resource.h that differ: MIPS -> generic.
+RLIMITS = {5: 7, 6: 9, 7: 5, 8: 6, 9: 8}  # NOFILE, AS, RSS, NPROC, MEMLOCK
+
 SOCKETS = {
     "SOCK_DGRAM": 1, "SOCK_STREAM": 2, "SOL_SOCKET": 0xFFFF,
     "SO_REUSEADDR": 0x0004, "SO_KEEPALIVE": 0x0008, "SO_DONTROUTE": 0x0010, "SO_BROADCAST": 0x0020,
@@ -164,6 +167,7 @@ def o32(name: str, byteorder: str) -> Arch:
         signal_overrides=SIGNALS,
         socket_overrides=SOCKETS,
         ioctl_overrides=IOCTLS,
+        rlimit_overrides=RLIMITS,
         sigset_size=16,
         signal_frame=_signal_frame(byteorder),
         fixed_pages=(FixedPage(SIGRETURN_PAGE, 4096, 5, "[sigreturn]", words),),

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import sys
 from dataclasses import dataclass, field
 
 from .errors import SyscallError
 
-MAX_FDS = 1024
+#: Linux's default fs.nr_open: no RLIMIT_NOFILE goes higher.
+NR_OPEN = 1 << 20
+
+
+def host_fd_limit() -> int:
+    """RLIMIT_NOFILE's soft limit of this process: the guest's until it sets its own."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return NR_OPEN if soft == resource.RLIM_INFINITY else min(soft, NR_OPEN)
 
 
 @dataclass
@@ -47,8 +55,11 @@ class OpenFile:
 
 
 class FdTable:
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self._files: dict[int, OpenFile] = {}
+        #: The guest's RLIMIT_NOFILE (soft): new fds are below it (EMFILE, EBADF for dup2, EINVAL
+        #: for F_DUPFD); fds above a lowered limit stay open, as on Linux.
+        self.limit = host_fd_limit() if limit is None else limit
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._files
@@ -69,7 +80,7 @@ class FdTable:
         fd = max(minimum, 0)
         while fd in self._files:
             fd += 1
-        if fd >= MAX_FDS:
+        if fd >= self.limit:
             raise SyscallError(errno.EMFILE)
         return fd
 
@@ -80,7 +91,7 @@ class FdTable:
 
     def place(self, fd: int, file: OpenFile) -> None:
         """Put `file` at exactly `fd`, closing what was there (dup2 semantics)."""
-        if not 0 <= fd < MAX_FDS:
+        if not 0 <= fd < self.limit:
             raise SyscallError(errno.EBADF)
         old = self._files.pop(fd, None)
         self._files[fd] = file

@@ -376,6 +376,8 @@ def sys_fcntl(k, fd, command, argument):
     fd = k.signed32(fd)
     file = k.fds.get(fd)
     if command in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if argument >= k.fds.limit:  # (a negative one too, read unsigned)
+            raise SyscallError(errno.EINVAL)
         return k.fds.duplicate(fd, argument, command == F_DUPFD_CLOEXEC)
     if command == F_GETFD:
         return int(file.cloexec)

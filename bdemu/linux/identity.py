@@ -10,6 +10,7 @@ import struct
 
 from . import procnames
 from .errors import SyscallError
+from .fds import NR_OPEN
 from .hostlibc import LIBC, host_syscall
 from .process import is_guest_process
 from .registry import syscall
@@ -89,6 +90,11 @@ def sys_uname(k, address):
     return 0
 
 
+def _resource(k, guest_id: int) -> int:
+    """The common (host) number of the guest's resource `guest_id` (MIPS numbers differ)."""
+    return k.arch.rlimit_overrides.get(guest_id, guest_id)
+
+
 def _rlimit(k, resource_id: int) -> tuple[int, int]:
     """The guest's limit: what it set (`Kernel.rlimits`), else the host's."""
     return k.rlimits[resource_id] if resource_id in k.rlimits else _host_rlimit(resource_id)
@@ -111,6 +117,8 @@ def _set_rlimit(k, resource_id: int, soft: int, hard: int) -> None:
     if hard > current_hard and not _has_capability(CAP_SYS_RESOURCE):
         raise SyscallError(errno.EPERM)
     k.rlimits[resource_id] = (soft, hard)
+    if resource_id == resource.RLIMIT_NOFILE:
+        k.fds.limit = min(soft, NR_OPEN)
 
 
 def _has_capability(number: int) -> bool:
@@ -132,6 +140,7 @@ def _unpack_limit(k, address: int, word: int) -> tuple[int, int]:
 @syscall("int", "int", "ptr", "ptr")
 def sys_prlimit64(k, pid, resource_id, new, old):
     own = k.signed32(pid) in (0, os.getpid())
+    resource_id = _resource(k, resource_id)
     if old:
         soft, hard = _rlimit(k, resource_id) if own else _host_rlimit(resource_id)
         k.write(old, struct.pack("<QQ" if k.byteorder == "little" else ">QQ", soft, hard))
@@ -142,7 +151,7 @@ def sys_prlimit64(k, pid, resource_id, new, old):
 
 @syscall("int", "ptr", names=("ugetrlimit",))
 def sys_getrlimit(k, resource_id, address):
-    soft, hard = _rlimit(k, resource_id)
+    soft, hard = _rlimit(k, _resource(k, resource_id))
     mask = k.arch.word_mask
     k.write(address, b"".join(min(v, mask).to_bytes(k.word, k.byteorder) for v in (soft, hard)))
     return 0
@@ -150,7 +159,7 @@ def sys_getrlimit(k, resource_id, address):
 
 @syscall("int", "ptr")
 def sys_setrlimit(k, resource_id, address):
-    _set_rlimit(k, resource_id, *_unpack_limit(k, address, k.word))
+    _set_rlimit(k, _resource(k, resource_id), *_unpack_limit(k, address, k.word))
     return 0
 
 
