@@ -88,6 +88,7 @@ def _guest_environment() -> dict[str, str]:
 def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
                    backdoor_path, max_memory, output, strict, mounts=(), read_only=False, net=False, gdb=None):
     from .emulator import Emulator
+    from .linux.procnames import publish as publish_name
     from .plugin_loader import parse_spec
 
     environment = _guest_environment()
@@ -112,6 +113,10 @@ def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, 
             emu.output = open(output, "w")
         except OSError as error:
             raise UsageError(f"cannot write --output {output!r}: {error.strerror}") from None
+    # A bdemu command's process is the guest's alone: other guest processes (ps, pidof, killall)
+    # see it under the guest's name, as they see forked children.
+    emu.kernel.publish_name = True
+    publish_name(emu.kernel)
     for name, options in specs:
         emu.add_plugin(name, **options)
     if gdb is not None:

@@ -22,3 +22,12 @@ def test_proc_self_names_the_guest_not_bdemu(tmp_path):
     assert text(64, results[4]) == "renamed-by-gues\n"
     assert text(128, results[6]).startswith(f"{results[9]} (renamed-by-gues) ")
     assert "Name:\trenamed-by-gues\n" in text(1024, results[8])
+
+
+def test_other_guest_processes_see_the_first_one_by_its_name():
+    """A child reading its parent's /proc/PID/comm (ps, pidof, killall do) read the host's `python`:
+    a bdemu command's process now bears the guest's name, as forked children already did."""
+    from test_busybox import _busybox
+    done = run_bdemu("run", _busybox("x86_64"), "sh", "-c", "cat /proc/$$/comm; exec cat /proc/$$/comm")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().split("\n")[:2] == ["busybox", "cat"]

@@ -6,8 +6,9 @@ names each applet it runs without an exec so). `ps`, `pidof` and `killall` read 
 Every other field stays the host's: the pid is the guest's own, the rest is only approximate.
 
 Other processes' files are the host's, so a forked child, wholly the guest's, also gives the
-name to its host process (`publish`), as qemu-user passes PR_SET_NAME on. The first process
-keeps its host name: it may be a Python program using the Emulator API.
+name to its host process (`publish`), as qemu-user passes PR_SET_NAME on. So does the first
+process when a bdemu command runs it (cli.py); with the Emulator API it keeps its host name, as
+it is the user's Python program.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def process_name(k: "Kernel") -> bytes:
 
 
 def publish(k: "Kernel") -> None:
-    """Name the host process as the guest's, in a forked child (the kernel's `publish_name`)."""
+    """Name the host process as the guest's, where it is the guest's alone (`Kernel.publish_name`)."""
     if k.publish_name:
         LIBC.prctl(PR_SET_NAME, ctypes.c_char_p(process_name(k)), 0, 0, 0)
 
