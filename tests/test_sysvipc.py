@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
+import struct
+import subprocess
+import sys
 import time
 
 from bdemu import Emulator
-from guestasm import BufferAt, Result, parse_output, write_program
+from guestasm import TABLE, BufferAt, Result, parse_output, write_program
 
 SHMGET, SHMAT, SHMCTL, SHMDT, SEMGET, SEMOP, SEMCTL, MSGGET, MSGRCV, MSGCTL = (
     29, 30, 31, 67, 64, 65, 66, 68, 70, 71)
+WRITE, NANOSLEEP = 1, 35
+KINDS = ("shm", "sem", "msg")
 IPC_PRIVATE, IPC_CREAT, IPC_RMID, IPC_STAT = 0, 0o1000, 0, 2
 KEY = 0x62646D76
 
@@ -66,6 +72,33 @@ def test_objects_left_are_removed_when_the_run_ends(tmp_path):
     assert int.from_bytes(buffer[48:56], "little") == 8192  # shm_segsz
     for kind, host_id in zip(("shm", "sem", "msg"), results):
         assert not _host_exists(kind, host_id), kind
+
+
+def test_objects_of_a_run_killed_with_sigkill_are_removed(tmp_path):
+    """SIGKILL gives the run no chance to clean up: its watcher (started with the first object)
+    sees the run's last process gone and removes what the run left."""
+    steps = [(SHMGET, IPC_PRIVATE, 4096, IPC_CREAT | 0o600), (SEMGET, IPC_PRIVATE, 1, IPC_CREAT | 0o600),
+             (MSGGET, IPC_PRIVATE, IPC_CREAT | 0o600), (WRITE, 1, TABLE, 24),
+             ("store", BufferAt(0), 60), (NANOSLEEP, BufferAt(0), 0)]
+    guest = write_program(tmp_path / "guest", steps)
+    run = subprocess.Popen([sys.executable, "-P", "-m", "bdemu", "run", guest], stdout=subprocess.PIPE,
+                           env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    ids = struct.unpack("<3q", run.stdout.read(24))
+    try:
+        assert min(ids) >= 0 and all(_host_exists(kind, host_id) for kind, host_id in zip(KINDS, ids))
+        run.kill()
+        run.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_host_exists(kind, host_id) for kind, host_id in zip(KINDS, ids)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [kind for kind, host_id in zip(KINDS, ids) if _host_exists(kind, host_id)] == []
+    finally:
+        run.kill()
+        run.stdout.close()
+        for kind, host_id in zip(KINDS, ids):
+            if _host_exists(kind, host_id):
+                ({"shm": LIBC.shmctl, "msg": LIBC.msgctl}[kind](host_id, IPC_RMID, None) if kind != "sem"
+                 else LIBC.semctl(host_id, 0, IPC_RMID))
 
 
 def test_blocking_semop_and_msgrcv_end_at_timeout(tmp_path):

@@ -19,7 +19,10 @@ namespace (as `unshare --ipc` would give it):
   the run's objects of its kind, the lowest free one, as Linux gives (ipcinfo.py);
 - when the last process of the run ends, every object still listed is removed
   (IPC_RMID), as when an IPC namespace dies; a segment still attached
-  somewhere lives until detached. A run killed with SIGKILL leaves its objects.
+  somewhere lives until detached. So that a run killed with SIGKILL leaves
+  nothing either, its first object starts a watcher: a detached process
+  (`_watch`) that waits for the run's last process to end, however it ends,
+  and removes what is still listed.
 
 Each process holds a shared record lock on byte 0 of the table while it runs;
 one that ends and then can take it exclusively is the last.
@@ -54,6 +57,8 @@ MAX_OBJECTS = 4096
 #: A table entry: kind (0: free), host id, the guest's key, its index among the run's objects of
 #: its kind (what IPC_INFO, SHM_STAT & co. and /proc/sysvipc speak of: ipcinfo.py).
 RECORD = struct.Struct("=iiii")
+#: The table's byte after the entries: 1 once the run's watcher started.
+WATCHED = MAX_OBJECTS * RECORD.size
 _MIX = 0x9E3779B1  # odd: multiplying by it is a bijection of 32-bit keys
 
 LIBC.shmat.restype = ctypes.c_void_p
@@ -240,12 +245,7 @@ class IpcNamespace:
         except OSError:
             self._finalizer()
             return
-        for kind, host_id, _, _ in self._entries():
-            if kind in HOST_CTL:
-                try:
-                    HOST_CTL[kind](host_id, IPC_RMID, None)
-                except SyscallError:
-                    pass
+        remove_listed(self.fd)
         self._finalizer()
 
     # -- the table ------------------------------------------------------------------------------
@@ -277,9 +277,52 @@ class IpcNamespace:
             raise SyscallError(errno.ENOSPC)
 
     def _add(self, kind: int, host_id: int, key: int) -> None:
+        if os.pread(self.fd, 1, WATCHED)[:1] != b"\1":
+            os.pwrite(self.fd, b"\1", WATCHED)
+            start_watcher(self.fd)
         entries = self._entries()
         slot = next((index for index, entry in enumerate(entries) if not entry[0]), len(entries))
         used = {entry[3] for entry in entries if entry[0] == kind}
         index = next(index for index in range(MAX_OBJECTS + 1) if index not in used)
         os.pwrite(self.fd, RECORD.pack(kind, host_id, key, index), slot * RECORD.size)
         self.known[(kind, host_id)] = key
+
+
+def remove_listed(fd: int) -> None:
+    """Remove every object the table `fd` lists, then empty it (an id removed is one the host may
+    give another program's object later). With the run's liveness lock (byte 0) held exclusively."""
+    data = os.pread(fd, MAX_OBJECTS * RECORD.size, 0)
+    for offset in range(0, len(data) - len(data) % RECORD.size, RECORD.size):
+        kind, host_id, _, _ = RECORD.unpack_from(data, offset)
+        if kind in HOST_CTL:
+            try:
+                HOST_CTL[kind](host_id, IPC_RMID, None)
+            except SyscallError:
+                pass
+    os.ftruncate(fd, 0)
+
+
+def start_watcher(fd: int) -> None:
+    """Start the run's watcher (see the module docstring): a grandchild, so that no guest's wait
+    for its children ever meets it, in its own session, holding no fd but the table's."""
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+        return
+    try:
+        if os.fork() == 0:
+            _watch(fd)
+    finally:
+        os._exit(0)
+
+
+def _watch(fd: int) -> None:
+    try:
+        os.setsid()
+        os.closerange(0, fd)
+        os.closerange(fd + 1, os.sysconf("SC_OPEN_MAX"))
+        os.chdir("/")
+        fcntl.lockf(fd, fcntl.LOCK_EX, 1, 0)  # granted once no process of the run holds its share
+        remove_listed(fd)
+    finally:
+        os._exit(0)
