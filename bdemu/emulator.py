@@ -127,7 +127,7 @@ class Emulator:
     def serve_gdb(self, address: str = "127.0.0.1:0"):
         """Let a GDB client debug the guest: `run` first waits for it on `address` ([HOST:]PORT, port 0:
         any free one, see `.address` of the returned server), stopped before the first instruction."""
-        from .gdb.server import GdbServer, parse_address
+        from .gdb import GdbServer, parse_address
         self.debugger = GdbServer(self, *parse_address(address))
         return self.debugger
 

@@ -18,6 +18,7 @@ from unicorn import UC_QUERY_TIMEOUT, UcError
 from .errors import RunStopped
 from .linux import sigdelivery
 from .linux.errors import ExecRequest, GuestExit, GuestSignal, StopRun
+from .linux.signals import siginfo
 
 if TYPE_CHECKING:
     from .emulator import Emulator
@@ -123,7 +124,7 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
                 continue
             if not killed.fault:
                 return _signal_result(emu, killed.signal, killed.detail)
-            result = _fault_result(emu, killed.signal, killed.detail)
+            result = _fault_result(emu, killed.signal, killed.detail, siginfo(kernel, killed.signal, 1, 0))
             if result is None:  # a debugger let the run go on
                 continue
             return result
@@ -149,7 +150,7 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
             if stops.fault is not None:
                 access, address = stops.fault
                 detail = f"{what} at {address:#x} ({access})"
-            result = _fault_result(emu, signal, detail)
+            result = _fault_result(emu, signal, detail, siginfo(kernel, signal, code, address))
             if result is None:
                 continue
             return result
@@ -277,12 +278,12 @@ def _emu_start(emu: "Emulator", begin: int, until: int, timeout_us: int, count: 
         raise pending from None
 
 
-def _fault_result(emu: "Emulator", signal: int, detail: str) -> RunResult | None:
-    """A fault no guest handler takes ends the run, but a debugger sees it first (bdemu/gdb):
-    None if it lets the run go on (it discarded the signal, or sends another)."""
+def _fault_result(emu: "Emulator", signal: int, detail: str, info: bytes) -> RunResult | None:
+    """A fault no guest handler takes ends the run, but a debugger sees it first (bdemu/gdb), with
+    its siginfo `info`: None if it lets the run go on (it discarded the signal, or sends another)."""
     if emu.debugger is not None:
         try:
-            if emu.debugger.fault(signal):
+            if emu.debugger.fault(signal, info):
                 return None
         except GuestSignal as killed:  # the debugger's kill
             signal, detail = killed.signal, killed.detail

@@ -233,3 +233,30 @@ def test_gdb_numbers_follow_each_isas_own_signal_numbers():
     assert [x86.gdb(n) for n in (32, 33, 63, 64)] == [77, 45, 75, 78]
     assert mips.gdb(127) == 141 and mips.guest(141) == 127
     assert (x86.guest(30), mips.guest(30), x86.guest(0), x86.guest(7)) == (10, 16, 0, None)
+
+
+@pytest.mark.parametrize("isa", ["x86_64", "mips"])
+def test_the_siginfo_of_a_signal_stop_reads_as_the_guest_would_get_it(isa):
+    """gdb's `$_siginfo` (qXfer:siginfo:read) at a stop: a NULL store gives SIGSEGV, SEGV_MAPERR,
+    si_addr 0 (the fault); kill(getpid(), SIGTERM) gives SI_USER with the sender's pid (the
+    guest's own). Laid out as the guest's kernel would (MIPS: si_code before si_errno, its own
+    signal numbers); no siginfo (an error) where no signal stopped the guest."""
+    arch = by_name(isa)
+    order, code_at = arch.byteorder, arch.signal_frame.siginfo_code
+    number = lambda data, at: int.from_bytes(data[at:at + 4], order)
+    for mode, gdb_signal, signal_number, code in (("segv", SEGV, 11, 1), ("kill", TERM, 15, 0)):
+        session = Session(sample(isa, "crash"), mode, acks=False)
+        assert "qXfer:siginfo:read+" in session.features
+        assert session.ask("qXfer:siginfo:read::0,80")[:1] == b"E"  # stopped before the first instruction
+        assert stop_signal(session.ask("c"), session) == gdb_signal
+        reply = session.ask("qXfer:siginfo:read::0,200")
+        assert reply[:1] == b"l", reply
+        info = Session.unescape(reply[1:])
+        assert len(info) == 128 and number(info, 0) == signal_number and number(info, code_at) == code
+        fields = 16 if arch.bits == 64 else 12
+        if mode == "kill":
+            assert number(info, fields) == session.process.pid
+        else:
+            assert info[fields:fields + arch.bits // 8] == bytes(arch.bits // 8)
+        session.send("k")
+        session.close()

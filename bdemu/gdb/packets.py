@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 import threading
 
+from ..errors import UsageError
+
 INTERRUPT = b"\x03"
 #: Seconds between two checks for a stop while waiting for the client.
 TICK = 0.2
@@ -130,3 +132,15 @@ class Connection:
                 self._buffer = self._buffer[1:]
                 return True
             return False
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`[HOST:]PORT` -> (host, port); the host defaults to 127.0.0.1 (the stub trusts its client)."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise UsageError(f"--gdb {text!r}: expected [HOST:]PORT with a port from 0 to 65535")
+    return host or "127.0.0.1", number

@@ -43,18 +43,6 @@ if TYPE_CHECKING:
 ANSWERED = object()
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """`[HOST:]PORT` -> (host, port); the host defaults to 127.0.0.1 (the stub trusts its client)."""
-    host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
-        raise UsageError(f"--gdb {text!r}: expected [HOST:]PORT with a port from 0 to 65535")
-    return host or "127.0.0.1", number
-
-
 class GdbServer:
     """The stub of one emulator. The run loop calls `serve_pending` and `resume` before each
     `emu_start`, `stopped` after it, `exec_done` after an execve and `finish` at the end; the
@@ -79,6 +67,7 @@ class GdbServer:
         self._quiet = os.pipe()
         self._auxv = b""
         self._exec_events = False  # the client wants exec stops (qSupported exec-events+)
+        self._siginfo: bytes | None = None  # the siginfo of the signal stopped at
         self._rewind: dict[str, int] | None = None  # a syscall to run again (restart_syscall)
         self._step_from: tuple[int, int] | None = None  # (thread, pc) of a step out of a syscall stop
         self._step_signal: tuple[int, int] | None = None  # (thread, pc) of a step that sends a signal
@@ -229,16 +218,21 @@ class GdbServer:
         if self.conn is not None and (self.catching == "all" or number in self.catching):
             self._stop = (SIGTRAP, b"syscall_return:%x;" % number)
 
-    def signal_stop(self, signal: int) -> int:
+    def signal_stop(self, signal: int, info: bytes | None = None) -> int:
         """From signal delivery (linux/sigdelivery.py): stop before `signal` reaches the running
-        thread, as ptrace's signal-delivery-stop, unless the client passes it (QPassSignals).
+        thread, as ptrace's signal-delivery-stop, unless the client passes it (QPassSignals);
+        `info`: its siginfo, which the client reads (`$_siginfo`) while stopped there.
         The signal to deliver instead: the client's choice (`c`: none, 0; `C sig`: sig)."""
         if self.conn is None:
             return signal
         chosen = self.signals.passed(signal)
         if chosen is None:
             self._quieten()
-            self._serve(self._reply(self.signals.numbers.gdb(signal)), at_signal=True)
+            self._siginfo = info
+            try:
+                self._serve(self._reply(self.signals.numbers.gdb(signal)), at_signal=True)
+            finally:
+                self._siginfo = None
             if self.conn is None:  # detached: delivered as it would have been without the client
                 return signal
             chosen = self.signals.chosen()
@@ -246,10 +240,10 @@ class GdbServer:
             self._step_signal = self._position()
         return chosen
 
-    def fault(self, signal: int) -> bool:
+    def fault(self, signal: int, info: bytes | None = None) -> bool:
         """A fault no guest handler takes: the client sees it first. True if it discards it (the
         instruction runs again, as under ptrace) or sends another signal (delivered next)."""
-        chosen = self.signal_stop(signal)
+        chosen = self.signal_stop(signal, info)
         if chosen == signal:
             return False
         if chosen:
@@ -392,7 +386,7 @@ class GdbServer:
         if text.startswith("qSupported"):
             self._exec_events = "exec-events+" in text
             return (b"PacketSize=20000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
-                    b"qXfer:exec-file:read+;qXfer:threads:read+;QCatchSyscalls+;QPassSignals+;QProgramSignals+;"
+                    b"qXfer:exec-file:read+;qXfer:threads:read+;qXfer:siginfo:read+;QCatchSyscalls+;QPassSignals+;QProgramSignals+;"
                     b"swbreak+;vContSupported+"
                     + (b";exec-events+" if self._exec_events else b""))
         if text.startswith(("QPassSignals:", "QProgramSignals:")):
@@ -421,6 +415,8 @@ class GdbServer:
             return threads_xml(self.emu, self._tids())
         if obj == "exec-file":
             return os.fsencode(program_path(self.emu))
+        if obj == "siginfo":  # None (an error) unless stopped at a signal
+            return self._siginfo
         return self._auxv if obj == "auxv" else None
 
     # -- resuming ----------------------------------------------------------------------------------

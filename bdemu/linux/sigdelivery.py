@@ -112,7 +112,7 @@ def deliver_pending(k) -> None:
     code, address = (own if signal in own else state.pending).take(signal)
     debugger = k.emu.debugger
     if debugger is not None and signal != state.kill_number:  # ptrace's signal-delivery-stop
-        chosen = debugger.signal_stop(signal)
+        chosen = debugger.signal_stop(signal, siginfo(k, signal, code, address, consume=False))
         if chosen != signal:  # the debugger discarded it (0) or sends another one
             signal, code, address = chosen, SI_USER, 0
             if signal and state.mask & bit(signal):  # blocked: pending, as Linux requeues it

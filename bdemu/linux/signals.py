@@ -473,9 +473,9 @@ def sys_rt_sigtimedwait_time64(k, wanted, info, timeout, size):
 SIGINFO_SIZE = 128
 
 
-def siginfo(k, signal: int, code: int, address: int) -> bytes:
-    """A siginfo_t: si_signo, si_code, then si_addr (a fault) or si_pid/si_uid (sent by kill:
-    bdemu knows no sender, so they name the guest itself)."""
+def siginfo(k, signal: int, code: int, address: int, consume: bool = True) -> bytes:
+    """A siginfo_t: si_signo, si_code, then si_addr (a fault) or si_pid/si_uid (sent by kill: bdemu
+    knows no sender, so the guest itself). `consume=False`: a timer's overrun is not reset (gdb's look)."""
     layout, end = k.arch.signal_frame, k.byteorder
     if isinstance(address, bytes):  # queued by rt_sigqueueinfo: the sender's siginfo as given
         return signal.to_bytes(4, end) + address[4:SIGINFO_SIZE]
@@ -487,7 +487,7 @@ def siginfo(k, signal: int, code: int, address: int) -> bytes:
     if code == k.signals.timer_code:  # _timer: si_tid (the timer id), si_overrun, si_value
         timer = k.signals.timers.get(address)
         overrun, value = (timer.overrun, timer.value) if timer is not None else (0, 0)
-        if timer is not None:
+        if timer is not None and consume:
             timer.reported_overrun, timer.overrun = overrun, 0
         info[fields_at:fields_at + 4] = address.to_bytes(4, end)
         info[fields_at + 4:fields_at + 8] = overrun.to_bytes(4, end)
