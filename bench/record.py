@@ -14,12 +14,12 @@ and bytes on disk per million recorded blocks.
 
 Every mode runs at two sizes of the same sample: compute's default (4.9 M
 iterations, ~101 M instructions, which bare Unicorn finishes in only
-0.03-0.08 s here) and `--long` iterations (default 49 M, ~1 G instructions,
+0.04-0.07 s here) and `--long` iterations (default 49 M, ~1 G instructions,
 0.2-0.4 s bare: the regime DESIGN.md's 210-MIPS figures describe). At the
-default size the fixed cost of a trace file (creating the DuckDB database and
-its schema, the last commit and checkpoint: ~0.1 s whatever the guest does)
-is larger than the whole bare run, so the ratio mostly measures that; the
-long run shows the per-event cost the targets are about.
+default size a recording's fixed costs weigh most: after the guest ends,
+storing its last rows and the last commit and checkpoint take ~25 ms whatever
+the guest did (bdemu/trace/writer.py says how they were made small), about
+half of the bare run; the long run shows the per-event cost.
 """
 from __future__ import annotations
 
