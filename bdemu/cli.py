@@ -123,7 +123,7 @@ def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, 
 
 
 def report(result) -> int:
-    if result.reason not in ("exit", "host-exec") and result.message:
+    if result.reason != "exit" and result.message:
         print(f"bdemu: {result.message}", file=sys.stderr, flush=True)
     return result.exit_code
 
