@@ -45,14 +45,17 @@ class Emulator:
     `rootfs` confines every guest path; `mounts` (`HOST:GUEST[:ro]`) bind host
     directories into it; `read_only` makes every guest write to a host file or
     directory fail with EROFS; `net` lets the guest open AF_INET/AF_INET6 sockets, which AF_UNIX
-    sockets never need (docs/security.md).
+    sockets never need (docs/security.md). `host_exec`: an execve of a program of the host's
+    own ISA by a guest of another runs it natively (bdemu/linux/hostexec.py); off, and under
+    `rootfs` or `read_only`, it fails with ENOEXEC.
     """
 
     def __init__(self, path: str, argv: Sequence[str | bytes] | None = None,
                  env: Mapping[str, str] | None = None, rootfs: str | None = None,
                  backdoor_pages: int = 1, cwd: str | None = None, strict: bool = False,
                  backdoor_path: str | None = None, max_memory: int | None = None,
-                 read_only: bool = False, mounts: Sequence[str] = (), net: bool = False) -> None:
+                 read_only: bool = False, mounts: Sequence[str] = (), net: bool = False,
+                 host_exec: bool = True) -> None:
         if not 1 <= backdoor_pages <= 65536:
             raise UsageError(f"--backdoor-pages must be between 1 and 65536, not {backdoor_pages}")
         if rootfs is not None and not os.path.isdir(rootfs):
@@ -85,6 +88,7 @@ class Emulator:
             if not self._is_guest_directory(self.vfs.cwd):
                 raise UsageError(f"--cwd {cwd!r} is not a directory in rootfs {rootfs!r}")
         self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
+        self.host_exec = host_exec and not read_only  # (and no rootfs or chroot: resolve_exec)
         self._install_syscall_insn_hook()  # before the device's CPUID hook: see the method
         from .devices import BackdoorDevice
         self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
@@ -337,9 +341,10 @@ class Emulator:
         self.kernel.comm = os.path.basename(os.fsencode(guest_path))[:15]
         procnames.publish(self.kernel)
 
-    def resolve_exec(self, guest: str, host: str, argv: list[bytes]) -> tuple[str, str, list[bytes]]:
+    def resolve_exec(self, guest: str, host: str, argv: list[bytes]) -> tuple[str, str, list[bytes], bool]:
         """What execve of `guest` runs (see guest_image.resolve_exec)."""
-        return guest_image.resolve_exec(self.vfs, self.arch, guest, host, argv)
+        host_exec = self.host_exec and not self.vfs.confining  # a chroot confines like a rootfs
+        return guest_image.resolve_exec(self.vfs, self.arch, guest, host, argv, host_exec)
 
     def _exec(self, request: ExecRequest) -> None:
         from .hookinstall import before_exec
@@ -451,8 +456,11 @@ class Emulator:
 
     def _end_child(self, result: RunResult) -> None:
         """A guest child process ends like the guest did: same exit status, or the same signal.
-        It never returns to `bdemu run`, so it says itself why bdemu stopped it."""
+        It never returns to `bdemu run`, so it says itself why bdemu stopped it. One that exec'd
+        a host program becomes that program."""
         self.kernel.flush_host_stdio()
+        if "host_exec" in result.extra:
+            result.extra["host_exec"].execute()
         if result.reason == "error" and result.message:
             print(f"bdemu: {result.message}", file=sys.stderr, flush=True)
         if result.reason == "signal" and result.signal:

@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from . import loaders
-from .cpu import Arch
+from .cpu import Arch, host_arch
 from .errors import NotExecutable
 from .linux.errors import SyscallError
 from .memory import PROT_READ, PROT_WRITE, OutOfMemory, page_down
@@ -113,10 +113,11 @@ def load(emu: "Emulator", host_path: str, argv: list[bytes], envp: list[bytes], 
     emu.device.attach(emu.memory)
 
 
-def resolve_exec(vfs: "VirtualFS", arch: Arch, guest: str, host: str,
-                 argv: list[bytes]) -> tuple[str, str, list[bytes]]:
-    """What execve of `guest` runs: (guest path, host path, argv), a `#!` script becoming its
-    interpreter. Raises SyscallError(ENOEXEC) unless that replaces this image."""
+def resolve_exec(vfs: "VirtualFS", arch: Arch, guest: str, host: str, argv: list[bytes],
+                 host_exec: bool = False) -> tuple[str, str, list[bytes], bool]:
+    """What execve of `guest` runs: (guest path, host path, argv, whether the host runs it), a
+    `#!` script becoming its interpreter. Raises SyscallError(ENOEXEC) unless that replaces this
+    image, or, with `host_exec`, is a program of the host's own ISA (bdemu/linux/hostexec.py)."""
     with open(host, "rb") as handle:
         head = handle.read(256)
     if head.startswith(b"#!"):
@@ -130,6 +131,8 @@ def resolve_exec(vfs: "VirtualFS", arch: Arch, guest: str, host: str,
         image = loaders.read_elf(host)
     except (loaders.NotExecutable, OSError):
         raise SyscallError(errno.ENOEXEC) from None
-    if image.arch is not arch:
-        raise SyscallError(errno.ENOEXEC)
-    return guest, host, argv
+    if image.arch is arch:
+        return guest, host, argv, False
+    if host_exec and image.arch is host_arch():
+        return guest, host, argv, True
+    raise SyscallError(errno.ENOEXEC)

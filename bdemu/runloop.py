@@ -46,7 +46,7 @@ class RunResult:
     """How a run ended. `exit_code` follows the exit-status table of `bdemu run`."""
 
     exit_code: int
-    reason: str  # "exit", "signal", "limit", "error"
+    reason: str  # "exit", "signal", "limit", "error", "host-exec" (extra["host_exec"] execs it)
     signal: int | None = None
     message: str = ""
     pc: int = 0
@@ -129,6 +129,9 @@ def run_loop(emu: "Emulator", max_insns: int | None, timeout: float | None) -> R
                 continue
             return result
         except ExecRequest as request:
+            if request.native is not None:  # the host runs it: this run is over
+                return RunResult(0, "host-exec", message=f"the guest exec'd the host program {request.host_path}",
+                                 pc=safe_pc(emu), extra={"host_exec": request.native})
             emu._exec(request)
             if debugger is not None:
                 debugger.exec_done()

@@ -21,13 +21,14 @@ def sample(isa: str, name: str) -> str:
 
 
 def run_bdemu(*args: str, env: dict | None = None, input: bytes | None = None,
-              timeout: float = 120, cwd: Path | str = ROOT) -> subprocess.CompletedProcess:
-    """Run `python -m bdemu ARGS` from the repo root; returns the completed process (bytes)."""
+              timeout: float = 120, cwd: Path | str = ROOT, pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess:
+    """Run `python -m bdemu ARGS` from the repo root; returns the completed process (bytes).
+    `pass_fds`: fds of this process bdemu inherits (at the same numbers)."""
     environment = {"PATH": "/usr/bin:/bin"} if env is None else env
     environment = {**environment, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-P", "-m", "bdemu", *args], cwd=cwd, env=environment,
                           input=input if input is not None else b"", capture_output=True,
-                          timeout=timeout)
+                          timeout=timeout, pass_fds=pass_fds)
 
 
 @pytest.fixture(params=ISAS)

@@ -1,7 +1,11 @@
 """Architecture descriptions, one module per ISA, selected by ELF header fields."""
 from __future__ import annotations
 
+import ctypes
+import functools
 import importlib
+import os
+import sys
 
 from .base import Arch, SyscallABI
 
@@ -33,4 +37,17 @@ def for_elf(machine: int, bits: int, byteorder: str) -> Arch | None:
     return None if module is None else by_name(module)
 
 
-__all__ = ["Arch", "SyscallABI", "NAMES", "by_name", "for_elf"]
+@functools.cache
+def host_arch() -> Arch | None:
+    """The ISA of the machine bdemu itself runs on (the one its host programs are built for), or
+    None when bdemu has no description of it: found by each Arch's `host_machines`, byte order
+    and word size, so an x86-64 kernel running a 32-bit Python counts as i386 only if it says so."""
+    machine, bits = os.uname().machine, 8 * ctypes.sizeof(ctypes.c_void_p)
+    for name in NAMES:
+        arch = by_name(name)
+        if machine in arch.host_machines and arch.byteorder == sys.byteorder and arch.bits == bits:
+            return arch
+    return None
+
+
+__all__ = ["Arch", "SyscallABI", "NAMES", "by_name", "for_elf", "host_arch"]

@@ -58,6 +58,7 @@ ARCH = Arch(
     # EXCP_UDEF, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT
     fault_signals={1: 4, 3: 11, 4: 11, 7: 5},
     uname_machine="aarch64",
+    host_machines=("aarch64", "arm64"),
     platform="aarch64",
     hwcap=_HWCAP,
     hwcap2=0,

@@ -104,6 +104,7 @@ ARCH = Arch(
     # EXCP_UDEF, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT, EXCP_BKPT
     fault_signals={1: 4, 3: 11, 4: 11, 7: 5},
     uname_machine="armv7l",
+    host_machines=("armv7l", "armv7hl", "armv6l", "armv8l"),
     platform="v7l",
     hwcap=_HWCAP,
     hwcap2=0,

@@ -126,6 +126,7 @@ ARCH = Arch(
     fault_signals={0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 11: 7, 12: 7, 13: 11, 14: 11,
                    16: 8, 17: 7, 19: 8},
     uname_machine="x86_64",  # as an x86-64 kernel reports to 32-bit programs (the reference is native)
+    host_machines=("i386", "i486", "i586", "i686"),
     platform="i686",
     # CPUID.1 EDX: FPU, TSC, CX8, CMOV, MMX, FXSR, SSE, SSE2...
     hwcap=0x078BFBFF,

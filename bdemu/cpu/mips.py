@@ -50,6 +50,9 @@ SIGNALS = {
     "SIGXFSZ": 31,
 }
 
+#: Resource numbers of arch/mips/include/uapi/asm/resource.h that differ from the generic ones.
+RLIMITS = {"RLIMIT_NOFILE": 5, "RLIMIT_AS": 6, "RLIMIT_RSS": 7, "RLIMIT_NPROC": 8, "RLIMIT_MEMLOCK": 9}
+
 #: Socket numbers of arch/mips/include/asm/socket.h and uapi/asm/socket.h that differ from the
 #: generic ones: SOCK_DGRAM and SOCK_STREAM swap, SOL_SOCKET is 0xffff, SO_* follow IRIX.
 #: Resource numbers of arch/mips/include/uapi/asm/resource.h that differ: MIPS -> generic.
@@ -142,6 +145,7 @@ def o32(name: str, byteorder: str) -> Arch:
         # arithmetic overflow -> SIGFPE, address errors (unaligned) -> SIGBUS (MIPS number 10).
         fault_signals={EXCP_RI: 4, EXCP_BREAK: 5, EXCP_TRAP: 8, 21: 8, 23: 8, 12: 10, 13: 10},
         uname_machine="mips",
+        host_machines=("mips",),  # both byte orders: host_arch tells them apart
         platform="mips",
         hwcap=0,
         hwcap2=0,
@@ -165,6 +169,7 @@ def o32(name: str, byteorder: str) -> Arch:
         sigaction_size=24,
         sigaction_handler_offset=4,
         signal_overrides=SIGNALS,
+        rlimit_overrides=RLIMITS,
         socket_overrides=SOCKETS,
         ioctl_overrides=IOCTLS,
         rlimit_overrides=RLIMITS,

@@ -70,6 +70,7 @@ ARCH = Arch(
     # misaligned fetch/load/store, access faults, illegal instruction, breakpoint, page faults
     fault_signals={0: 7, 1: 11, 2: 4, 3: 5, 4: 7, 5: 11, 6: 7, 7: 11, 12: 11, 13: 11, 15: 11},
     uname_machine="riscv64",
+    host_machines=("riscv64",),
     platform="riscv64",
     hwcap=_HWCAP,
     hwcap2=0,

@@ -59,6 +59,7 @@ ARCH = Arch(
     fault_signals={0: 8, 1: 5, 3: 5, 4: 11, 5: 11, 6: 4, 11: 7, 12: 7, 13: 11, 14: 11,
                    16: 8, 17: 7, 19: 8},
     uname_machine="x86_64",
+    host_machines=("x86_64", "amd64"),
     platform="x86_64",
     hwcap=0x178BFBFF,
     hwcap2=0x2,  # HWCAP2_FSGSBASE

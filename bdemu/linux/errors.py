@@ -43,12 +43,15 @@ class StopRun(Exception):
 class ExecRequest(Exception):
     """execve succeeded its checks: the run loop replaces the image."""
 
-    def __init__(self, path: str, host_path: str, argv: list[bytes], envp: list[bytes]) -> None:
+    def __init__(self, path: str, host_path: str, argv: list[bytes], envp: list[bytes],
+                 native=None) -> None:
         super().__init__(path)
         self.path = path
         self.host_path = host_path
         self.argv = argv
         self.envp = envp
+        #: A program of the host's own ISA, which the host runs instead (hostexec.HostExec), or None.
+        self.native = native
 
 
 class WouldBlock(Exception):

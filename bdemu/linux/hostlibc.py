@@ -4,7 +4,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
-import os
 
 from .errors import SyscallError
 
@@ -23,12 +22,11 @@ def checked(result: int) -> int:
 def host_syscall_number(name: str) -> int | None:
     """The host's number for syscall `name`, for the few that neither os nor libc wraps (ioprio_get):
     from the table of the ISA bdemu itself runs on; None on a host ISA bdemu has no table for."""
-    from ..cpu import NAMES, by_name
-    for isa in NAMES:
-        arch = by_name(isa)
-        if arch.uname_machine == os.uname().machine and arch.bits == 8 * ctypes.sizeof(ctypes.c_void_p):
-            return next((number for number, known in arch.syscall_numbers.items() if known == name), None)
-    return None
+    from ..cpu import host_arch
+    arch = host_arch()
+    if arch is None:
+        return None
+    return next((number for number, known in arch.syscall_numbers.items() if known == name), None)
 
 
 def host_syscall(name: str, *args: int) -> int:

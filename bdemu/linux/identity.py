@@ -97,12 +97,20 @@ def _resource(k, guest_id: int) -> int:
 
 def _rlimit(k, resource_id: int) -> tuple[int, int]:
     """The guest's limit: what it set (`Kernel.rlimits`), else the host's."""
-    return k.rlimits[resource_id] if resource_id in k.rlimits else _host_rlimit(resource_id)
+    return k.rlimits[resource_id] if resource_id in k.rlimits else _host_rlimit(k, resource_id)
 
 
-def _host_rlimit(resource_id: int) -> tuple[int, int]:
+def host_resource(k, resource_id: int) -> int:
+    """The host's number for the guest's resource `resource_id` (MIPS numbers five differently)."""
+    for name, number in k.arch.rlimit_overrides.items():
+        if number == resource_id and hasattr(resource, name):
+            return getattr(resource, name)
+    return resource_id
+
+
+def _host_rlimit(k, resource_id: int) -> tuple[int, int]:
     try:
-        soft, hard = resource.getrlimit(resource_id)
+        soft, hard = resource.getrlimit(host_resource(k, resource_id))
     except (ValueError, OSError):
         raise SyscallError(errno.EINVAL) from None
     return tuple(RLIM_INFINITY if v == resource.RLIM_INFINITY else v for v in (soft, hard))
@@ -142,7 +150,7 @@ def sys_prlimit64(k, pid, resource_id, new, old):
     own = k.signed32(pid) in (0, os.getpid())
     resource_id = _resource(k, resource_id)
     if old:
-        soft, hard = _rlimit(k, resource_id) if own else _host_rlimit(resource_id)
+        soft, hard = _rlimit(k, resource_id) if own else _host_rlimit(k, resource_id)
         k.write(old, struct.pack("<QQ" if k.byteorder == "little" else ">QQ", soft, hard))
     if new and own:
         _set_rlimit(k, resource_id, *_unpack_limit(k, new, 8))

@@ -253,7 +253,10 @@ def _execve(k, guest: str, argv: int, envp: int) -> int:
         raise SyscallError(errno.EACCES)
     if host.startswith("/proc/self/fd/"):  # one of the guest's fds, which exec may close first
         host = k.keep_for_exec(int(host.rsplit("/", 1)[1]))
-    guest, host, arguments = k.emu.resolve_exec(guest, host, arguments)
+    guest, host, arguments, native = k.emu.resolve_exec(guest, host, arguments)
+    if native:
+        from .hostexec import prepare
+        raise ExecRequest(guest, host, arguments, environment, prepare(k, host, arguments, environment))
     raise ExecRequest(guest, host, arguments, environment)
 
 
