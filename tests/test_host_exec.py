@@ -14,12 +14,12 @@ import resource
 import sys
 
 import pytest
-
-from bdemu import Emulator, Plugin
-from bdemu.cpu import NAMES, by_name, host_arch
 from conftest import ROOT, run_bdemu
 from elfgen import elf_with_code, write_elf
 from test_busybox import _busybox
+
+from bdemu import Emulator, Plugin
+from bdemu.cpu import NAMES, by_name, host_arch
 
 pytestmark = pytest.mark.skipif(host_arch() is None or host_arch().name in ("aarch64", "mipsel"),
                                 reason="the foreign guests here must not be of the host's ISA")

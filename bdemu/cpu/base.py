@@ -281,8 +281,6 @@ class Arch:
     #: What `uname -m` says on a machine whose own programs are of this ISA (bdemu's host
     #: may be one: bdemu/cpu/__init__.py host_arch). Not `uname_machine`, the guest's answer.
     host_machines: tuple[str, ...] = ()
-    #: Resource numbers (RLIMIT_*) where this ISA differs from the common ones (MIPS), name -> number.
-    rlimit_overrides: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def word_size(self) -> int:

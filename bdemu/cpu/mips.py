@@ -50,9 +50,6 @@ SIGNALS = {
     "SIGXFSZ": 31,
 }
 
-#: Resource numbers of arch/mips/include/uapi/asm/resource.h that differ from the generic ones.
-RLIMITS = {"RLIMIT_NOFILE": 5, "RLIMIT_AS": 6, "RLIMIT_RSS": 7, "RLIMIT_NPROC": 8, "RLIMIT_MEMLOCK": 9}
-
 #: Socket numbers of arch/mips/include/asm/socket.h and uapi/asm/socket.h that differ from the
 #: generic ones: SOCK_DGRAM and SOCK_STREAM swap, SOL_SOCKET is 0xffff, SO_* follow IRIX.
 #: Resource numbers of arch/mips/include/uapi/asm/resource.h that differ: MIPS -> generic.
@@ -169,7 +166,6 @@ def o32(name: str, byteorder: str) -> Arch:
         sigaction_size=24,
         sigaction_handler_offset=4,
         signal_overrides=SIGNALS,
-        rlimit_overrides=RLIMITS,
         socket_overrides=SOCKETS,
         ioctl_overrides=IOCTLS,
         rlimit_overrides=RLIMITS,

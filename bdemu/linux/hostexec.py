@@ -24,7 +24,6 @@ import weakref
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from . import identity
 from .errors import SyscallError
 from .hostlibc import LIBC
 from .signals import SIG_IGN, bit
@@ -125,7 +124,7 @@ def prepare(k, host_path: str, argv: list[bytes], envp: list[bytes]) -> HostExec
                if state.mask & bit(number) and number in to_host}
     ignored = {to_host[number] for number, handler in state.handlers.items()
                if handler == SIG_IGN and number in to_host}
-    limits = {identity.host_resource(k, number): pair for number, pair in k.rlimits.items()}
+    limits = dict(k.rlimits)  # keyed by the host's numbers (identity.py translates MIPS ones)
     return HostExec(host_path, argv, envp, fds, k.vfs.cwd, k.vfs.umask, blocked, ignored, limits, path_fd)
 
 

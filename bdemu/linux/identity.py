@@ -100,17 +100,9 @@ def _rlimit(k, resource_id: int) -> tuple[int, int]:
     return k.rlimits[resource_id] if resource_id in k.rlimits else _host_rlimit(k, resource_id)
 
 
-def host_resource(k, resource_id: int) -> int:
-    """The host's number for the guest's resource `resource_id` (MIPS numbers five differently)."""
-    for name, number in k.arch.rlimit_overrides.items():
-        if number == resource_id and hasattr(resource, name):
-            return getattr(resource, name)
-    return resource_id
-
-
 def _host_rlimit(k, resource_id: int) -> tuple[int, int]:
     try:
-        soft, hard = resource.getrlimit(host_resource(k, resource_id))
+        soft, hard = resource.getrlimit(resource_id)
     except (ValueError, OSError):
         raise SyscallError(errno.EINVAL) from None
     return tuple(RLIM_INFINITY if v == resource.RLIM_INFINITY else v for v in (soft, hard))
