@@ -53,8 +53,8 @@ def guest_options(function=None, *, output_flags=("--output", "-o")):
         click.option("--max-memory", metavar="SIZE", help="Guest mmap/brk beyond SIZE fail with ENOMEM."),
         click.option(*output_flags, "output", metavar="FILE", help="Where plugin output goes (default: stderr; - for stdout)."),
         click.option("--strict", is_flag=True, help="Unsupported syscalls stop the run (exit 125)."),
-        click.option("--no-host-exec", is_flag=True,
-                     help="An execve of a host-ISA program by a foreign guest fails (ENOEXEC) instead of running it."),
+        click.option("--host-exec", is_flag=True,
+                     help="A foreign guest's execve of a program of this machine runs it natively (unconfined)."),
         click.option("--gdb", metavar="[HOST:]PORT",
                      help="Wait for a GDB client (target remote) on PORT, stopped at the first instruction."),
         click.option("--debug", is_flag=True, callback=_note_debug, help="Show Python tracebacks."),
@@ -89,7 +89,7 @@ def _guest_environment() -> dict[str, str]:
 
 def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
                    backdoor_path, max_memory, output, strict, mounts=(), read_only=False, net=False, gdb=None,
-                   no_host_exec=False):
+                   host_exec=False):
     from .emulator import Emulator
     from .linux.procnames import publish as publish_name
     from .plugin_loader import parse_spec
@@ -108,7 +108,7 @@ def build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, 
     emu = Emulator(guest, argv=[guest, *guest_args], env=environment, rootfs=rootfs,
                    backdoor_pages=backdoor_pages, cwd=cwd, strict=strict, backdoor_path=backdoor_path,
                    max_memory=_size(max_memory) if max_memory else None,
-                   mounts=mounts, read_only=read_only, net=net, host_exec=not no_host_exec)
+                   mounts=mounts, read_only=read_only, net=net, host_exec=host_exec)
     if output == "-":
         emu.output = sys.stdout
     elif output:
@@ -154,10 +154,10 @@ def cli(ctx) -> None:
 @cli.command(context_settings=RUN_SETTINGS)
 @guest_options
 def run(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages, backdoor_path,
-        max_insns, timeout, max_memory, output, strict, debug, mounts, read_only, net, gdb, no_host_exec):
+        max_insns, timeout, max_memory, output, strict, debug, mounts, read_only, net, gdb, host_exec):
     """Run GUEST with GUEST_ARGS and exit with its status."""
     emu = build_emulator(guest, guest_args, plugins, rootfs, env_set, env_unset, cwd, backdoor_pages,
-                         backdoor_path, max_memory, output, strict, mounts, read_only, net, gdb, no_host_exec)
+                         backdoor_path, max_memory, output, strict, mounts, read_only, net, gdb, host_exec)
     _check_limits(max_insns, timeout)
     from .trace.stop import stop_on_signals
     with stop_on_signals(emu):  # Ctrl-C / SIGTERM: 130 / 143, plugins' on_exit still runs

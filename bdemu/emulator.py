@@ -46,8 +46,8 @@ class Emulator:
     directories into it; `read_only` makes every guest write to a host file or
     directory fail with EROFS; `net` lets the guest open AF_INET/AF_INET6 sockets, which AF_UNIX
     sockets never need (docs/security.md). `host_exec`: an execve of a program of the host's
-    own ISA by a guest of another runs it natively (bdemu/linux/hostexec.py); off, and under
-    `rootfs` or `read_only`, it fails with ENOEXEC.
+    own ISA by a guest of another runs it natively and unconfined (bdemu/linux/hostexec.py);
+    off (the default), and always under `rootfs` or `read_only`, it fails with ENOEXEC.
     """
 
     def __init__(self, path: str, argv: Sequence[str | bytes] | None = None,
@@ -55,7 +55,7 @@ class Emulator:
                  backdoor_pages: int = 1, cwd: str | None = None, strict: bool = False,
                  backdoor_path: str | None = None, max_memory: int | None = None,
                  read_only: bool = False, mounts: Sequence[str] = (), net: bool = False,
-                 host_exec: bool = True) -> None:
+                 host_exec: bool = False) -> None:
         if not 1 <= backdoor_pages <= 65536:
             raise UsageError(f"--backdoor-pages must be between 1 and 65536, not {backdoor_pages}")
         if rootfs is not None and not os.path.isdir(rootfs):
@@ -88,7 +88,8 @@ class Emulator:
             if not self._is_guest_directory(self.vfs.cwd):
                 raise UsageError(f"--cwd {cwd!r} is not a directory in rootfs {rootfs!r}")
         self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
-        self.host_exec = host_exec and not read_only  # (and no rootfs or chroot: resolve_exec)
+        #: True: host exec on; False: off; None: impossible here (read_only; rootfs, chroot: resolve_exec).
+        self.host_exec = None if read_only else host_exec
         self._install_syscall_insn_hook()  # before the device's CPUID hook: see the method
         from .devices import BackdoorDevice
         self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
@@ -343,7 +344,7 @@ class Emulator:
 
     def resolve_exec(self, guest: str, host: str, argv: list[bytes]) -> tuple[str, str, list[bytes], bool]:
         """What execve of `guest` runs (see guest_image.resolve_exec)."""
-        host_exec = self.host_exec and not self.vfs.confining  # a chroot confines like a rootfs
+        host_exec = bool(self.host_exec) and not self.vfs.confining  # a chroot confines like a rootfs
         return guest_image.resolve_exec(self.vfs, self.arch, guest, host, argv, host_exec)
 
     def _exec(self, request: ExecRequest) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from . import loaders
 from .cpu import Arch, host_arch
 from .errors import NotExecutable
-from .linux.errors import SyscallError
+from .linux.errors import HostProgram, SyscallError
 from .memory import PROT_READ, PROT_WRITE, OutOfMemory, page_down
 
 if TYPE_CHECKING:
@@ -133,6 +133,8 @@ def resolve_exec(vfs: "VirtualFS", arch: Arch, guest: str, host: str, argv: list
         raise SyscallError(errno.ENOEXEC) from None
     if image.arch is arch:
         return guest, host, argv, False
-    if host_exec and image.arch is host_arch():
-        return guest, host, argv, True
+    if image.arch is host_arch():
+        if host_exec:
+            return guest, host, argv, True
+        raise HostProgram(errno.ENOEXEC)
     raise SyscallError(errno.ENOEXEC)

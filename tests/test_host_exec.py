@@ -1,6 +1,7 @@
-"""A foreign-ISA guest's execve of a program built for the host's own ISA runs it natively, as
-qemu-user with binfmt_misc does (bdemu/linux/hostexec.py): the process becomes the host program
-with the guest's argv, envp, fds, cwd, umask, signal mask, ignored signals and limits.
+"""With --host-exec, a foreign-ISA guest's execve of a program built for the host's own ISA runs
+it natively, as qemu-user with binfmt_misc does (bdemu/linux/hostexec.py): the process becomes the
+host program with the guest's argv, envp, fds, cwd, umask, signal mask, ignored signals and limits.
+Without it (the default: the host program would run unconfined), the exec fails with ENOEXEC.
 
 The foreign guests are Debian's busybox-static (fetched as tests/test_busybox.py does) and
 small AArch64 snippets; the host programs are this machine's own /bin/sh, /bin/echo, /bin/grep.
@@ -28,7 +29,8 @@ SIGUSR1, SIGUSR2 = 10, 12  # AArch64's numbers, the generic ones
 
 
 def _busybox_sh(isa: str, script: str, *options: str, cwd=ROOT, pass_fds=()):
-    return run_bdemu("run", *options, str(ROOT / _busybox(isa)), "sh", "-c", script, cwd=cwd, pass_fds=pass_fds)
+    return run_bdemu("run", "--host-exec", *options, str(ROOT / _busybox(isa)), "sh", "-c", script, cwd=cwd,
+                     pass_fds=pass_fds)
 
 
 def _exec_guest(tmp_path, program: str, *args: str, prelude: str = "") -> str:
@@ -67,7 +69,7 @@ def test_a_foreign_shell_runs_host_programs(isa):
 
 
 def test_awk_system_runs_the_host_shell():
-    done = run_bdemu("run", _busybox("aarch64"), "awk", 'BEGIN { system("echo hi"); print "done" }')
+    done = run_bdemu("run", "--host-exec", _busybox("aarch64"), "awk", 'BEGIN { system("echo hi"); print "done" }')
     assert (done.returncode, done.stdout) == (0, b"hi\ndone\n"), done.stderr
 
 
@@ -130,7 +132,7 @@ def test_the_signal_mask_and_ignored_signals_pass_and_nothing_else(tmp_path):
   svc #0
 """
     guest = _exec_guest(tmp_path, "/bin/grep", "-E", "Sig(Blk|Ign)", "/proc/self/status", prelude=prelude)
-    done = run_bdemu("run", guest)
+    done = run_bdemu("run", "--host-exec", guest)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [b"SigBlk:", f"{1 << (SIGUSR2 - 1):016x}".encode(),
                                    b"SigIgn:", f"{1 << (SIGUSR1 - 1):016x}".encode()]
@@ -141,7 +143,7 @@ def test_a_recording_ends_complete_before_the_host_program_runs(tmp_path):
     plugin output is written, and the host program's status is bdemu's."""
     import duckdb
     trace, report = tmp_path / "t.db", tmp_path / "report.txt"
-    done = run_bdemu("record", "-o", str(trace), "-p", "hotblocks", "--plugin-output", str(report),
+    done = run_bdemu("record", "--host-exec", "-o", str(trace), "-p", "hotblocks", "--plugin-output", str(report),
                      _busybox("aarch64"), "sh", "-c", 'echo x; exec /bin/sh -c "echo y; exit 5"')
     assert (done.returncode, done.stdout) == (5, b"x\ny\n"), done.stderr
     assert report.read_text().strip()
@@ -160,7 +162,7 @@ def test_the_api_reports_the_host_exec_and_leaves_the_exec_to_its_caller():
         def on_exit(self, emu, result):
             seen.append(result.reason)
 
-    emu = Emulator(str(ROOT / _busybox("aarch64")), argv=["busybox", "sh", "-c", "exec /bin/true"])
+    emu = Emulator(str(ROOT / _busybox("aarch64")), argv=["busybox", "sh", "-c", "exec /bin/true"], host_exec=True)
     emu.add_plugin(Ends())
     result = emu.run(capture_output=True)
     assert (result.reason, seen) == ("host-exec", ["host-exec"])
@@ -168,19 +170,24 @@ def test_the_api_reports_the_host_exec_and_leaves_the_exec_to_its_caller():
 
 
 @pytest.mark.parametrize("command", ["run", "record"])
-def test_no_host_exec_keeps_enoexec(tmp_path, command):
+def test_without_host_exec_it_is_enoexec_and_bdemu_says_why(tmp_path, command):
     guest = _exec_guest(tmp_path, "/bin/true")
     options = ["-o", str(tmp_path / "t.db")] if command == "record" else []
-    assert run_bdemu(command, *options, guest).returncode == 0
-    done = run_bdemu(command, *options, "--no-host-exec", guest)
+    assert run_bdemu(command, *options, "--host-exec", guest).returncode == 0
+    done = run_bdemu(command, *options, guest)
     assert done.returncode == ENOEXEC, done.stderr
+    assert done.stderr.decode().splitlines() == [
+        "bdemu: warning: /bin/true is a program for this machine, not for the aarch64 guest (ENOEXEC): "
+        "--host-exec runs such programs natively, unconfined"]
+    confined = run_bdemu(command, *options, "--host-exec", "--read-only", guest)  # no hint: it would not help
+    assert (confined.returncode, confined.stderr) == (ENOEXEC, b"")
 
 
 def test_a_program_of_a_third_isa_stays_enoexec(tmp_path):
     third = tmp_path / "riscv"
     third.write_bytes(elf_with_code("riscv64", bytes(4)))
     third.chmod(0o755)
-    done = run_bdemu("run", _exec_guest(tmp_path, str(third)))
+    done = run_bdemu("run", "--host-exec", _exec_guest(tmp_path, str(third)))
     assert done.returncode == ENOEXEC, done.stderr
 
 

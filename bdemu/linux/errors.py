@@ -12,6 +12,10 @@ class SyscallError(Exception):
         self.code = code
 
 
+class HostProgram(SyscallError):
+    """ENOEXEC for a program of the host's own ISA, which host exec (off) would have run."""
+
+
 class GuestExit(Exception):
     """The guest called exit/exit_group."""
 

@@ -13,7 +13,7 @@ import os
 import struct
 
 from . import signals
-from .errors import ExecRequest, GuestExit, GuestSignal, SyscallError
+from .errors import ExecRequest, GuestExit, GuestSignal, HostProgram, SyscallError
 from .files import dir_base
 from .fsops import AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW
 from .registry import syscall
@@ -253,7 +253,13 @@ def _execve(k, guest: str, argv: int, envp: int) -> int:
         raise SyscallError(errno.EACCES)
     if host.startswith("/proc/self/fd/"):  # one of the guest's fds, which exec may close first
         host = k.keep_for_exec(int(host.rsplit("/", 1)[1]))
-    guest, host, arguments, native = k.emu.resolve_exec(guest, host, arguments)
+    try:
+        guest, host, arguments, native = k.emu.resolve_exec(guest, host, arguments)
+    except HostProgram:
+        if not k.vfs.confining and k.emu.host_exec is not None:  # --host-exec would run it
+            k.warn_once("host-exec", f"{guest} is a program for this machine, not for the {k.arch.name} guest "
+                                     "(ENOEXEC): --host-exec runs such programs natively, unconfined")
+        raise
     if native:
         from .hostexec import prepare
         raise ExecRequest(guest, host, arguments, environment, prepare(k, host, arguments, environment))
