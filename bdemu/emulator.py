@@ -88,8 +88,7 @@ class Emulator:
             if not self._is_guest_directory(self.vfs.cwd):
                 raise UsageError(f"--cwd {cwd!r} is not a directory in rootfs {rootfs!r}")
         self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
-        #: True: host exec on; False: off; None: impossible here (read_only; rootfs, chroot: resolve_exec).
-        self.host_exec = None if read_only else host_exec
+        self.host_exec = None if read_only else host_exec  # None: impossible (rootfs, chroot: resolve_exec)
         self._install_syscall_insn_hook()  # before the device's CPUID hook: see the method
         from .devices import BackdoorDevice
         self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
