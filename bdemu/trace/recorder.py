@@ -87,7 +87,7 @@ class Recorder(Plugin):
         if self.writer is None:
             from .writer import TraceWriter
             self.writer = TraceWriter(self.path, threaded=self.opts.threaded, native=self.native,
-                                      blocks=self.opts.blocks, bulk=self.opts.mem)
+                                      blocks=self.opts.blocks, bulk=self.opts.mem or self.opts.live)
 
     def discard(self) -> None:
         """The run will not happen (the guest failed to load): close and remove the trace file."""

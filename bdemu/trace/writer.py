@@ -106,7 +106,7 @@ class TraceWriter:
 
     def __init__(self, path: str, threaded: bool = True, native: bool = False, blocks: bool = True,
                  bulk: bool = False) -> None:
-        """`bulk`: tables will get millions of rows (memory accesses), so DuckDB keeps its defaults,
+        """`bulk`: tables will get millions of rows (accesses, registers), so DuckDB keeps its defaults,
         which suit big inserts and checkpoints. Otherwise it gets one thread (small inserts cost
         ~40% less; a --mem recording's would cost 1.2x bare more) and small blocks."""
         self.path = os.fspath(path)
