@@ -88,8 +88,8 @@ def main() -> None:
         per_million = best["bytes"] / blocks * 1e6 if blocks else 0
         cpu_ratio = min(r["cpu"] for r in runs) / bare_cpu
         with_open = min(r["seconds"] + r["opened"] for r in runs) / bare
-        print(f"{size:8} {mode:10} {best['seconds']:8.3f} {bare:7.3f} {best['seconds'] / bare:6.1f}x {with_open:6.1f}x "
-              f"{cpu_ratio:6.1f}x "
+        print(f"{size:8} {mode:10} {best['seconds']:8.3f} {bare:7.3f} {best['seconds'] / bare:6.2f}x {with_open:6.2f}x "
+              f"{cpu_ratio:6.2f}x "
               f"{events / best['seconds']:12,.0f} {events:12,} {per_million:10,.0f}"
               f"   ({best['bytes'] / max(blocks, 1):.2f} bytes/block on disk, all tables)")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..decode import Disassemblers
+from ..decode import Disassemblers, count_instructions
 from .recorder import FLUSH_ROWS
 
 
@@ -145,8 +145,8 @@ class NativeStream:
             arch = emu.arch
             disassemblers = Disassemblers(arch.cs_arch, arch.cs_mode)
             modes = self._modes
-            per_block = np.array([sum(1 for _ in disassemblers(None if mode is None else modes.cs_mode(mode))
-                                      .disasm_lite(code, pc)) for pc, code, mode in self._code], np.int64)
+            per_block = np.array([count_instructions(disassemblers(None if mode is None else modes.cs_mode(mode)),
+                                                     code, pc) for pc, code, mode in self._code], np.int64)
         self.writer.sync()
         executions = self._runs.executions(self._known)
         self.instructions = int((executions * per_block).sum())

@@ -245,7 +245,7 @@ class Recorder(Plugin):
 
     def _write_code(self, emu) -> None:
         """Bytes (and instruction set) of every distinct executed block, and the total instruction count."""
-        from ..decode import Disassemblers
+        from ..decode import Disassemblers, count_instructions
         distinct = self.writer.query("SELECT pc, size, count(*) FROM blocks GROUP BY pc, size")  # stored already
         arch, seen = emu.arch, getattr(self, "_block_modes", None) or {}
         disassemblers = Disassemblers(arch.cs_arch, arch.cs_mode)
@@ -259,7 +259,7 @@ class Recorder(Plugin):
             name = None if value is None else arch.code_modes.name(value)
             mode = None if value is None else arch.code_modes.cs_mode(value)
             code.append((pc, size, data, name))
-            total += times * sum(1 for _ in disassemblers(mode).disasm_lite(data, pc))
+            total += times * count_instructions(disassemblers(mode), data, pc)
         if not self.instructions:
             self.instructions = total
         if code:
