@@ -12,20 +12,30 @@ from typing import Callable, NamedTuple
 
 
 def count_instructions(cs, code: bytes, address: int) -> int:
-    """How many instructions Capstone instance `cs` decodes from `code` at `address`. Through
+    """How many instructions Capstone instance `cs` decodes from `code` at `address` (then stops:
+    bytes it cannot decode are not counted)."""
+    return decoded_span(cs, code, address)[0]
+
+
+def decoded_span(cs, code: bytes, address: int) -> tuple[int, int]:
+    """(instructions, bytes they cover) of what `cs` decodes from `code` at `address`. Through
     Capstone's C call when the binding exposes it (`_cs`, as Capstone 4 and 5 do): the decode
-    then runs without the GIL and builds no Python objects, ~3x cheaper than counting what
-    `disasm_lite` yields, which other threads (the trace writer) feel."""
+    then runs without the GIL and builds no Python objects, ~3x cheaper than going through
+    `disasm_lite`, which other threads (the trace writer) feel."""
     import capstone
     native = getattr(capstone, "_cs", None)
     if native is None or not hasattr(capstone, "_cs_insn") or not hasattr(cs, "csh"):
-        return sum(1 for _ in cs.disasm_lite(code, address))
+        sizes = [size for _, size, _, _ in cs.disasm_lite(code, address)]
+        return len(sizes), sum(sizes)
     import ctypes
     insns = ctypes.POINTER(capstone._cs_insn)()
     count = native.cs_disasm(cs.csh, code, len(code), address, 0, ctypes.byref(insns))
-    if count:
-        native.cs_free(insns, count)
-    return count
+    if not count:
+        return 0, 0
+    last = insns[count - 1]
+    covered = last.address + last.size - address
+    native.cs_free(insns, count)
+    return count, covered
 
 
 class Insn(NamedTuple):
@@ -71,6 +81,19 @@ class BlockDecoder:
         if found is None:
             found = self._cache[key] = self._decode(address, size, mode)
         return found
+
+    def count(self, address: int, size: int) -> int:
+        """len(block(address, size)), without making the instructions (unless made already)."""
+        mode = self._mode_of(address, size) if self._mode_of is not None else None
+        found = self._cache.get((address, size, mode))
+        if found is not None:
+            return len(found)
+        try:
+            code = bytes(self._uc.mem_read(address, size))
+        except Exception:
+            return 0
+        count, covered = decoded_span(self._capstone(mode), code, address)
+        return count + (covered < size)  # undecodable bytes: one "(bad)" instruction, as in block()
 
     def _decode(self, address: int, size: int, mode: int | None) -> tuple[Insn, ...]:
         try:

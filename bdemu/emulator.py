@@ -142,17 +142,16 @@ class Emulator:
         self.hooks.add(instance)
         return instance
 
-    def disassemble(self, address: int, size: int) -> tuple:
-        """Instructions of the guest code at [address, address+size), decoded once and cached.
+    @functools.cached_property
+    def decoder(self):
+        """Guest code decoded once per block (bdemu/decode.py): `block(address, size)` gives its
+        `(address, size, bytes, mnemonic, op_str)` instructions, `count(address, size)` their number."""
+        from .decode import BlockDecoder
+        return BlockDecoder(self.arch, self.uc, self._block_mode if self.arch.code_modes else None)
 
-        Each is `(address, size, bytes, mnemonic, op_str)`; see bdemu/decode.py.
-        """
-        decoder = self.__dict__.get("_decoder")
-        if decoder is None:
-            from .decode import BlockDecoder
-            modes = self.arch.code_modes
-            decoder = self._decoder = BlockDecoder(self.arch, self.uc, self._block_mode if modes else None)
-        return decoder.block(address, size)
+    def disassemble(self, address: int, size: int) -> tuple:
+        """Instructions of the guest code at [address, address+size), decoded once (`decoder`)."""
+        return self.decoder.block(address, size)
 
     def _block_mode(self, address: int, size: int) -> int:
         """The Capstone mode of a block (ARM or Thumb): as it first ran if a native block table saw

@@ -157,7 +157,7 @@ def before_exec(emu: "Emulator") -> None:
     for hook in getattr(emu, "_native_hooks", []):
         if hasattr(hook.state, "drain"):
             hook.state.drain()
-    emu.__dict__.pop("_decoder", None)
+    emu.__dict__.pop("decoder", None)
 
 
 def drain_plugin_hooks(emu: "Emulator") -> None:

@@ -17,7 +17,7 @@ class InsnCount(Plugin):
 
     def on_block_counts(self, emu, pcs, sizes, counts) -> None:
         for pc, size, count in zip(pcs.tolist(), sizes.tolist(), counts.tolist()):
-            length = len(emu.disassemble(pc, size))
+            length = emu.decoder.count(pc, size)
             self.total += length * count
             self.per_block.append((pc, length, count))
 
