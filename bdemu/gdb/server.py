@@ -386,8 +386,8 @@ class GdbServer:
         if text.startswith("qSupported"):
             self._exec_events = "exec-events+" in text
             return (b"PacketSize=20000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
-                    b"qXfer:exec-file:read+;qXfer:threads:read+;qXfer:siginfo:read+;QCatchSyscalls+;QPassSignals+;QProgramSignals+;"
-                    b"swbreak+;vContSupported+"
+                    b"qXfer:exec-file:read+;qXfer:threads:read+;qXfer:siginfo:read+;"
+                    b"QCatchSyscalls+;QPassSignals+;QProgramSignals+;swbreak+;vContSupported+"
                     + (b";exec-events+" if self._exec_events else b""))
         if text.startswith(("QPassSignals:", "QProgramSignals:")):
             return self.signals.packet(text)

@@ -150,7 +150,8 @@ class NativeStream:
         self.writer.sync()
         executions = self._runs.executions(self._known)
         self.instructions = int((executions * per_block).sum())
-        streamed = (int(executions.sum()) if self.opts.blocks else 0) + (self.instructions if self.decode is not None else 0)
+        streamed = int(executions.sum()) if self.opts.blocks else 0
+        streamed += self.instructions if self.decode is not None else 0
         self.events += streamed - self._streamed
 
 

@@ -7,8 +7,9 @@ guest produces events faster than DuckDB stores them, the recorder waits
 instead of growing without limit. The recorder may also run its own
 functions there (`call`), e.g. to encode block runs off the guest's thread.
 
-Commits are what a trace file pays for most, not rows: each one syncs the
-write-ahead log, and the last one copies the log into the file. So the
+Commits are what a trace file pays for most, not rows: each one writes the
+write-ahead log, and the last one copies the log into the file (none syncs
+them to the disk: a trace is a run's repeatable artifact; docs/traces.md). So the
 schema is committed at once (a file killed early is still a trace file),
 then rows go into a transaction that is committed once it has been open
 `COMMIT_SECONDS` (checked at each write, and by an idle writer thread), and
