@@ -88,7 +88,7 @@ class Emulator:
             if not self._is_guest_directory(self.vfs.cwd):
                 raise UsageError(f"--cwd {cwd!r} is not a directory in rootfs {rootfs!r}")
         self.kernel = Kernel(self, self.arch, self.vfs, strict, net)
-        self.host_exec = None if read_only else host_exec  # None: impossible (rootfs, chroot: resolve_exec)
+        self.host_exec = host_exec
         self._install_syscall_insn_hook()  # before the device's CPUID hook: see the method
         from .devices import BackdoorDevice
         self.device = BackdoorDevice(self, backdoor_pages, backdoor_path)
@@ -342,8 +342,8 @@ class Emulator:
 
     def resolve_exec(self, guest: str, host: str, argv: list[bytes]) -> tuple[str, str, list[bytes], bool]:
         """What execve of `guest` runs (see guest_image.resolve_exec)."""
-        host_exec = bool(self.host_exec) and not self.vfs.confining  # a chroot confines like a rootfs
-        return guest_image.resolve_exec(self.vfs, self.arch, guest, host, argv, host_exec)
+        confined = self.vfs.confining or self.vfs.read_only  # a rootfs, a chroot, --read-only
+        return guest_image.resolve_exec(self.vfs, self.arch, guest, host, argv, None if confined else self.host_exec)
 
     def _exec(self, request: ExecRequest) -> None:
         from .hookinstall import before_exec

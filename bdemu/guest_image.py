@@ -114,10 +114,11 @@ def load(emu: "Emulator", host_path: str, argv: list[bytes], envp: list[bytes], 
 
 
 def resolve_exec(vfs: "VirtualFS", arch: Arch, guest: str, host: str, argv: list[bytes],
-                 host_exec: bool = False) -> tuple[str, str, list[bytes], bool]:
+                 host_exec: bool | None = None) -> tuple[str, str, list[bytes], bool]:
     """What execve of `guest` runs: (guest path, host path, argv, whether the host runs it), a
     `#!` script becoming its interpreter. Raises SyscallError(ENOEXEC) unless that replaces this
-    image, or, with `host_exec`, is a program of the host's own ISA (bdemu/linux/hostexec.py)."""
+    image, or, with `host_exec`, is a program of the host's own ISA (bdemu/linux/hostexec.py);
+    HostProgram (ENOEXEC) for one that host exec, off (False) but possible (not None), would run."""
     with open(host, "rb") as handle:
         head = handle.read(256)
     if head.startswith(b"#!"):
@@ -133,7 +134,7 @@ def resolve_exec(vfs: "VirtualFS", arch: Arch, guest: str, host: str, argv: list
         raise SyscallError(errno.ENOEXEC) from None
     if image.arch is arch:
         return guest, host, argv, False
-    if image.arch is host_arch():
+    if image.arch is host_arch() and host_exec is not None:
         if host_exec:
             return guest, host, argv, True
         raise HostProgram(errno.ENOEXEC)

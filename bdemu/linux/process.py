@@ -256,9 +256,8 @@ def _execve(k, guest: str, argv: int, envp: int) -> int:
     try:
         guest, host, arguments, native = k.emu.resolve_exec(guest, host, arguments)
     except HostProgram:
-        if not k.vfs.confining and k.emu.host_exec is not None:  # --host-exec would run it
-            k.warn_once("host-exec", f"{guest} is a program for this machine, not for the {k.arch.name} guest "
-                                     "(ENOEXEC): --host-exec runs such programs natively, unconfined")
+        k.warn_once("host-exec", f"{guest} is a program for this machine, not for the {k.arch.name} guest "
+                                 "(ENOEXEC): --host-exec runs such programs natively, unconfined")
         raise
     if native:
         from .hostexec import prepare
