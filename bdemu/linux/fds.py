@@ -55,11 +55,11 @@ class OpenFile:
 
 
 class FdTable:
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self) -> None:
         self._files: dict[int, OpenFile] = {}
         #: The guest's RLIMIT_NOFILE (soft): new fds are below it (EMFILE, EBADF for dup2, EINVAL
         #: for F_DUPFD); fds above a lowered limit stay open, as on Linux.
-        self.limit = host_fd_limit() if limit is None else limit
+        self.limit = host_fd_limit()
 
     def __contains__(self, fd: int) -> bool:
         return fd in self._files

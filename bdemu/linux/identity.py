@@ -97,10 +97,10 @@ def _resource(k, guest_id: int) -> int:
 
 def _rlimit(k, resource_id: int) -> tuple[int, int]:
     """The guest's limit: what it set (`Kernel.rlimits`), else the host's."""
-    return k.rlimits[resource_id] if resource_id in k.rlimits else _host_rlimit(k, resource_id)
+    return k.rlimits[resource_id] if resource_id in k.rlimits else _host_rlimit(resource_id)
 
 
-def _host_rlimit(k, resource_id: int) -> tuple[int, int]:
+def _host_rlimit(resource_id: int) -> tuple[int, int]:
     try:
         soft, hard = resource.getrlimit(resource_id)
     except (ValueError, OSError):
@@ -142,7 +142,7 @@ def sys_prlimit64(k, pid, resource_id, new, old):
     own = k.signed32(pid) in (0, os.getpid())
     resource_id = _resource(k, resource_id)
     if old:
-        soft, hard = _rlimit(k, resource_id) if own else _host_rlimit(k, resource_id)
+        soft, hard = _rlimit(k, resource_id) if own else _host_rlimit(resource_id)
         k.write(old, struct.pack("<QQ" if k.byteorder == "little" else ">QQ", soft, hard))
     if new and own:
         _set_rlimit(k, resource_id, *_unpack_limit(k, new, 8))
