@@ -94,12 +94,13 @@ def _instruction_clock(trace):
     if trace.count("insns"):
         seqs = trace.con.execute("SELECT seq FROM insns ORDER BY seq").fetchnumpy()["seq"].astype(np.uint64)
         return lambda events: np.searchsorted(seqs, events)
+    from ..decode import count_instructions
     from .show import code_rows, disassembler
     disassemblers: dict = {}
     counts = {}
     for pc, size, code, mode in trace.con.execute(code_rows(trace)).fetchall():
         cs = disassemblers.get(mode) or disassemblers.setdefault(mode, disassembler(trace.arch, mode))
-        counts[(pc, size)] = max(1, sum(1 for _ in cs.disasm_lite(code, pc))) if cs and code else 1
+        counts[(pc, size)] = max(1, count_instructions(cs, code, pc)) if cs and code else 1
     import pyarrow as pa
     table = pa.table({"pc": pa.array([k[0] for k in counts], pa.uint64()),
                       "size": pa.array([k[1] for k in counts], pa.uint32()),
