@@ -193,6 +193,23 @@ HANDLER_EXITS_9 = """
     mov eax, 60
     syscall
 """
+#: rt_sigaction(SIGUSR1, the struct sigaction at [rsp - 32]), then kill(getpid(), SIGUSR1); the
+#: pid stays in r12.
+SIGACTION_USR1_THEN_RAISE = """
+    mov edi, 10
+    lea rsi, [rsp - 32]
+    xor edx, edx
+    mov r10d, 8
+    mov eax, 13
+    syscall
+    mov eax, 39
+    syscall
+    mov r12, rax
+    mov rdi, r12
+    mov esi, 10
+    mov eax, 62
+    syscall
+"""
 #: SIGUSR1's handler (HANDLER_EXITS_9) is installed, then the guest sends itself SIGUSR1.
 SIGNAL_TO_A_HANDLER = f"""
     jmp start
@@ -208,18 +225,7 @@ start:
     lea rax, [rip + restorer]
     mov [rsp - 16], rax
     mov qword ptr [rsp - 8], 0
-    mov edi, 10
-    lea rsi, [rsp - 32]
-    xor edx, edx
-    mov r10d, 8
-    mov eax, 13
-    syscall
-    mov eax, 39
-    syscall
-    mov edi, eax
-    mov esi, 10
-    mov eax, 62
-    syscall
+    {SIGACTION_USR1_THEN_RAISE}
     mov edi, 3
     mov eax, 60
     syscall

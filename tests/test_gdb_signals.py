@@ -18,7 +18,7 @@ from conftest import ROOT, sample
 from elfgen import BASE, assemble, write_elf
 from gdbclient import Session
 from test_gdb import READ_STDIN_THEN_EXIT  # read(0, buf, 64), then exit with its result
-from test_gdb_events import HANDLER_EXITS_9, SIGNAL_TO_A_HANDLER
+from test_gdb_events import HANDLER_EXITS_9, SIGACTION_USR1_THEN_RAISE, SIGNAL_TO_A_HANDLER
 
 from bdemu.cpu import by_name
 from bdemu.gdb.signals import SignalNumbers
@@ -169,24 +169,12 @@ def test_the_real_gdb_shows_a_signal_and_passes_it_to_the_handler(isa):
 
 
 #: SIGUSR1 ignored (SIG_IGN), sent to itself, then SIGCHLD (ignored by default); exit(3).
-IGNORED_SIGNALS = """
+IGNORED_SIGNALS = f"""
     mov qword ptr [rsp - 32], 1
     mov qword ptr [rsp - 24], 0
     mov qword ptr [rsp - 16], 0
     mov qword ptr [rsp - 8], 0
-    mov edi, 10
-    lea rsi, [rsp - 32]
-    xor edx, edx
-    mov r10d, 8
-    mov eax, 13
-    syscall
-    mov eax, 39
-    syscall
-    mov r12, rax
-    mov rdi, r12
-    mov esi, 10
-    mov eax, 62
-    syscall
+    {SIGACTION_USR1_THEN_RAISE}
     mov rdi, r12
     mov esi, 17
     mov eax, 62
