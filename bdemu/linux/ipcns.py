@@ -257,10 +257,8 @@ class IpcNamespace:
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 1)
 
-    def _entries(self) -> list[tuple[int, int, int]]:
-        data = os.pread(self.fd, MAX_OBJECTS * RECORD.size, 0)
-        return [RECORD.unpack_from(data, offset) for offset in range(0, len(data) - len(data) % RECORD.size,
-                                                                    RECORD.size)]
+    def _entries(self) -> list[tuple[int, int, int, int]]:
+        return table_entries(self.fd)
 
     def _reload(self) -> list[tuple[int, int, int, int]]:
         entries = self._entries()
@@ -288,12 +286,16 @@ class IpcNamespace:
         self.known[(kind, host_id)] = key
 
 
+def table_entries(fd: int) -> list[tuple[int, int, int, int]]:
+    """The records of the run's table `fd` (free ones too: kind 0)."""
+    data = os.pread(fd, MAX_OBJECTS * RECORD.size, 0)
+    return [RECORD.unpack_from(data, offset) for offset in range(0, len(data) - len(data) % RECORD.size, RECORD.size)]
+
+
 def remove_listed(fd: int) -> None:
     """Remove every object the table `fd` lists, then empty it (an id removed is one the host may
     give another program's object later). With the run's liveness lock (byte 0) held exclusively."""
-    data = os.pread(fd, MAX_OBJECTS * RECORD.size, 0)
-    for offset in range(0, len(data) - len(data) % RECORD.size, RECORD.size):
-        kind, host_id, _, _ = RECORD.unpack_from(data, offset)
+    for kind, host_id, _, _ in table_entries(fd):
         if kind in HOST_CTL:
             try:
                 HOST_CTL[kind](host_id, IPC_RMID, None)
